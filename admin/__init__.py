@@ -1,0 +1,1 @@
+"""The supervisor and administration surface: service levels, callbacks, tier maintenance."""

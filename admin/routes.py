@@ -1,0 +1,140 @@
+"""`/admin`: what supervisors read (service level, callbacks) and how the CRM feeds tiers.
+
+The reload streams its body to a temporary file, bounded by `max_reload_bytes`, and hands
+the file to the tier store, which parses it off the event loop and swaps atomically.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Literal, cast
+
+from aiohttp import web
+
+from tierline.queue.service_level import FORMULAS, Window
+from tierline.router.bodies import json_response, query_choice, query_int, read_json
+from tierline.router.context import services
+from tierline.router.endpoints import EndpointTable, QueryParam
+from tierline.router.errors import ApiError
+from tierline.router.messages import (
+    CallbackListView,
+    SlaView,
+    TierEditBody,
+    TierRecordView,
+    callback_view,
+    record_view,
+    sla_view,
+)
+from tierline.tiers.model import parse_tier
+from tierline.tiers.parse import BadTierFile
+from tierline.tiers.phone import normalise_caller
+from tierline.tiers.reload import ReloadResult
+
+admin = EndpointTable()
+
+WINDOWS = ("15m", "60m", "today")
+CALLBACK_FILTERS = ("open", "overdue", "done")
+TIER_FILE_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/jsonl": "ndjson"}
+
+
+@admin.route(
+    "GET",
+    "/admin/sla",
+    summary="Service level per queue × tier against its target, with waits, abandons, overflows",
+    role="admin",
+    responses={200: SlaView},
+    query=(
+        QueryParam("queue", "one queue (default: all)"),
+        QueryParam("window", "15m, 60m or today (today adds the 15-minute intervals)", enum=WINDOWS),
+    ),
+)
+async def get_sla(request: web.Request) -> web.Response:
+    svc = services(request)
+    window = cast(Window, query_choice(request, "window", WINDOWS, "15m"))
+    report = await svc.calls.sla(request.query.get("queue"), window)
+    summary = await svc.calls.callback_summary()
+    formula = svc.settings.sla_formula
+    body = sla_view(report, formula, FORMULAS[formula][0], svc.settings.timezone, summary)
+    return json_response(body)
+
+
+@admin.route(
+    "GET",
+    "/admin/callbacks",
+    summary="Callbacks by deadline: open (open or assigned), overdue, or done (closed)",
+    role="admin",
+    responses={200: CallbackListView},
+    query=(
+        QueryParam("status", "open, overdue or done", enum=CALLBACK_FILTERS),
+        QueryParam("limit", "at most this many (1-10000, default 1000)", integer=True),
+    ),
+)
+async def list_callbacks(request: web.Request) -> web.Response:
+    which = cast(Literal["open", "overdue", "done"], query_choice(request, "status", CALLBACK_FILTERS, "open"))
+    limit = query_int(request, "limit", 1000, 1, 10_000)
+    found = await services(request).calls.callbacks(which, limit)
+    return json_response(CallbackListView(status=which, callbacks=[callback_view(c) for c in found]))
+
+
+@admin.route(
+    "POST",
+    "/admin/tiers/reload",
+    summary="Replace the whole tier table from a CSV or JSON Lines file, atomically",
+    role="admin",
+    body_media=tuple(TIER_FILE_TYPES),
+    responses={200: ReloadResult},
+)
+async def reload_tiers(request: web.Request) -> web.Response:
+    svc = services(request)
+    fmt = TIER_FILE_TYPES.get(request.content_type)
+    if fmt is None:
+        raise ApiError(415, "unsupported_media_type", "send the tier file as text/csv or application/x-ndjson")
+    limit = svc.settings.server.max_reload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"the tier file is larger than {limit} bytes")
+    with tempfile.TemporaryDirectory(prefix="tierline-reload-") as folder:
+        path = Path(folder) / f"tiers.{fmt}"
+        size = 0
+        with path.open("wb") as out:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "payload_too_large", f"the tier file is larger than {limit} bytes")
+                out.write(chunk)
+        try:
+            result = await svc.tiers.reload_file(path, "csv" if fmt == "csv" else "ndjson")
+        except BadTierFile as exc:
+            raise ApiError(422, "invalid_tier_file", str(exc)) from None
+    return json_response(result)
+
+
+@admin.route(
+    "PUT",
+    "/admin/tiers/{caller}",
+    summary="Set one caller's tier (lasts until the next full reload)",
+    role="admin",
+    body=TierEditBody,
+    responses={200: TierRecordView},
+)
+async def put_tier(request: web.Request) -> web.Response:
+    body = await read_json(request, TierEditBody)
+    caller = normalise_caller(request.match_info["caller"])
+    tier = parse_tier(body.tier)
+    if tier is None:
+        raise ApiError(422, "invalid_tier", f"tier must be vip, mid, standard or blacklisted, not {body.tier!r}")
+    record = await services(request).tiers.put(caller, tier, dict(body.crm))
+    return json_response(record_view(record))
+
+
+@admin.route(
+    "DELETE",
+    "/admin/tiers/{caller}",
+    summary="Forget one caller: back to the default tier",
+    role="admin",
+    responses={204: None},
+)
+async def delete_tier(request: web.Request) -> web.Response:
+    caller = normalise_caller(request.match_info["caller"])
+    await services(request).tiers.delete(caller)
+    return web.Response(status=204)

@@ -1,0 +1,51 @@
+"""The memory store's service-level tallies: per queue × tier, by minute and by 15-minute interval.
+
+Minutes serve the rolling windows (kept an hour), intervals serve today and its chart (kept
+two days). Both are filled from the same event through `service_level.record`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from tierline.queue import service_level as sl
+from tierline.queue.policy import Policy
+from tierline.tiers.model import Tier
+
+Key = tuple[str, Tier]
+
+
+class Ledger:
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+        self._minutes: defaultdict[Key, dict[int, sl.Tally]] = defaultdict(dict)
+        self._intervals: defaultdict[Key, dict[int, sl.Tally]] = defaultdict(dict)
+
+    def record(self, queue: str, tier: Tier, kind: sl.EventKind, at: float, value: float = 0.0) -> None:
+        threshold = self._policy.tier(tier).sla_threshold_s
+        short = self._policy.short_abandon_s
+        for buckets, slot in ((self._minutes, sl.minute_of(at)), (self._intervals, sl.interval_of(at))):
+            by_slot = buckets[(queue, tier)]
+            tally = by_slot.get(slot)
+            if tally is None:
+                tally = by_slot[slot] = sl.Tally()
+            sl.record(tally, kind, value, threshold, short)
+
+    def rolling(self, queue: str, tier: Tier, window: str, now: float) -> sl.Tally:
+        by_minute = self._minutes.get((queue, tier), {})
+        return sl.total(t for m in sl.rolling_minutes(window, now) if (t := by_minute.get(m)) is not None)
+
+    def intervals(self, queue: str, tier: Tier, now: float) -> list[tuple[int, sl.Tally]]:
+        by_interval = self._intervals.get((queue, tier), {})
+        return [(i, by_interval.get(i) or sl.Tally()) for i in sl.today_intervals(now, self._policy.timezone)]
+
+    def today(self, queue: str, tier: Tier, now: float) -> sl.Tally:
+        return sl.total(t for _, t in self.intervals(queue, tier, now))
+
+    def prune(self, now: float) -> None:
+        oldest_minute = sl.minute_of(now) - 61
+        oldest_interval = sl.interval_of(now) - 2 * 96
+        for buckets, oldest in ((self._minutes, oldest_minute), (self._intervals, oldest_interval)):
+            for by_slot in buckets.values():
+                for slot in [s for s in by_slot if s < oldest]:
+                    del by_slot[slot]

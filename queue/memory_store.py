@@ -1,0 +1,443 @@
+"""The embedded store: every call, agent, callback and tally in this process's memory.
+
+Zero setup, one process. Each public method runs to completion without awaiting, so on the
+event loop it is atomic: no call can be popped twice or half-moved. The rules themselves
+live in the pure modules (ordering/waitlist, calls, callbacks, service_level); this module
+keeps the indexes that make every step O(log n) and applies the rules to them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+from sortedcontainers import SortedList
+
+from tierline.queue import callbacks as cb
+from tierline.queue import calls
+from tierline.queue import service_level as sl
+from tierline.queue.callbacks import Callback, CallbackReason, Outcome
+from tierline.queue.calls import Call, OverflowReason
+from tierline.queue.clock import Clock
+from tierline.queue.errors import Conflict, Invalid, NotFound
+from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
+from tierline.queue.ledger import Ledger
+from tierline.queue.policy import Policy
+from tierline.queue.store import (
+    CallbackFilter,
+    CallbackSummary,
+    CallSnapshot,
+    IntervalFigures,
+    SlaReport,
+    SlaRow,
+    Work,
+)
+from tierline.queue.waitlist import WaitList
+from tierline.tiers.model import TIERS, TierRecord
+
+Holding = tuple[Literal["call", "callback"], str]
+ReadyKey = tuple[float, float, str]  # deadline, created_at, callback_id
+
+
+def _ready_key(callback: Callback) -> ReadyKey:
+    return (callback.deadline, callback.created_at, callback.callback_id)
+
+
+class MemoryCallStore:
+    def __init__(self, policy: Policy, clock: Clock, new_id: Callable[[], str] | None = None) -> None:
+        self.policy = policy
+        self.clock = clock
+        self._new_id = new_id or (lambda: uuid.uuid4().hex)
+        self._seq = 0
+        self._started_at = clock.now()
+        self._calls: dict[str, Call] = {}
+        self._records: dict[str, TierRecord] = {}  # call_id -> caller's record at arrival, while active
+        self._queues = {name: WaitList(policy.aging_s) for name in policy.queues}
+        self._offers: SortedList = SortedList()  # (offered_at, call_id)
+        self._holding: dict[str, Holding] = {}  # agent_id -> the one piece of work it holds
+        self._callbacks: dict[str, Callback] = {}
+        self._active_callback: dict[str, str] = {}  # caller -> callback_id while open or assigned
+        self._ready: dict[str, SortedList] = {name: SortedList() for name in policy.queues}  # ReadyKey
+        self._snoozed: SortedList = SortedList()  # (next_attempt_at, callback_id)
+        self._answers: dict[str, deque[float]] = {name: deque() for name in policy.queues}
+        self._finished: deque[tuple[float, Literal["call", "callback"], str]] = deque()
+        self._ledger = Ledger(policy)
+        self._last_prune = self._started_at
+
+    # --- IVR ------------------------------------------------------------------------------
+
+    async def route(self, call_id: str, record: TierRecord, queue: str) -> tuple[CallSnapshot, bool]:
+        waitlist = self._waitlist(queue)
+        now = self._tick()
+        existing = self._calls.get(call_id)
+        if existing is not None:
+            calls.check_same_call(existing, record.caller, queue)
+            return self._snapshot(existing, now), False
+        self._seq += 1
+        call = Call(
+            call_id=call_id,
+            caller=record.caller,
+            tier=record.tier,
+            queue=queue,
+            status="waiting",
+            arrived_at=now,
+            seq=self._seq,
+        )
+        self._calls[call_id] = call
+        self._records[call_id] = record
+        self._ledger.record(queue, call.tier, "arrived", now)
+        limit = self.policy.max_waiting(queue)
+        if call.tier != "vip" and limit is not None and len(waitlist) >= limit:
+            self._overflow(call, "queue_full", now)
+        else:
+            waitlist.add(call.tier, call.place)
+        return self._snapshot(call, now), True
+
+    async def get_call(self, call_id: str) -> CallSnapshot:
+        now = self._tick()
+        return self._snapshot(self._call(call_id), now)
+
+    async def abandon(self, call_id: str) -> CallSnapshot:
+        now = self._tick()
+        call = self._call(call_id)
+        if calls.check_abandon(call):
+            self._take_out(call)
+            call.status = "abandoned"
+            call.left_at = now
+            wait = call.waited(now)
+            self._ledger.record(call.queue, call.tier, "abandoned", now, wait)
+            if call.tier == "mid" and wait >= self.policy.short_abandon_s:
+                self._open_callback(call, "abandoned", now)
+            self._finish("call", call_id)
+        return self._snapshot(call, now)
+
+    # --- agents ---------------------------------------------------------------------------
+
+    async def answer(self, call_id: str, agent_id: str) -> CallSnapshot:
+        now = self._tick()
+        call = self._call(call_id)
+        if calls.check_answer(call, agent_id):
+            if call.status == "waiting":
+                self._ensure_free(agent_id)
+            self._take_out(call)
+            call.status = "answered"
+            call.agent_id = agent_id
+            call.answered_at = now
+            self._holding[agent_id] = ("call", call_id)
+            self._ledger.record(call.queue, call.tier, "answered", now, call.waited(now))
+            self._answers[call.queue].append(now)
+            self._resolve_inbound(call.caller, now)
+        return self._snapshot(call, now)
+
+    async def requeue(self, call_id: str, agent_id: str | None) -> CallSnapshot:
+        now = self._tick()
+        call = self._call(call_id)
+        if calls.check_requeue(call, agent_id):
+            self._back_to_queue(call, now)
+        return self._snapshot(call, now)
+
+    async def end(self, call_id: str) -> CallSnapshot:
+        now = self._tick()
+        call = self._call(call_id)
+        if calls.check_end(call):
+            assert call.answered_at is not None and call.agent_id is not None
+            call.status = "ended"
+            call.ended_at = now
+            self._holding.pop(call.agent_id, None)
+            self._ledger.record(call.queue, call.tier, "ended", now, now - call.answered_at)
+            self._finish("call", call_id)
+        return self._snapshot(call, now)
+
+    async def next_work(self, agent_id: str, queues: list[str] | None) -> Work | None:
+        names = self._queue_names(queues)
+        now = self._tick()
+        held = self._holding.get(agent_id)
+        if held is not None:
+            return self._held_work(agent_id, held, now)
+        best = None
+        for name in names:
+            head = self._queues[name].head_key(now)
+            if head is not None and (best is None or head[0] < best[1][0]):
+                best = (name, head)
+        if best is not None:
+            name, (_, tier, place) = best
+            self._queues[name].remove(tier, place)
+            call = self._calls[place.call_id]
+            call.status = "offered"
+            call.agent_id = agent_id
+            call.offered_at = now
+            self._offers.add((now, call.call_id))
+            self._holding[agent_id] = ("call", call.call_id)
+            return Work(call=self._snapshot(call, now), record=self._records.get(call.call_id))
+        return self._assign_callback(agent_id, names)
+
+    # --- callbacks ------------------------------------------------------------------------
+
+    async def callback_outcome(
+        self, callback_id: str, outcome: Outcome, agent_id: str | None, note: str | None
+    ) -> Callback:
+        now = self._tick()
+        callback = self._callbacks.get(callback_id)
+        if callback is None:
+            raise NotFound(f"no callback {callback_id!r}", code="callback_not_found")
+        before_status, before_agent = callback.status, callback.agent_id
+        before_key = _ready_key(callback)
+        before_snooze = (callback.next_attempt_at, callback_id)
+        cb.apply_outcome(callback, outcome, agent_id, now, self.policy.callbacks, note)
+        if before_status == "open":
+            self._ready[callback.queue].discard(before_key)
+            self._snoozed.discard(before_snooze)
+        elif before_agent is not None:
+            self._holding.pop(before_agent, None)
+        if callback.status == "open":
+            self._snoozed.add((callback.next_attempt_at, callback_id))
+        else:
+            self._close_callback(callback, now)
+        return callback
+
+    async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]:
+        now = self._tick()
+        if which == "open":
+            chosen = (c for c in self._callbacks.values() if c.active)
+        elif which == "overdue":
+            chosen = (c for c in self._callbacks.values() if c.overdue(now))
+        else:
+            chosen = (c for c in self._callbacks.values() if not c.active)
+        return sorted(chosen, key=_ready_key)[:limit]
+
+    async def callback_summary(self) -> CallbackSummary:
+        now = self._tick()
+        counts = dict.fromkeys(("open", "assigned", "completed", "unreached", "cancelled", "resolved_inbound"), 0)
+        overdue = in_time = 0
+        for callback in self._callbacks.values():
+            counts[callback.status] += 1
+            overdue += callback.overdue(now)
+            in_time += callback.completed_in_time()
+        decided = counts["completed"] + counts["unreached"] + overdue
+        return CallbackSummary(
+            open=counts["open"],
+            assigned=counts["assigned"],
+            overdue=overdue,
+            completed=counts["completed"],
+            completed_in_time=in_time,
+            unreached=counts["unreached"],
+            cancelled=counts["cancelled"],
+            resolved_inbound=counts["resolved_inbound"],
+            service_level=round(in_time / decided, 6) if decided else None,
+        )
+
+    # --- supervision ----------------------------------------------------------------------
+
+    async def sla(self, queue: str | None, window: sl.Window) -> SlaReport:
+        names = self._queue_names(None if queue is None else [queue])
+        now = self._tick()
+        formula = self.policy.sla_formula
+        rows = []
+        for name in names:
+            waitlist = self._queues[name]
+            for tier in TIERS:
+                policy = self.policy.tier(tier)
+                intervals = None
+                if window == "today":
+                    per_interval = self._ledger.intervals(name, tier, now)
+                    tally = sl.total(t for _, t in per_interval)
+                    intervals = [
+                        IntervalFigures(start=sl.interval_start(i), figures=sl.figures(t, policy, formula))
+                        for i, t in per_interval
+                    ]
+                else:
+                    tally = self._ledger.rolling(name, tier, window, now)
+                oldest = waitlist.oldest(tier)
+                rows.append(
+                    SlaRow(
+                        queue=name,
+                        tier=tier,
+                        figures=sl.figures(tally, policy, formula),
+                        waiting_now=waitlist.count(tier),
+                        oldest_wait_now_s=None if oldest is None else round(now - oldest.arrived_at, 3),
+                        intervals=intervals,
+                    )
+                )
+        return SlaReport(window=window, start=sl.window_start(window, now, self.policy.timezone), now=now, rows=rows)
+
+    async def sweep(self) -> None:
+        self._tick()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _tick(self) -> float:
+        """Apply everything that fell due up to now, oldest first; cheap when nothing did."""
+        now = self.clock.now()
+        timeout = self.policy.offer_timeout_s
+        while self._offers and self._offers[0][0] + timeout <= now:
+            _, call_id = self._offers[0]
+            self._back_to_queue(self._calls[call_id], now)
+        for name, waitlist in self._queues.items():
+            for tier in TIERS:
+                limit = self.policy.tier(tier).overflow_after_s
+                if limit is None:
+                    continue
+                for place in waitlist.expire(tier, now - limit):
+                    self._overflow(self._calls[place.call_id], "max_wait", place.arrived_at + limit)
+            answers = self._answers[name]
+            while answers and answers[0] <= now - EWT_WINDOW_S:
+                answers.popleft()
+        while self._snoozed and self._snoozed[0][0] <= now:
+            _, callback_id = self._snoozed.pop(0)
+            callback = self._callbacks[callback_id]
+            self._ready[callback.queue].add(_ready_key(callback))
+        keep_after = now - self.policy.retain_finished_s
+        while self._finished and self._finished[0][0] <= keep_after:
+            _, kind, item_id = self._finished.popleft()
+            if kind == "call":
+                self._calls.pop(item_id, None)
+            else:
+                self._callbacks.pop(item_id, None)
+        if now - self._last_prune >= 60:
+            self._ledger.prune(now)
+            self._last_prune = now
+        return now
+
+    def _waitlist(self, queue: str) -> WaitList:
+        waitlist = self._queues.get(queue)
+        if waitlist is None:
+            raise Invalid(f"queue {queue!r} is not declared in the configuration", code="unknown_queue")
+        return waitlist
+
+    def _queue_names(self, queues: list[str] | None) -> list[str]:
+        if not queues:
+            return list(self._queues)
+        for name in queues:
+            self._waitlist(name)
+        return queues
+
+    def _call(self, call_id: str) -> Call:
+        call = self._calls.get(call_id)
+        if call is None:
+            raise NotFound(f"no call {call_id!r}", code="call_not_found")
+        return call
+
+    def _ensure_free(self, agent_id: str) -> None:
+        held = self._holding.get(agent_id)
+        if held is not None:
+            raise Conflict(f"agent {agent_id!r} already holds {held[0]} {held[1]!r}", code="agent_busy")
+
+    def _take_out(self, call: Call) -> None:
+        """Remove a waiting or offered call from wherever it sits, freeing its agent."""
+        if call.status == "waiting":
+            self._queues[call.queue].remove(call.tier, call.place)
+        elif call.status == "offered":
+            assert call.offered_at is not None and call.agent_id is not None
+            self._offers.remove((call.offered_at, call.call_id))
+            self._holding.pop(call.agent_id, None)
+
+    def _back_to_queue(self, call: Call, now: float) -> None:
+        """Ring-no-answer: the call returns to its original place, unless its wait has run out."""
+        self._take_out(call)
+        call.status = "waiting"
+        call.agent_id = None
+        call.offered_at = None
+        limit = self.policy.tier(call.tier).overflow_after_s
+        if limit is not None and now >= call.arrived_at + limit:
+            self._overflow(call, "max_wait", now)
+        else:
+            self._queues[call.queue].add(call.tier, call.place)
+
+    def _overflow(self, call: Call, reason: OverflowReason, at: float) -> None:
+        call.status = "overflowed"
+        call.overflow_reason = reason
+        call.left_at = at
+        self._ledger.record(call.queue, call.tier, "overflowed", at, call.waited(at))
+        if call.tier == "mid":
+            self._open_callback(call, reason, at)
+        self._finish("call", call.call_id)
+
+    def _finish(self, kind: Literal["call", "callback"], item_id: str) -> None:
+        """Schedule a finished item for forgetting, `retain_finished_s` from now."""
+        if kind == "call":
+            self._records.pop(item_id, None)
+        self._finished.append((self.clock.now(), kind, item_id))
+
+    def _open_callback(self, call: Call, reason: CallbackReason, at: float) -> None:
+        existing_id = self._active_callback.get(call.caller)
+        if existing_id is not None:
+            existing = self._callbacks[existing_id]
+            key = _ready_key(existing)
+            ready = self._ready[existing.queue]
+            was_ready = key in ready
+            ready.discard(key)
+            cb.merge_overflow(existing, at, self.policy.callbacks)
+            if was_ready:
+                ready.add(_ready_key(existing))
+            call.callback_id = existing_id
+            return
+        record = self._records.get(call.call_id) or TierRecord(caller=call.caller, tier=call.tier, known=False)
+        callback = cb.new_callback(
+            self._new_id(),
+            record=record,
+            tier=call.tier,
+            queue=call.queue,
+            call_id=call.call_id,
+            reason=reason,
+            at=at,
+            policy=self.policy.callbacks,
+        )
+        self._callbacks[callback.callback_id] = callback
+        self._active_callback[call.caller] = callback.callback_id
+        self._ready[callback.queue].add(_ready_key(callback))
+        call.callback_id = callback.callback_id
+
+    def _resolve_inbound(self, caller: str, now: float) -> None:
+        callback_id = self._active_callback.get(caller)
+        if callback_id is None:
+            return
+        callback = self._callbacks[callback_id]
+        key, snooze = _ready_key(callback), (callback.next_attempt_at, callback_id)
+        if cb.resolve_inbound(callback, now):
+            self._ready[callback.queue].discard(key)
+            self._snoozed.discard(snooze)
+            self._close_callback(callback, now)
+
+    def _close_callback(self, callback: Callback, now: float) -> None:
+        self._active_callback.pop(callback.caller, None)
+        self._finish("callback", callback.callback_id)
+
+    def _assign_callback(self, agent_id: str, names: list[str]) -> Work | None:
+        best: tuple[ReadyKey, str] | None = None
+        for name in names:
+            ready = self._ready[name]
+            if ready and (best is None or ready[0] < best[0]):
+                best = (ready[0], name)
+        if best is None:
+            return None
+        key, name = best
+        self._ready[name].remove(key)
+        callback = self._callbacks[key[2]]
+        cb.assign(callback, agent_id)
+        self._holding[agent_id] = ("callback", callback.callback_id)
+        return Work(callback=callback)
+
+    def _held_work(self, agent_id: str, held: Holding, now: float) -> Work:
+        kind, item_id = held
+        if kind == "callback":
+            return Work(callback=self._callbacks[item_id])
+        call = self._calls[item_id]
+        if call.status != "offered":
+            raise Conflict(f"agent {agent_id!r} is on call {item_id!r}: end it first", code="agent_busy")
+        return Work(call=self._snapshot(call, now), record=self._records.get(item_id))
+
+    def _snapshot(self, call: Call, now: float) -> CallSnapshot:
+        position = estimate = None
+        if call.status == "waiting":
+            position = self._queues[call.queue].position(call.tier, call.place, now)
+            estimate = estimated_wait(position, len(self._answers[call.queue]), now - self._started_at)
+        callback = self._callbacks.get(call.callback_id) if call.callback_id else None
+        return CallSnapshot(call=call, now=now, position=position, estimated_wait_s=estimate, callback=callback)

@@ -1,0 +1,89 @@
+"""The engine's rules as data: per-tier targets and limits, per-queue bounds, callback windows.
+
+Every setting of SPEC has its default here, once. The TOML config decodes straight into
+these structs, so a typo in the config is a validation error, not a silently ignored key.
+A limit of 0 means "off" (TOML has no null).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+from tierline.tiers.model import TIERS, Tier
+
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+SlaFormula = Literal["default", "answered_only", "all_offered", "abandons_in_threshold_good"]
+
+
+class TierPolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One tier's settings. Unset fields take the tier's SPEC default (see TIER_DEFAULTS)."""
+
+    sla_threshold_s: Seconds | None = None
+    sla_target: Share | None = None  # 0 = no target
+    overflow_after_s: Seconds | None = None  # 0 = never overflows on wait
+
+
+class ResolvedTierPolicy(msgspec.Struct, frozen=True):
+    sla_threshold_s: float
+    sla_target: float | None
+    overflow_after_s: float | None
+
+
+TIER_DEFAULTS: Final[dict[Tier, ResolvedTierPolicy]] = {
+    "vip": ResolvedTierPolicy(20.0, 0.90, None),
+    "mid": ResolvedTierPolicy(20.0, 0.85, 60.0),
+    "standard": ResolvedTierPolicy(20.0, 0.85, None),
+    "blacklisted": ResolvedTierPolicy(20.0, None, None),
+}
+
+
+class QueuePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    max_waiting: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0 = unbounded
+
+
+class CallbackPolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    window_s: Annotated[float, msgspec.Meta(gt=0)] = 24 * 3600.0
+    retry_delay_s: Seconds = 30 * 60.0
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+
+
+class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True):
+    """Everything the queue, callback and service-level logic is told rather than decides."""
+
+    queues: dict[str, QueuePolicy] = msgspec.field(default_factory=dict)
+    tiers: dict[Tier, TierPolicy] = msgspec.field(default_factory=dict)
+    callbacks: CallbackPolicy = msgspec.field(default_factory=CallbackPolicy)
+    default_tier: Tier = "standard"
+    offer_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    short_abandon_s: Seconds = 5.0
+    aging_s: Seconds = 0.0  # 0 = off; else a standard call older than this ranks with mid
+    timezone: str = "UTC"
+    sla_formula: SlaFormula = "default"
+    retain_finished_s: Annotated[float, msgspec.Meta(gt=0)] = 24 * 3600.0
+    reload_max_reject_ratio: Share = 0.01
+
+    def __post_init__(self) -> None:
+        # `default` always exists; a config that declares it only changes its bounds.
+        self.queues.setdefault("default", QueuePolicy())
+        resolved: dict[Tier, ResolvedTierPolicy] = {}
+        for tier in TIERS:
+            base, given = TIER_DEFAULTS[tier], self.tiers.get(tier, TierPolicy())
+            target = base.sla_target if given.sla_target is None else given.sla_target
+            overflow = base.overflow_after_s if given.overflow_after_s is None else given.overflow_after_s
+            resolved[tier] = ResolvedTierPolicy(
+                sla_threshold_s=base.sla_threshold_s if given.sla_threshold_s is None else given.sla_threshold_s,
+                sla_target=target or None,
+                # VIPs are never overflowed, whatever a config says.
+                overflow_after_s=None if tier == "vip" else (overflow or None),
+            )
+        self._resolved: dict[Tier, ResolvedTierPolicy] = resolved
+
+    def tier(self, tier: Tier) -> ResolvedTierPolicy:
+        return self._resolved[tier]
+
+    def max_waiting(self, queue: str) -> int | None:
+        return self.queues[queue].max_waiting or None

@@ -1,0 +1,202 @@
+"""Service-level accounting, pure: what each call event adds to a tally, windows, formulas.
+
+A call counts in the interval in which its wait ended (answered, abandoned, overflowed);
+wait = that moment − first arrival. Tallies are plain sums (plus one running maximum), so
+they add across minutes, intervals and processes alike, and a store only has to keep them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Final, Literal
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from tierline.queue.policy import ResolvedTierPolicy, SlaFormula
+
+EventKind = Literal["arrived", "answered", "abandoned", "overflowed", "ended"]
+Window = Literal["15m", "60m", "today"]
+
+MINUTE: Final = 60
+INTERVAL: Final = 15 * MINUTE
+ROLLING_MINUTES: Final[dict[str, int]] = {"15m": 15, "60m": 60}
+
+
+class Tally(msgspec.Struct, kw_only=True):
+    arrived: int = 0
+    answered: int = 0
+    answered_within: int = 0
+    abandoned: int = 0  # every abandon, short ones included
+    abandoned_within: int = 0
+    short_abandoned: int = 0
+    overflowed: int = 0
+    answer_wait_sum: float = 0.0
+    answer_wait_max: float = 0.0
+    ended: int = 0
+    handle_sum: float = 0.0
+
+    @property
+    def offered(self) -> int:
+        """Calls whose wait ended here, however it ended."""
+        return self.answered + self.abandoned + self.overflowed
+
+    def add(self, other: Tally) -> None:
+        for field in _SUMMED:
+            setattr(self, field, getattr(self, field) + getattr(other, field))
+        self.answer_wait_max = max(self.answer_wait_max, other.answer_wait_max)
+
+
+_SUMMED: Final = tuple(f for f in Tally.__struct_fields__ if f != "answer_wait_max")
+
+
+def increments(kind: EventKind, value: float, threshold_s: float, short_abandon_s: float) -> dict[str, float]:
+    """The counters one event adds. `value` is the wait (handle time for `ended`).
+
+    The single rule both stores apply; `answer_wait_max` is a maximum, not a sum.
+    """
+    if kind == "answered":
+        within = int(value <= threshold_s)
+        return {"answered": 1, "answered_within": within, "answer_wait_sum": value, "answer_wait_max": value}
+    if kind == "abandoned":
+        short = int(value < short_abandon_s)
+        return {"abandoned": 1, "abandoned_within": int(value <= threshold_s), "short_abandoned": short}
+    if kind == "overflowed":
+        return {"overflowed": 1}
+    if kind == "ended":
+        return {"ended": 1, "handle_sum": value}
+    return {"arrived": 1}
+
+
+def record(tally: Tally, kind: EventKind, value: float, threshold_s: float, short_abandon_s: float) -> None:
+    for field, amount in increments(kind, value, threshold_s, short_abandon_s).items():
+        if field == "answer_wait_max":
+            tally.answer_wait_max = max(tally.answer_wait_max, amount)
+        else:
+            setattr(tally, field, getattr(tally, field) + amount)
+
+
+def total(tallies: Iterable[Tally]) -> Tally:
+    out = Tally()
+    for tally in tallies:
+        out.add(tally)
+    return out
+
+
+# --- formulas -------------------------------------------------------------------------------
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator > 0 else None
+
+
+FORMULAS: Final[dict[SlaFormula, tuple[str, Callable[[Tally], float | None]]]] = {
+    "default": (
+        "answered within threshold / (answered + abandoned + overflowed - short abandons)",
+        lambda t: _ratio(t.answered_within, t.answered + t.abandoned + t.overflowed - t.short_abandoned),
+    ),
+    "answered_only": (
+        "answered within threshold / answered",
+        lambda t: _ratio(t.answered_within, t.answered),
+    ),
+    "all_offered": (
+        "answered within threshold / (answered + abandoned + overflowed)",
+        lambda t: _ratio(t.answered_within, t.offered),
+    ),
+    "abandons_in_threshold_good": (
+        "(answered within threshold + abandoned within threshold) / (answered + abandoned + overflowed)",
+        lambda t: _ratio(t.answered_within + t.abandoned_within, t.offered),
+    ),
+}
+
+
+class Figures(msgspec.Struct, kw_only=True):
+    """One queue × tier over one window, as supervisors read it."""
+
+    offered: int
+    answered: int
+    answered_within_threshold: int
+    abandoned: int
+    short_abandoned: int
+    overflowed: int
+    arrived: int
+    service_level: float | None
+    threshold_s: float
+    target: float | None
+    met: bool | None
+    asa_s: float | None
+    longest_answered_wait_s: float | None
+    average_handle_s: float | None
+
+
+def figures(tally: Tally, tier: ResolvedTierPolicy, formula: SlaFormula) -> Figures:
+    level = FORMULAS[formula][1](tally)
+    met = None if level is None or tier.sla_target is None else level >= tier.sla_target
+    return Figures(
+        offered=tally.offered,
+        answered=tally.answered,
+        answered_within_threshold=tally.answered_within,
+        abandoned=tally.abandoned,
+        short_abandoned=tally.short_abandoned,
+        overflowed=tally.overflowed,
+        arrived=tally.arrived,
+        service_level=None if level is None else round(level, 6),
+        threshold_s=tier.sla_threshold_s,
+        target=tier.sla_target,
+        met=met,
+        asa_s=round(tally.answer_wait_sum / tally.answered, 3) if tally.answered else None,
+        longest_answered_wait_s=round(tally.answer_wait_max, 3) if tally.answered else None,
+        average_handle_s=round(tally.handle_sum / tally.ended, 3) if tally.ended else None,
+    )
+
+
+# --- windows --------------------------------------------------------------------------------
+
+def minute_of(at: float) -> int:
+    return math.floor(at / MINUTE)
+
+
+def interval_of(at: float) -> int:
+    return math.floor(at / INTERVAL)
+
+
+def rolling_minutes(window: str, now: float) -> range:
+    """Rolling windows are whole minutes: the current one and the ones before it."""
+    current = minute_of(now)
+    return range(current - ROLLING_MINUTES[window] + 1, current + 1)
+
+
+def local_midnight(now: float, timezone: str) -> float:
+    zone = ZoneInfo(timezone)
+    local = datetime.fromtimestamp(now, zone)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=zone)
+    return midnight.timestamp()
+
+
+def today_intervals(now: float, timezone: str) -> range:
+    """Today's 15-minute intervals so far (interval numbers since the epoch), in the configured zone.
+
+    Every real zone offset is a whole number of quarter hours, so local quarter hours are
+    epoch quarter hours.
+    """
+    return range(interval_of(local_midnight(now, timezone)), interval_of(now) + 1)
+
+
+def interval_start(interval: int) -> float:
+    return float(interval * INTERVAL)
+
+
+def window_start(window: Window, now: float, timezone: str) -> float:
+    if window == "today":
+        return local_midnight(now, timezone)
+    return float(rolling_minutes(window, now).start * MINUTE)
+
+
+def valid_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError):
+        return False
+    return True
+

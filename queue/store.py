@@ -1,0 +1,106 @@
+"""The call store's contract: what the HTTP layer may ask of any store (memory now, Redis next).
+
+Every method is one atomic step of the engine: it sweeps what is due at that instant
+(overflows, ring-no-answer, callback retries), then acts, or refuses before changing
+anything. Results are plain structs; turning them into HTTP bodies is the router's job.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import msgspec
+
+from tierline.queue.callbacks import Callback, Outcome
+from tierline.queue.calls import Call
+from tierline.queue.service_level import Figures, Window
+from tierline.tiers.model import Tier, TierRecord
+
+CallbackFilter = Literal["open", "overdue", "done"]
+
+
+class CallSnapshot(msgspec.Struct, kw_only=True):
+    """A call as it is at `now`, with what is derived from the queue around it."""
+
+    call: Call
+    now: float
+    position: int | None = None
+    estimated_wait_s: float | None = None
+    callback: Callback | None = None
+
+
+class Work(msgspec.Struct, kw_only=True):
+    """What an agent is given: a call (with the caller's record) or a callback."""
+
+    call: CallSnapshot | None = None
+    record: TierRecord | None = None
+    callback: Callback | None = None
+
+
+class IntervalFigures(msgspec.Struct, kw_only=True):
+    start: float
+    figures: Figures
+
+
+class SlaRow(msgspec.Struct, kw_only=True):
+    queue: str
+    tier: Tier
+    figures: Figures
+    waiting_now: int
+    oldest_wait_now_s: float | None
+    intervals: list[IntervalFigures] | None = None
+
+
+class SlaReport(msgspec.Struct, kw_only=True):
+    window: Window
+    start: float
+    now: float
+    rows: list[SlaRow]
+
+
+class CallbackSummary(msgspec.Struct, kw_only=True):
+    open: int
+    assigned: int
+    overdue: int
+    completed: int
+    completed_in_time: int
+    unreached: int
+    cancelled: int
+    resolved_inbound: int
+    service_level: float | None
+
+
+class CallStore(Protocol):
+    async def route(self, call_id: str, record: TierRecord, queue: str) -> tuple[CallSnapshot, bool]:
+        """Queue a new call (True) or return the existing one with that id (False)."""
+        ...
+
+    async def get_call(self, call_id: str) -> CallSnapshot: ...
+
+    async def answer(self, call_id: str, agent_id: str) -> CallSnapshot: ...
+
+    async def requeue(self, call_id: str, agent_id: str | None) -> CallSnapshot: ...
+
+    async def abandon(self, call_id: str) -> CallSnapshot: ...
+
+    async def end(self, call_id: str) -> CallSnapshot: ...
+
+    async def next_work(self, agent_id: str, queues: list[str] | None) -> Work | None: ...
+
+    async def callback_outcome(
+        self, callback_id: str, outcome: Outcome, agent_id: str | None, note: str | None
+    ) -> Callback: ...
+
+    async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]: ...
+
+    async def callback_summary(self) -> CallbackSummary: ...
+
+    async def sla(self, queue: str | None, window: Window) -> SlaReport: ...
+
+    async def sweep(self) -> None:
+        """Do what is due now; the service calls it at least once a second."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,118 @@
+"""The aiohttp application: routes from the v1 and admin tables, middlewares, the sweeper.
+
+`build_app` wires given stores (tests pass their own clock); `open_services` picks the
+stores named by the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+
+import msgspec
+from aiohttp import web
+
+from tierline.admin.routes import admin
+from tierline.queue.clock import Clock, SystemClock
+from tierline.queue.memory_store import MemoryCallStore
+from tierline.router.auth import make_auth_middleware
+from tierline.router.bodies import json_response
+from tierline.router.config import Settings
+from tierline.router.context import SERVICES, Services, services
+from tierline.router.endpoints import Endpoint, EndpointTable
+from tierline.router.errors import error_middleware
+from tierline.router.messages import Health
+from tierline.router.openapi import build_openapi
+from tierline.router.v1 import v1
+from tierline.tiers.memory import MemoryTierStore
+
+log = logging.getLogger("tierline")
+
+public = EndpointTable()
+
+try:
+    VERSION = version("tierline")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0.0.0"
+
+
+@public.route("GET", "/healthz", summary="Liveness: the process answers", role="public", responses={200: Health})
+async def healthz(request: web.Request) -> web.Response:
+    return json_response(Health(status="ok", store=services(request).settings.server.store.split("://")[0]))
+
+
+@public.route(
+    "GET",
+    "/readyz",
+    summary="Readiness: the store is reachable",
+    role="public",
+    responses={200: Health, 503: Health},
+)
+async def readyz(request: web.Request) -> web.Response:
+    svc = services(request)
+    store = svc.settings.server.store.split("://")[0]
+    if not await svc.calls.ping():
+        return json_response(Health(status="unavailable", store=store), 503)
+    return json_response(
+        Health(status="ok", store=store, tiers_version=await svc.tiers.version(), tiers_loaded=await svc.tiers.count())
+    )
+
+
+@public.route("GET", "/openapi.json", summary="This API's OpenAPI document", role="public", responses={200: None})
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+ENDPOINTS: list[Endpoint] = [*v1.endpoints, *admin.endpoints, *public.endpoints]
+OPENAPI = web.AppKey("openapi", bytes)
+
+
+def open_services(settings: Settings, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    store = settings.server.store
+    if store != "memory":
+        raise ValueError(f"unknown store {store!r}: this build knows 'memory'")
+    tiers = MemoryTierStore(default_tier=settings.default_tier, max_reject_ratio=settings.reload_max_reject_ratio)
+    return Services(settings=settings, tiers=tiers, calls=MemoryCallStore(settings, clock), clock=clock)
+
+
+def build_app(svc: Services, sweeper: bool = True) -> web.Application:
+    server = svc.settings.server
+    app = web.Application(
+        client_max_size=server.max_body_bytes,
+        middlewares=[error_middleware, make_auth_middleware(server.api_token, server.admin_token)],
+    )
+    app[SERVICES] = svc
+    app[OPENAPI] = msgspec.json.encode(build_openapi(ENDPOINTS, VERSION))
+    for table in (v1, admin, public):
+        table.add_to(app)
+    if sweeper:
+        app.cleanup_ctx.append(_sweeper)
+    app.on_cleanup.append(_close_stores)
+    return app
+
+
+async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Overflows and ring-no-answer happen on time even when nobody asks (at most 1 s late)."""
+    svc = app[SERVICES]
+
+    async def loop() -> None:
+        while True:
+            try:
+                await svc.calls.sweep()
+            except Exception:
+                log.exception("sweep failed; retrying")
+            await asyncio.sleep(svc.settings.server.sweep_interval_s)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _close_stores(app: web.Application) -> None:
+    await app[SERVICES].calls.close()

@@ -1,0 +1,83 @@
+"""Settings: a TOML file (`--config`), then environment variables, then command-line flags.
+
+The file decodes straight into `Settings` (the engine's `Policy` plus a `[server]` table),
+so an unknown key or a wrong type is an error at start, not a surprise on the busiest day.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+from tierline.queue.policy import Policy
+from tierline.queue.service_level import valid_timezone
+
+ENV_PREFIX = "TIERLINE_"
+
+
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    store: str = "memory"
+    api_token: str = ""
+    admin_token: str = ""
+    insecure: bool = False  # allow a non-loopback bind without tokens
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
+    max_reload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024**3
+    sweep_interval_s: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+
+
+class Settings(Policy, kw_only=True, forbid_unknown_fields=True, dict=True):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# Environment variable -> [server] field. Only the settings an operator changes per host.
+_ENV = {
+    "HOST": "host",
+    "PORT": "port",
+    "STORE": "store",
+    "API_TOKEN": "api_token",
+    "ADMIN_TOKEN": "admin_token",
+    "INSECURE": "insecure",
+}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def load_settings(
+    path: Path | None = None, env: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None
+) -> Settings:
+    env = os.environ if env is None else env
+    raw: dict[str, object] = {}
+    if path is not None:
+        try:
+            raw = msgspec.toml.decode(path.read_bytes())
+        except (OSError, msgspec.DecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+    server = dict(raw.get("server", {}))  # type: ignore[call-overload]
+    for name, field in _ENV.items():
+        if (value := env.get(ENV_PREFIX + name)) is not None:
+            if field == "port" and value.isdigit():
+                server[field] = int(value)
+            elif field == "insecure":
+                server[field] = value.strip().lower() in _TRUE
+            else:
+                server[field] = value
+    for field, override in (overrides or {}).items():
+        if override is not None:
+            server[field] = override
+    raw["server"] = server
+    try:
+        settings = msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    if not valid_timezone(settings.timezone):
+        raise ConfigError(f"invalid configuration: unknown time zone {settings.timezone!r}")
+    return settings

@@ -1,0 +1,27 @@
+"""What a handler can reach: the settings, the two stores and the clock, held by the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from tierline.queue.clock import Clock
+from tierline.queue.store import CallStore
+from tierline.router.config import Settings
+from tierline.tiers.store import TierStore
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    tiers: TierStore
+    calls: CallStore
+    clock: Clock
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]

@@ -1,0 +1,73 @@
+"""Every failure leaves as `{"error": {"code", "message"}}` with the fitting status.
+
+One middleware turns engine refusals, body problems and aiohttp's own HTTP errors (unknown
+route, wrong method) into that shape, so no handler formats an error itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from aiohttp import web
+
+from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound, Unavailable
+from tierline.router.messages import ErrorBody, ErrorDetail
+from tierline.tiers.phone import InvalidCaller
+
+log = logging.getLogger("tierline.router")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_ENGINE_STATUS: dict[type[EngineError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Unavailable: 503}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_field",
+}
+
+
+class ApiError(Exception):
+    """A request the HTTP layer refuses (bad body, bad query, auth)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=msgspec.json.encode(ErrorBody(ErrorDetail(code, message))),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, headers)
+    except EngineError as exc:
+        return error_response(_ENGINE_STATUS.get(type(exc), 409), exc.code, exc.message)
+    except InvalidCaller as exc:
+        return error_response(422, "invalid_caller", str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.reason if exc.status != 404 else f"no route {request.method} {request.path}"
+        return error_response(exc.status, code, message)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error; the request may not have been applied")

@@ -1,0 +1,279 @@
+"""Every HTTP request and response body, as msgspec Structs, and the domain → body conversions.
+
+Request structs forbid unknown fields and carry their limits (lengths, patterns), so decoding
+is validation. Response structs are what `/openapi.json` describes; optional parts are UNSET
+and so left out of the JSON when they do not apply.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from tierline.queue.callbacks import Callback, CallbackReason, CallbackStatus, Outcome
+from tierline.queue.calls import CallStatus, OverflowReason
+from tierline.queue.service_level import Figures, Window
+from tierline.queue.store import CallbackSummary, CallSnapshot, SlaReport, Work
+from tierline.tiers.model import Tier, TierRecord
+
+Ident = Annotated[
+    str,
+    Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$", description="1-128 of A-Za-z0-9._:@-"),
+]
+QueueName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
+CallerNumber = Annotated[
+    str, Meta(min_length=1, max_length=64, description="phone number; normalised, then +? and 3-15 digits")
+]
+Note = Annotated[str, Meta(max_length=2000)]
+CrmFields = Annotated[
+    dict[Annotated[str, Meta(min_length=1, max_length=64)], Annotated[str, Meta(max_length=1024)]], Meta(max_length=64)
+]
+
+
+def ts(epoch: float) -> datetime:
+    """RFC 3339 in UTC, to the millisecond."""
+    return datetime.fromtimestamp(round(epoch, 3), UTC)
+
+
+def opt_ts(epoch: float | None) -> datetime | None:
+    return None if epoch is None else ts(epoch)
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class Request(Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class RouteCallBody(Request):
+    call_id: Ident
+    caller: CallerNumber
+    queue: QueueName = "default"
+
+
+class AnswerBody(Request):
+    agent_id: Ident
+
+
+class RequeueBody(Request):
+    agent_id: Ident | None = None
+
+
+class EmptyBody(Request):
+    pass
+
+
+class NextBody(Request):
+    queues: Annotated[list[QueueName], Meta(max_length=64)] | None = None
+
+
+class OutcomeBody(Request):
+    outcome: Outcome
+    agent_id: Ident | None = None
+    note: Note | None = None
+
+
+class TierEditBody(Request):
+    tier: Annotated[str, Meta(description="vip, mid, standard or blacklisted (any case)")]
+    crm: CrmFields = {}
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class ErrorDetail(Struct):
+    code: str
+    message: str
+
+
+class ErrorBody(Struct):
+    error: ErrorDetail
+
+
+class TierRecordView(Struct, kw_only=True):
+    caller: str
+    tier: Tier
+    known: bool
+    crm: dict[str, str]
+    degraded: bool | UnsetType = UNSET
+
+
+class CallbackView(Struct, kw_only=True):
+    callback_id: str
+    caller: str
+    tier: Tier
+    queue: str
+    call_id: str
+    reason: CallbackReason
+    status: CallbackStatus
+    created_at: datetime
+    deadline: datetime
+    attempts: int
+    next_attempt_at: datetime
+    agent_id: str | None
+    record: TierRecordView
+    closed_at: datetime | UnsetType = UNSET
+    note: str | UnsetType = UNSET
+
+
+class CallView(Struct, kw_only=True):
+    call_id: str
+    caller: str
+    tier: Tier
+    queue: str
+    status: CallStatus
+    position: int | None
+    ahead: int | None
+    estimated_wait_s: float | None
+    arrived_at: datetime
+    waited_s: float
+    agent_id: str | None
+    answered_at: datetime | UnsetType = UNSET
+    wait_s: float | UnsetType = UNSET
+    ended_at: datetime | UnsetType = UNSET
+    handle_s: float | UnsetType = UNSET
+    overflow_reason: OverflowReason | UnsetType = UNSET
+    callback: CallbackView | UnsetType = UNSET
+
+
+class WorkView(Struct, kw_only=True):
+    kind: Literal["call", "callback"]
+    call: CallView | UnsetType = UNSET
+    caller: TierRecordView | UnsetType = UNSET
+    callback: CallbackView | UnsetType = UNSET
+
+
+class IntervalView(Figures, kw_only=True):
+    start: datetime
+
+
+class SlaRowView(Figures, kw_only=True):
+    queue: str
+    tier: Tier
+    waiting_now: int
+    oldest_wait_now_s: float | None
+    intervals: list[IntervalView] | UnsetType = UNSET
+
+
+class SlaView(Struct, kw_only=True):
+    window: Window
+    formula: str
+    formula_text: str
+    timezone: str
+    start: datetime
+    generated_at: datetime
+    rows: list[SlaRowView]
+    callbacks: CallbackSummary
+
+
+class CallbackListView(Struct, kw_only=True):
+    status: Literal["open", "overdue", "done"]
+    callbacks: list[CallbackView]
+
+
+class Health(Struct, kw_only=True):
+    status: Literal["ok", "unavailable"]
+    store: str
+    tiers_version: int | UnsetType = UNSET
+    tiers_loaded: int | UnsetType = UNSET
+
+
+# --- conversions ----------------------------------------------------------------------------
+
+
+def record_view(record: TierRecord, degraded: bool = False) -> TierRecordView:
+    return TierRecordView(
+        caller=record.caller,
+        tier=record.tier,
+        known=record.known,
+        crm=record.crm,
+        degraded=True if degraded else UNSET,
+    )
+
+
+def callback_view(callback: Callback) -> CallbackView:
+    return CallbackView(
+        callback_id=callback.callback_id,
+        caller=callback.caller,
+        tier=callback.tier,
+        queue=callback.queue,
+        call_id=callback.call_id,
+        reason=callback.reason,
+        status=callback.status,
+        created_at=ts(callback.created_at),
+        deadline=ts(callback.deadline),
+        attempts=callback.attempts,
+        next_attempt_at=ts(callback.next_attempt_at),
+        agent_id=callback.agent_id,
+        record=record_view(callback.record),
+        closed_at=UNSET if callback.closed_at is None else ts(callback.closed_at),
+        note=UNSET if callback.note is None else callback.note,
+    )
+
+
+def call_view(snapshot: CallSnapshot) -> CallView:
+    call, now = snapshot.call, snapshot.now
+    view = CallView(
+        call_id=call.call_id,
+        caller=call.caller,
+        tier=call.tier,
+        queue=call.queue,
+        status=call.status,
+        position=snapshot.position,
+        ahead=None if snapshot.position is None else snapshot.position - 1,
+        estimated_wait_s=snapshot.estimated_wait_s,
+        arrived_at=ts(call.arrived_at),
+        waited_s=round(call.waited(now), 3),
+        agent_id=call.agent_id,
+    )
+    if call.answered_at is not None:
+        view.answered_at = ts(call.answered_at)
+        view.wait_s = round(call.answered_at - call.arrived_at, 3)
+    if call.ended_at is not None and call.answered_at is not None:
+        view.ended_at = ts(call.ended_at)
+        view.handle_s = round(call.ended_at - call.answered_at, 3)
+    if call.overflow_reason is not None:
+        view.overflow_reason = call.overflow_reason
+    if snapshot.callback is not None:
+        view.callback = callback_view(snapshot.callback)
+    return view
+
+
+def work_view(work: Work) -> WorkView:
+    if work.call is not None:
+        record = work.record or TierRecord(caller=work.call.call.caller, tier=work.call.call.tier, known=False)
+        return WorkView(kind="call", call=call_view(work.call), caller=record_view(record))
+    assert work.callback is not None
+    return WorkView(kind="callback", callback=callback_view(work.callback))
+
+
+def sla_view(report: SlaReport, formula: str, formula_text: str, timezone: str, callbacks: CallbackSummary) -> SlaView:
+    rows = []
+    for row in report.rows:
+        intervals: list[IntervalView] | UnsetType = UNSET
+        if row.intervals is not None:
+            intervals = [IntervalView(**msgspec.structs.asdict(i.figures), start=ts(i.start)) for i in row.intervals]
+        rows.append(
+            SlaRowView(
+                **msgspec.structs.asdict(row.figures),
+                queue=row.queue,
+                tier=row.tier,
+                waiting_now=row.waiting_now,
+                oldest_wait_now_s=row.oldest_wait_now_s,
+                intervals=intervals,
+            )
+        )
+    return SlaView(
+        window=report.window,
+        formula=formula,
+        formula_text=formula_text,
+        timezone=timezone,
+        start=ts(report.start),
+        generated_at=ts(report.now),
+        rows=rows,
+        callbacks=callbacks,
+    )

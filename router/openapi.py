@@ -1,0 +1,98 @@
+"""`/openapi.json`: OpenAPI 3.1 generated from the route table and the msgspec message types."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from tierline.router.endpoints import Endpoint
+from tierline.router.messages import ErrorBody
+
+_ERRORS = {
+    400: "the body is not JSON or not an object",
+    401: "missing or wrong bearer token",
+    403: "the token is not allowed here",
+    404: "unknown id or route",
+    405: "wrong method",
+    409: "conflict with the current state",
+    413: "body too large",
+    415: "wrong content type",
+    422: "a field missing, unknown, of the wrong type or with an invalid value",
+    503: "store unavailable",
+}
+_REF = "#/components/schemas/{name}"
+
+
+def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
+    types: set[type] = {ErrorBody}
+    for endpoint in endpoints:
+        if endpoint.body is not None:
+            types.add(endpoint.body)
+        types.update(t for t in endpoint.responses.values() if t is not None)
+    ordered = sorted(types, key=lambda t: t.__name__)
+    refs, components = msgspec.json.schema_components(ordered, ref_template=_REF)
+    ref_of = dict(zip(ordered, refs, strict=True))
+
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        operation: dict[str, Any] = {
+            "summary": endpoint.summary,
+            "operationId": endpoint.handler.__name__,
+            "tags": [endpoint.role],
+            "responses": {},
+        }
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+            for name in re.findall(r"{(\w+)}", endpoint.path)
+        ]
+        for param in endpoint.query:
+            schema: dict[str, Any] = {"type": "integer" if param.integer else "string"}
+            if param.enum:
+                schema["enum"] = list(param.enum)
+            parameters.append(
+                {
+                    "name": param.name,
+                    "in": "query",
+                    "required": False,
+                    "description": param.description,
+                    "schema": schema,
+                }
+            )
+        if parameters:
+            operation["parameters"] = parameters
+        if endpoint.role != "public":
+            operation["security"] = [{"bearer": []}]
+        if endpoint.body is not None:
+            operation["requestBody"] = {
+                "required": False,
+                "content": {media: {"schema": ref_of[endpoint.body]} for media in endpoint.body_media},
+            }
+        elif endpoint.body_media != ("application/json",):
+            operation["requestBody"] = {
+                "required": True,
+                "content": {media: {"schema": {"type": "string"}} for media in endpoint.body_media},
+            }
+        for status, kind in endpoint.responses.items():
+            answer: dict[str, Any] = {"description": "OK" if status < 300 else "see body"}
+            if kind is not None:
+                answer["content"] = {endpoint.produces: {"schema": ref_of[kind]}}
+            elif endpoint.produces != "application/json" and status < 300:
+                answer["content"] = {endpoint.produces: {"schema": {"type": "string"}}}
+            operation["responses"][str(status)] = answer
+        for status, why in _ERRORS.items():
+            operation["responses"].setdefault(
+                str(status), {"description": why, "content": {"application/json": {"schema": ref_of[ErrorBody]}}}
+            )
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Tierline", "version": version, "description": "Call-center service-tier routing engine"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,157 @@
+"""The IVR and agent API (`/v1`): route calls, follow them, hand agents their next work.
+
+Each handler is the whole data flow of its request: decode the body, ask the store once
+(twice for a new call: the caller's tier, then the queue), encode the answer.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tierline.router.bodies import json_response, path_ident, read_json
+from tierline.router.context import services
+from tierline.router.endpoints import EndpointTable
+from tierline.router.messages import (
+    AnswerBody,
+    CallbackView,
+    CallView,
+    EmptyBody,
+    NextBody,
+    OutcomeBody,
+    RequeueBody,
+    RouteCallBody,
+    TierRecordView,
+    WorkView,
+    call_view,
+    callback_view,
+    record_view,
+    work_view,
+)
+from tierline.tiers.phone import normalise_caller
+
+v1 = EndpointTable()
+
+
+@v1.route(
+    "POST",
+    "/v1/calls",
+    summary="Route a new call: look up the caller's tier and queue it (idempotent per call_id)",
+    role="api",
+    body=RouteCallBody,
+    responses={201: CallView, 200: CallView},
+)
+async def route_call(request: web.Request) -> web.Response:
+    body = await read_json(request, RouteCallBody)
+    svc = services(request)
+    caller = normalise_caller(body.caller)
+    record = await svc.tiers.lookup(caller)
+    snapshot, created = await svc.calls.route(body.call_id, record, body.queue)
+    return json_response(call_view(snapshot), 201 if created else 200)
+
+
+@v1.route("GET", "/v1/calls/{call_id}", summary="A call as it is now", role="api", responses={200: CallView})
+async def get_call(request: web.Request) -> web.Response:
+    snapshot = await services(request).calls.get_call(request.match_info["call_id"])
+    return json_response(call_view(snapshot))
+
+
+@v1.route(
+    "POST",
+    "/v1/calls/{call_id}/answer",
+    summary="An agent answered the call",
+    role="api",
+    body=AnswerBody,
+    responses={200: CallView},
+)
+async def answer_call(request: web.Request) -> web.Response:
+    body = await read_json(request, AnswerBody)
+    snapshot = await services(request).calls.answer(request.match_info["call_id"], body.agent_id)
+    return json_response(call_view(snapshot))
+
+
+@v1.route(
+    "POST",
+    "/v1/calls/{call_id}/requeue",
+    summary="Ring-no-answer: the call goes back to its original place",
+    role="api",
+    body=RequeueBody,
+    responses={200: CallView},
+)
+async def requeue_call(request: web.Request) -> web.Response:
+    body = await read_json(request, RequeueBody)
+    snapshot = await services(request).calls.requeue(request.match_info["call_id"], body.agent_id)
+    return json_response(call_view(snapshot))
+
+
+@v1.route(
+    "POST",
+    "/v1/calls/{call_id}/abandon",
+    summary="The caller hung up before being answered",
+    role="api",
+    body=EmptyBody,
+    responses={200: CallView},
+)
+async def abandon_call(request: web.Request) -> web.Response:
+    await read_json(request, EmptyBody)
+    snapshot = await services(request).calls.abandon(request.match_info["call_id"])
+    return json_response(call_view(snapshot))
+
+
+@v1.route(
+    "POST",
+    "/v1/calls/{call_id}/end",
+    summary="An answered call ended",
+    role="api",
+    body=EmptyBody,
+    responses={200: CallView},
+)
+async def end_call(request: web.Request) -> web.Response:
+    await read_json(request, EmptyBody)
+    snapshot = await services(request).calls.end(request.match_info["call_id"])
+    return json_response(call_view(snapshot))
+
+
+@v1.route(
+    "POST",
+    "/v1/agents/{agent_id}/next",
+    summary="A free agent asks for work: the best waiting call, else the callback due soonest",
+    role="api",
+    body=NextBody,
+    responses={200: WorkView, 204: None},
+)
+async def next_work(request: web.Request) -> web.Response:
+    body = await read_json(request, NextBody)
+    agent_id = path_ident(request, "agent_id")
+    work = await services(request).calls.next_work(agent_id, body.queues)
+    if work is None:
+        return web.Response(status=204)
+    return json_response(work_view(work))
+
+
+@v1.route(
+    "GET",
+    "/v1/callers/{caller}",
+    summary="The caller's tier record (unknown callers get the default tier, known: false)",
+    role="api",
+    responses={200: TierRecordView},
+)
+async def get_caller(request: web.Request) -> web.Response:
+    caller = normalise_caller(request.match_info["caller"])
+    record = await services(request).tiers.lookup(caller)
+    return json_response(record_view(record))
+
+
+@v1.route(
+    "POST",
+    "/v1/callbacks/{callback_id}/outcome",
+    summary="Record what came of a callback attempt",
+    role="api",
+    body=OutcomeBody,
+    responses={200: CallbackView},
+)
+async def callback_outcome(request: web.Request) -> web.Response:
+    body = await read_json(request, OutcomeBody)
+    callback = await services(request).calls.callback_outcome(
+        request.match_info["callback_id"], body.outcome, body.agent_id, body.note
+    )
+    return json_response(callback_view(callback))

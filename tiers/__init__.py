@@ -1,0 +1,1 @@
+"""Caller tiers: the records the CRM gives us, their look-up and their reload."""

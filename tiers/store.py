@@ -1,0 +1,48 @@
+"""The contract of a tier store: what the router and admin layers may ask of caller tiers.
+
+Owns the interface only; `memory.MemoryTierStore` keeps the table in the process, and a Redis
+store can keep it shared. Callers are passed already normalised (`phone.normalise_caller`):
+normalising is the HTTP layer's job, done once per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from tierline.tiers.model import Tier, TierRecord
+from tierline.tiers.parse import TierFileFormat
+from tierline.tiers.reload import ReloadResult
+
+
+class TierStore(Protocol):
+    async def lookup(self, caller: str) -> TierRecord:
+        """The caller's record; an unknown caller gets the default tier, `known=False`, no CRM."""
+        ...
+
+    async def put(
+        self, caller: str, tier: Tier, crm: Mapping[str, str] | None = None
+    ) -> TierRecord:
+        """Set one caller's tier and CRM fields (empty values dropped) until the next reload."""
+        ...
+
+    async def delete(self, caller: str) -> bool:
+        """Forget one caller (back to the default tier); True if it was in the table."""
+        ...
+
+    async def reload_file(self, path: Path, fmt: TierFileFormat) -> ReloadResult:
+        """Replace the whole table with the file's valid rows if `reload.should_swap` allows.
+
+        Raises `parse.BadTierFile` for a file that is not a tier file at all; then, as for a
+        file over the reject ratio, nothing changes.
+        """
+        ...
+
+    async def version(self) -> int:
+        """How many reloads have swapped the table in; single edits do not count."""
+        ...
+
+    async def count(self) -> int:
+        """Callers in the table now."""
+        ...
