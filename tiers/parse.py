@@ -12,11 +12,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import time
 from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Final, Literal
 
 import msgspec
+
 from tierline.tiers import codec
 from tierline.tiers.codec import FieldNames
 from tierline.tiers.model import TIER_RANK, TIERS, parse_tier
@@ -32,6 +34,10 @@ REJECTIONS_KEPT: Final = 1000
 _TIER_NAMES: Final = ", ".join(TIERS[:-1]) + " or " + TIERS[-1]
 _SHOWN_MAX: Final = 40
 _BOM: Final = codecs.BOM_UTF8
+# Run in a worker thread, the parse would starve the event loop for hundreds of milliseconds:
+# every read syscall releases and retakes the GIL, which resets the waiting thread's 5 ms
+# switch request. Giving the GIL away every few thousand rows keeps look-ups within ~5 ms.
+_YIELD_EVERY_MASK: Final = 4095
 
 
 class BadTierFile(ValueError):
@@ -106,6 +112,22 @@ class _Builder:
         if len(self.rejected) < self.kept:
             self.rejected.append(Rejection(line=line, reason=reason))
 
+    def reject_lines(self, start: int, end: int) -> None:
+        """A row whose quoted value runs over several lines, rejected as that many rows.
+
+        Standard CSV allows it, but in a tier file it is almost always an unclosed quote
+        swallowing the rows after it; accepting it would drop those callers silently, and
+        counting it as one row would hide them from the reject ratio.
+        """
+        span = end - start + 1
+        self.data_rows += span
+        self.rejected_count += span - 1
+        self.reject(
+            start,
+            f"a quoted value runs over lines {start}-{end} (is a quote left open?);"
+            f" values must fit on one line, so all {span} lines are rejected",
+        )
+
     def add(self, line: int, caller: str, rank: int, fields: list[int | str]) -> None:
         if caller in self.records:
             self.rejected_count += 1
@@ -164,28 +186,29 @@ def _parse_csv(stream: BinaryIO, builder: _Builder) -> None:
             for row in reader:
                 start = line + 1
                 line = reader.line_num
-                size = len(row)
-                if size == width:
-                    pass
-                elif size == 0 or (size == 1 and not row[0].strip()):
+                if line != start:
+                    builder.reject_lines(start, line)
                     continue
-                else:
+                if len(row) != width:
+                    if not any(cell.strip() for cell in row):
+                        continue  # a blank line, or what a spreadsheet writes for one (",,,")
                     builder.data_rows += 1
-                    builder.reject(start, _spans(start, line, f"expected {width} columns, found {size}"))
+                    builder.reject(start, f"expected {width} columns, found {len(row)}")
                     continue
                 builder.data_rows += 1
+                if not builder.data_rows & _YIELD_EVERY_MASK:
+                    time.sleep(0)
                 try:
                     caller = normalise_caller(row[caller_at])
                 except InvalidCaller as exc:
                     if not any(cell.strip() for cell in row):
-                        # ",,," is what spreadsheets write for an empty row: as blank as a blank line.
-                        builder.data_rows -= 1
+                        builder.data_rows -= 1  # ",,," with the right width: still a blank row
                         continue
-                    builder.reject(start, _spans(start, line, str(exc)))
+                    builder.reject(start, str(exc))
                     continue
                 tier = parse_tier(row[tier_at])
                 if tier is None:
-                    builder.reject(start, _spans(start, line, _tier_problem(row[tier_at])))
+                    builder.reject(start, _tier_problem(row[tier_at]))
                     continue
                 fields: list[int | str] = []
                 for column, field_id in crm_columns:
@@ -240,18 +263,14 @@ def _read_header(
     missing = [name for name, at in (("caller", caller_at), ("tier", tier_at)) if at < 0]
     if missing:
         found = ", ".join(repr(cell.strip()) for cell in header)
+        # Spreadsheets in many locales export with ';' or tabs: the commonest broken header.
+        hint = " Columns are separated by commas, not ';' or tabs." if len(header) == 1 else ""
         raise BadTierFile(
             f"the header has no {' and no '.join(missing)} column (found {found});"
-            " a tier file's first line names its columns, e.g. caller,tier,customer_id",
+            f" a tier file's first line names its columns, e.g. caller,tier,customer_id.{hint}",
             line,
         )
     return caller_at, tier_at, crm_columns, len(header), line
-
-
-def _spans(start: int, end: int, reason: str) -> str:
-    if end == start:
-        return reason
-    return f"{reason} (the row runs over lines {start}-{end}: is a quote left open?)"
 
 
 def _is_text(value: str) -> bool:
@@ -280,6 +299,8 @@ def _parse_ndjson(stream: BinaryIO, builder: _Builder) -> None:
         if not raw.strip():
             continue
         builder.data_rows += 1
+        if not builder.data_rows & _YIELD_EVERY_MASK:
+            time.sleep(0)
         try:
             row = _row_decoder.decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import msgspec
+
 from tierline.tiers.parse import Rejection
 
 

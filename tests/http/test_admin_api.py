@@ -14,7 +14,9 @@ async def reload(api: Api, body: bytes, ctype: str = "text/csv", **kwargs: Any) 
 
 async def test_reload_csv_swaps_and_reports_rejections_by_line(api: Api) -> None:
     rows = [f"+86138{i:08d},{'VIP' if i % 2 else 'mid'},C{i},Name {i}" for i in range(300)]
-    csv = "caller,tier,customer_id,name\n" + "\n".join(rows[:150]) + "\n\n+123,gold,X,Y\n" + "\n".join(rows[150:]) + "\n"
+    csv = (
+        "caller,tier,customer_id,name\n" + "\n".join(rows[:150]) + "\n\n+123,gold,X,Y\n" + "\n".join(rows[150:]) + "\n"
+    )
     status, result = await reload(api, csv.encode())
     assert status == 200, result
     # header line 1, 150 rows (lines 2-151), blank line 152, the bad row is line 153.
@@ -27,7 +29,12 @@ async def test_reload_csv_swaps_and_reports_rejections_by_line(api: Api) -> None
     }
     assert "gold" in result["rejected"][0]["reason"]
     status, record = await api.get("/v1/callers/+8613800000001")
-    assert record == {"caller": "+8613800000001", "tier": "vip", "known": True, "crm": {"customer_id": "C1", "name": "Name 1"}}
+    assert record == {
+        "caller": "+8613800000001",
+        "tier": "vip",
+        "known": True,
+        "crm": {"customer_id": "C1", "name": "Name 1"},
+    }
     status, health = await api.get("/readyz")
     assert health["tiers_version"] == 1 and health["tiers_loaded"] == 300
 
@@ -77,7 +84,11 @@ async def test_sla_report_per_queue_and_tier(make_api: ApiFactory) -> None:
     assert status == 200 and sla["timezone"] == "Asia/Shanghai" and sla["formula"] == "default"
     rows = {r["tier"]: r for r in sla["rows"]}
     assert set(rows) == {"vip", "mid", "standard", "blacklisted"} and all(r["queue"] == "billing" for r in sla["rows"])
-    assert rows["standard"]["answered"] == 1 and rows["standard"]["service_level"] == 0.0 and rows["standard"]["met"] is False
+    assert (
+        rows["standard"]["answered"] == 1
+        and rows["standard"]["service_level"] == 0.0
+        and rows["standard"]["met"] is False
+    )
     assert rows["standard"]["asa_s"] == 25.0
     assert rows["mid"]["overflowed"] == 1 and rows["mid"]["service_level"] == 0.0
     assert rows["blacklisted"]["target"] is None and rows["blacklisted"]["met"] is None

@@ -134,7 +134,13 @@ async def state_of(api: Api) -> Any:
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/v1/calls", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "invalid_json"),
     ("POST", "/v1/calls", {"json": [1, 2]}, 400, "not_an_object"),
-    ("POST", "/v1/calls", {"data": b"call_id=x", "headers": {"Content-Type": "text/plain"}}, 415, "unsupported_media_type"),
+    (
+        "POST",
+        "/v1/calls",
+        {"data": b"call_id=x", "headers": {"Content-Type": "text/plain"}},
+        415,
+        "unsupported_media_type",
+    ),
     ("POST", "/v1/calls", {"json": {"caller": "+123456"}}, 422, "invalid_field"),
     ("POST", "/v1/calls", {"json": {"call_id": "z", "caller": "+123456", "tier": "vip"}}, 422, "invalid_field"),
     ("POST", "/v1/calls", {"json": {"call_id": 7, "caller": "+123456"}}, 422, "invalid_field"),
@@ -142,7 +148,13 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/v1/calls", {"json": {"call_id": "z", "caller": "+123456", "queue": "nope"}}, 422, "unknown_queue"),
     ("POST", "/v1/calls", {"json": {"call_id": "z", "caller": "call me"}}, 422, "invalid_caller"),
     ("POST", "/v1/calls", {"json": {"call_id": "z", "caller": "+1234567890123456"}}, 422, "invalid_caller"),
-    ("POST", "/v1/calls", {"data": b'{"call_id": "' + b"x" * 70000 + b'"}', "headers": {"Content-Type": "application/json"}}, 413, "payload_too_large"),
+    (
+        "POST",
+        "/v1/calls",
+        {"data": b'{"call_id": "' + b"x" * 70000 + b'"}', "headers": {"Content-Type": "application/json"}},
+        413,
+        "payload_too_large",
+    ),
     ("GET", "/v1/calls/unknown", {}, 404, "call_not_found"),
     ("POST", "/v1/calls/unknown/answer", {"json": {"agent_id": "q"}}, 404, "call_not_found"),
     ("POST", "/v1/calls/a/end", {"json": {}}, 409, "invalid_state"),
@@ -157,7 +169,13 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("GET", "/admin/sla?queue=nope", {}, 422, "unknown_queue"),
     ("GET", "/admin/callbacks?status=all", {}, 422, "invalid_query"),
     ("PUT", "/admin/tiers/+123456", {"json": {"tier": "gold"}}, 422, "invalid_tier"),
-    ("POST", "/admin/tiers/reload", {"data": b"caller,tier\n", "headers": {"Content-Type": "application/json"}}, 415, "unsupported_media_type"),
+    (
+        "POST",
+        "/admin/tiers/reload",
+        {"data": b"caller,tier\n", "headers": {"Content-Type": "application/json"}},
+        415,
+        "unsupported_media_type",
+    ),
 ]
 
 

@@ -31,7 +31,8 @@ def test_example_config_names_every_setting() -> None:
 
 def test_environment_overrides_server_settings() -> None:
     settings = load_settings(
-        None, env={"TIERLINE_PORT": "9100", "TIERLINE_HOST": "0.0.0.0", "TIERLINE_INSECURE": "1", "TIERLINE_API_TOKEN": "t"}
+        None,
+        env={"TIERLINE_PORT": "9100", "TIERLINE_HOST": "0.0.0.0", "TIERLINE_INSECURE": "1", "TIERLINE_API_TOKEN": "t"},
     )
     assert (settings.server.port, settings.server.host, settings.server.insecure, settings.server.api_token) == (
         9100,

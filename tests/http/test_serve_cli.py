@@ -43,7 +43,7 @@ def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
 def server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     config = tmp_path / "tierline.toml"
-    config.write_text('[queues.sales]\nmax_waiting = 10\n[tiers.mid]\noverflow_after_s = 120\n')
+    config.write_text("[queues.sales]\nmax_waiting = 10\n[tiers.mid]\noverflow_after_s = 120\n")
     proc = subprocess.Popen([*CLI, "serve", "--port", str(port), "--config", str(config)], stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 15
@@ -67,7 +67,9 @@ def test_serve_reload_route_and_read_back(server: str, tmp_path: Path) -> None:
     done = subprocess.run([*CLI, "reload-tiers", str(tiers), "--url", server], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "2 loaded" in done.stdout and "swapped" in done.stdout
-    status, call = http("POST", server + "/v1/calls", {"call_id": "sip-1", "caller": "+8613800000001", "queue": "sales"})
+    status, call = http(
+        "POST", server + "/v1/calls", {"call_id": "sip-1", "caller": "+8613800000001", "queue": "sales"}
+    )
     assert status == 201 and call["tier"] == "vip" and call["queue"] == "sales"
     status, again = http("GET", server + "/v1/calls/sip-1")
     assert status == 200 and again["status"] == "waiting" and again["position"] == 1
@@ -82,7 +84,9 @@ def test_reload_tiers_exits_1_when_nothing_is_swapped(server: str, tmp_path: Pat
 
 
 def test_open_bind_without_tokens_is_refused() -> None:
-    done = subprocess.run([*CLI, "serve", "--host", "0.0.0.0", "--port", str(free_port())], capture_output=True, text=True, timeout=20)
+    done = subprocess.run(
+        [*CLI, "serve", "--host", "0.0.0.0", "--port", str(free_port())], capture_output=True, text=True, timeout=20
+    )
     assert done.returncode == 2
     assert "refusing to listen on 0.0.0.0" in done.stderr and "--insecure" in done.stderr
 

@@ -1,6 +1,6 @@
-"""Measures the tier path at production size (not a test: pytest does not collect it).
+"""Measures the tier path at production size (a benchmark, not a test).
 
-    .venv/bin/python tests/tiers/bench_tiers.py [ROWS]
+    .venv/bin/python loadtest/bench_tiers.py [ROWS]
 
 Prints parse rows/s (CSV and JSON Lines), reload rows/s, process memory per record, the
 longest event-loop stall during a reload, and look-up and normalisation times.

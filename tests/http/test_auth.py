@@ -1,0 +1,59 @@
+"""Tokens and roles on every route: none 401, the other role's 403, the right one passes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.http.conftest import Api, ApiFactory
+from tierline.router.app import ENDPOINTS
+from tierline.router.auth import role_of
+
+TOKENS = {"api": "ivr-secret-1", "admin": "boss-secret-2"}
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"{(\w+)}", lambda m: "+123456" if m.group(1) == "caller" else "x1", path)
+
+
+@pytest.fixture
+async def guarded(make_api: ApiFactory) -> Api:
+    api: Api = await make_api(env={"TIERLINE_API_TOKEN": TOKENS["api"], "TIERLINE_ADMIN_TOKEN": TOKENS["admin"]})
+    return api
+
+
+def test_every_route_has_the_role_its_path_gets() -> None:
+    for endpoint in ENDPOINTS:
+        assert role_of(endpoint.path) == endpoint.role, endpoint.path
+
+
+async def test_every_guarded_route_checks_its_token(guarded: Api) -> None:
+    checked = 0
+    for endpoint in ENDPOINTS:
+        if endpoint.role == "public":
+            continue
+        url = guarded.base + concrete(endpoint.path)
+        other = "admin" if endpoint.role == "api" else "api"
+        cases = [
+            ({}, 401),
+            ({"Authorization": "Bearer nope"}, 401),
+            ({"Authorization": "Basic " + TOKENS[endpoint.role]}, 401),
+            ({"Authorization": f"Bearer {TOKENS[other]}"}, 403),
+        ]
+        for headers, expected in cases:
+            async with guarded.session.request(endpoint.method, url, headers=headers) as resp:
+                assert resp.status == expected, (endpoint.method, endpoint.path, headers)
+                body = await resp.json()
+                assert body["error"]["code"] == ("unauthorized" if expected == 401 else "forbidden")
+        headers = {"Authorization": f"Bearer {TOKENS[endpoint.role]}"}
+        async with guarded.session.request(endpoint.method, url, headers=headers) as resp:
+            assert resp.status not in (401, 403), (endpoint.method, endpoint.path)
+        checked += 1
+    assert checked >= 14
+
+
+async def test_public_routes_need_no_token(guarded: Api) -> None:
+    for path in ("/healthz", "/readyz", "/openapi.json"):
+        status, _ = await guarded.get(path)
+        assert status == 200, path
