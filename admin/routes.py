@@ -35,6 +35,7 @@ admin = EndpointTable()
 
 WINDOWS = ("15m", "60m", "today")
 CALLBACK_FILTERS = ("open", "overdue", "done")
+LIMIT = QueryParam("limit", "at most this many (default 1000)", integer=(1, 10_000))
 TIER_FILE_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/jsonl": "ndjson"}
 
 
@@ -67,12 +68,12 @@ async def get_sla(request: web.Request) -> web.Response:
     responses={200: CallbackListView},
     query=(
         QueryParam("status", "open, overdue or done", enum=CALLBACK_FILTERS),
-        QueryParam("limit", "at most this many (1-10000, default 1000)", integer=True),
+        LIMIT,
     ),
 )
 async def list_callbacks(request: web.Request) -> web.Response:
     which = cast(Literal["open", "overdue", "done"], query_choice(request, "status", CALLBACK_FILTERS, "open"))
-    limit = query_int(request, "limit", 1000, 1, 10_000)
+    limit = query_int(request, LIMIT, default=1000)
     found = await services(request).calls.callbacks(which, limit)
     return json_response(CallbackListView(status=which, callbacks=[callback_view(c) for c in found]))
 

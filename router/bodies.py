@@ -13,6 +13,7 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
+from tierline.router.endpoints import QueryParam
 from tierline.router.errors import ApiError
 
 T = TypeVar("T")
@@ -56,16 +57,17 @@ def query_choice(request: web.Request, name: str, choices: tuple[str, ...], defa
     return value
 
 
-def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
+def query_int(request: web.Request, param: QueryParam, default: int) -> int:
+    raw = request.query.get(param.name)
     if raw is None:
         return default
+    low, high = param.integer or (-(2**63), 2**63 - 1)
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(422, "invalid_query", f"{name} must be a whole number") from None
+        raise ApiError(422, "invalid_query", f"{param.name} must be a whole number") from None
     if not low <= value <= high:
-        raise ApiError(422, "invalid_query", f"{name} must be between {low} and {high}")
+        raise ApiError(422, "invalid_query", f"{param.name} must be between {low} and {high}")
     return value
 
 

@@ -21,7 +21,7 @@ class QueryParam:
     name: str
     description: str
     enum: tuple[str, ...] | None = None
-    integer: bool = False
+    integer: tuple[int, int] | None = None  # (minimum, maximum) for a whole-number parameter
 
 
 @dataclass(frozen=True)

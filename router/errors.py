@@ -66,8 +66,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        message = exc.reason if exc.status != 404 else f"no route {request.method} {request.path}"
-        return error_response(exc.status, code, message)
+        message = f"no route {request.method} {request.path}"
+        headers = None
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            message = f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
+            headers = {"Allow": allowed}
+        elif exc.status != 404:
+            message = exc.reason
+        return error_response(exc.status, code, message, headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error; the request may not have been applied")

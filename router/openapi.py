@@ -23,6 +23,10 @@ _ERRORS = {
     503: "store unavailable",
 }
 _REF = "#/components/schemas/{name}"
+_IDENT_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$"}
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "caller": {"type": "string", "minLength": 1, "maxLength": 64, "description": "phone number, normalised on receipt"},
+}
 
 
 def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
@@ -44,11 +48,13 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
             "responses": {},
         }
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+            {"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(name, _IDENT_SCHEMA)}
             for name in re.findall(r"{(\w+)}", endpoint.path)
         ]
         for param in endpoint.query:
-            schema: dict[str, Any] = {"type": "integer" if param.integer else "string"}
+            schema: dict[str, Any] = {"type": "string"}
+            if param.integer is not None:
+                schema = {"type": "integer", "minimum": param.integer[0], "maximum": param.integer[1]}
             if param.enum:
                 schema["enum"] = list(param.enum)
             parameters.append(
@@ -65,8 +71,10 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
         if endpoint.role != "public":
             operation["security"] = [{"bearer": []}]
         if endpoint.body is not None:
+            # An empty body counts as {}, so a body is only required when the struct has required fields.
+            required = any(f.required for f in msgspec.structs.fields(endpoint.body))
             operation["requestBody"] = {
-                "required": False,
+                "required": required,
                 "content": {media: {"schema": ref_of[endpoint.body]} for media in endpoint.body_media},
             }
         elif endpoint.body_media != ("application/json",):
