@@ -1,28 +1,50 @@
 # Tierline: the routing service on a slim Python base, run as a non-root user.
 # Build: docker build -t tierline .   Run: docker run -p 8080:8080 -e TIERLINE_API_TOKEN=… -e TIERLINE_ADMIN_TOKEN=… tierline
-FROM python:3.11-slim-bookworm AS build
+#
+# BASE_IMAGE: any Debian-like image with python3 >= 3.11 and its venv module (the default is
+# the public slim image; CI, which reaches no image registry, passes a Debian bookworm base it
+# built itself with debootstrap: see deploy/container-check).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# Build stage: a venv at /opt/tierline with tierline and its runtime dependencies only.
+# Wheels: if the build context holds build/wheels/ (made on the host with
+# `pip wheel -w build/wheels .`, as deploy/container-check does because pip inside a build
+# cannot reach PyPI there), everything is installed from those wheels, offline. Without it
+# (a plain `docker build .` anywhere else) pip builds the project and fetches its
+# dependencies from PyPI. README.md is copied along only so that the COPY has a source
+# when build/wheels/ does not exist.
+FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY router ./router
 COPY tiers ./tiers
 COPY queue ./queue
 COPY admin ./admin
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+COPY README.md build/wheel[s] /wheels/
+RUN python3 -m venv /opt/tierline \
+    && if ls /wheels/*.whl >/dev/null 2>&1; then \
+         /opt/tierline/bin/python -m pip install --no-cache-dir --no-index --find-links /wheels /wheels/tierline-*.whl; \
+       else \
+         /opt/tierline/bin/python -m pip install --no-cache-dir /src; \
+       fi \
+    && /opt/tierline/bin/python -m pip uninstall --yes pip setuptools
 
-FROM python:3.11-slim-bookworm
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin tierline
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-compile /wheels/*.whl && rm -rf /wheels
+# Runtime stage: the base plus the venv; no compiler, no pip cache, no sources, no tests.
+FROM ${BASE_IMAGE}
+RUN useradd --system --no-log-init --uid 10001 --no-create-home --shell /usr/sbin/nologin tierline
+COPY --from=build /opt/tierline /opt/tierline
 USER 10001
 # Listen on every interface of the container; store and tokens come from the environment.
 # Without TIERLINE_API_TOKEN and TIERLINE_ADMIN_TOKEN the service refuses this bind unless
-# TIERLINE_INSECURE=1 says an open service is wanted.
-ENV PYTHONUNBUFFERED=1 \
+# TIERLINE_INSECURE=1 says an open service is wanted. Logs go to stdout/stderr, unbuffered.
+# PATH is spelled out whole: a base made with `podman import` carries no PATH of its own.
+ENV PATH=/opt/tierline/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONUNBUFFERED=1 \
     TIERLINE_HOST=0.0.0.0 \
     TIERLINE_PORT=8080 \
     TIERLINE_STORE=memory
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TIERLINE_PORT', '8080'), timeout=2)"]
+    CMD ["/opt/tierline/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TIERLINE_PORT', '8080'), timeout=2)"]
 STOPSIGNAL SIGTERM
-CMD ["tierline", "serve"]
+CMD ["/opt/tierline/bin/tierline", "serve"]

@@ -12,6 +12,8 @@ from typing import Literal, cast
 
 from aiohttp import web
 
+from tierline.admin.dashboard import dashboard_asset, dashboard_page, dashboard_redirect
+from tierline.admin.metrics import get_metrics
 from tierline.queue.service_level import FORMULAS, Window
 from tierline.router.bodies import json_response, query_choice, query_int, read_json
 from tierline.router.context import services
@@ -139,3 +141,34 @@ async def delete_tier(request: web.Request) -> web.Response:
     caller = normalise_caller(request.match_info["caller"])
     await services(request).tiers.delete(caller)
     return web.Response(status=204)
+
+
+# --- the live dashboard and Prometheus (handlers in admin/dashboard.py and admin/metrics.py) --
+
+admin.route(
+    "GET",
+    "/admin/",
+    summary="The live dashboard page (public; its script sends the admin token on its own requests)",
+    role="public",
+    responses={200: None},
+    produces="text/html",
+)(dashboard_page)
+admin.route(
+    "GET", "/admin", summary="Redirect to the dashboard, /admin/", role="public", responses={308: None}
+)(dashboard_redirect)
+admin.route(
+    "GET",
+    "/admin/static/{name}",
+    summary="The dashboard's script and style sheet (public)",
+    role="public",
+    responses={200: None},
+    produces="text/*",
+)(dashboard_asset)
+admin.route(
+    "GET",
+    "/metrics",
+    summary="Prometheus text format: call counters, waiting, answered-wait histogram, callbacks (from the store)",
+    role="admin",
+    responses={200: None},
+    produces="text/plain",
+)(get_metrics)

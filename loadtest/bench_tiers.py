@@ -1,15 +1,18 @@
 """Measures the tier path at production size (a benchmark, not a test).
 
-    .venv/bin/python loadtest/bench_tiers.py [ROWS]
+    .venv/bin/python loadtest/bench_tiers.py [ROWS] [--json PATH]
 
 Prints parse rows/s (CSV and JSON Lines), reload rows/s, process memory per record, the
-longest event-loop stall during a reload, and look-up and normalisation times.
+longest event-loop stall during a reload, and look-up and normalisation times; with
+`--json PATH` also writes those figures (loadtest/bench.py runs it that way, in a fresh
+process, so that the memory figure is not skewed by anything else in the process).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import resource
 import sys
 import tempfile
@@ -43,7 +46,7 @@ def write_files(folder: Path, rows: int) -> tuple[Path, Path]:
     return csv_path, nd_path
 
 
-def time_parse(path: Path, fmt: str, rows: int) -> None:
+def time_parse(path: Path, fmt: str, rows: int) -> float:
     start = time.perf_counter()
     with path.open("rb", buffering=1 << 20) as stream:
         parsed = parse_tier_file(stream, fmt)  # type: ignore[arg-type]
@@ -52,9 +55,10 @@ def time_parse(path: Path, fmt: str, rows: int) -> None:
     print(f"parse {fmt:6}: {rows} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s")
     del parsed
     gc.collect()
+    return rows / elapsed
 
 
-async def reload_and_measure(csv_path: Path, rows: int) -> None:
+async def reload_and_measure(csv_path: Path, rows: int) -> dict[str, float]:
     store = MemoryTierStore()
     gc.collect()
     before = rss_bytes()
@@ -74,6 +78,7 @@ async def reload_and_measure(csv_path: Path, rows: int) -> None:
     result = await store.reload_file(csv_path, "csv")
     elapsed = time.perf_counter() - start
     first_stall = max(stalls)
+    first_elapsed = elapsed
     assert result.swapped and result.loaded == rows
     gc.collect()
     after = rss_bytes()
@@ -114,17 +119,36 @@ async def reload_and_measure(csv_path: Path, rows: int) -> None:
     start = time.perf_counter()
     for i in range(n):
         normalise_caller(raw[i % 3])
-    print(f"normalise : {(time.perf_counter() - start) / n * 1e6:.2f} us")
+    per_normalise = (time.perf_counter() - start) / n * 1e6
+    print(f"normalise : {per_normalise:.2f} us")
+    return {
+        "rows": rows,
+        "reload_s": first_elapsed,
+        "reload_rows_per_s": rows / first_elapsed,
+        "bytes_per_record": (after - before) / rows,
+        "reload_stall_ms": first_stall * 1000,
+        "lookup_known_us": per_known,
+        "lookup_unknown_us": per_unknown,
+        "normalise_us": per_normalise,
+    }
 
 
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    args = sys.argv[1:]
+    json_path = None
+    if "--json" in args:
+        at = args.index("--json")
+        json_path = Path(args[at + 1])
+        del args[at : at + 2]
+    rows = int(args[0]) if args else 1_000_000
     with tempfile.TemporaryDirectory() as folder:
         csv_path, nd_path = write_files(Path(folder), rows)
         print(f"python {sys.version.split()[0]}, {rows} rows, CSV {csv_path.stat().st_size / 2**20:.0f} MiB")
-        asyncio.run(reload_and_measure(csv_path, rows))
-        time_parse(csv_path, "csv", rows)
-        time_parse(nd_path, "ndjson", rows)
+        figures = asyncio.run(reload_and_measure(csv_path, rows))
+        figures["parse_csv_rows_per_s"] = time_parse(csv_path, "csv", rows)
+        figures["parse_ndjson_rows_per_s"] = time_parse(nd_path, "ndjson", rows)
+    if json_path is not None:
+        json_path.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

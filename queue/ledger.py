@@ -1,16 +1,20 @@
 """The memory store's service-level tallies: per queue × tier, by minute and by 15-minute interval.
 
 Minutes serve the rolling windows (kept an hour), intervals serve today and its chart (kept
-two days). Both are filled from the same event through `service_level.record`.
+two days). Both are filled from the same event through `service_level.record`. A lifetime
+tally per queue × tier (never pruned) feeds `/metrics` through `metrics.lifetime_increments`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+import msgspec
+
+from tierline.queue import metrics as mx
 from tierline.queue import service_level as sl
 from tierline.queue.policy import Policy
-from tierline.tiers.model import Tier
+from tierline.tiers.model import TIERS, Tier
 
 Key = tuple[str, Tier]
 
@@ -20,6 +24,8 @@ class Ledger:
         self._policy = policy
         self._minutes: defaultdict[Key, dict[int, sl.Tally]] = defaultdict(dict)
         self._intervals: defaultdict[Key, dict[int, sl.Tally]] = defaultdict(dict)
+        self.wait_bounds = mx.wait_bounds(policy.tier(t).sla_threshold_s for t in TIERS)
+        self._lifetime: dict[Key, mx.LifetimeTally] = {}
 
     def record(self, queue: str, tier: Tier, kind: sl.EventKind, at: float, value: float = 0.0) -> None:
         threshold = self._policy.tier(tier).sla_threshold_s
@@ -30,10 +36,26 @@ class Ledger:
             if tally is None:
                 tally = by_slot[slot] = sl.Tally()
             sl.record(tally, kind, value, threshold, short)
+        lifetime = self._lifetime.get((queue, tier))
+        if lifetime is None:
+            lifetime = self._lifetime[(queue, tier)] = mx.LifetimeTally()
+        increments = mx.lifetime_increments(kind, value, threshold, short, self.wait_bounds)
+        mx.apply_increments(lifetime, increments, len(self.wait_bounds))
+
+    def lifetime(self, queue: str, tier: Tier) -> mx.LifetimeTally:
+        """Counts since this store began (for /metrics); a copy, zero if nothing happened."""
+        found = self._lifetime.get((queue, tier))
+        if found is None:
+            return mx.LifetimeTally(answer_wait_buckets=[0] * (len(self.wait_bounds) + 1))
+        return msgspec.structs.replace(found, answer_wait_buckets=list(found.answer_wait_buckets))
 
     def rolling(self, queue: str, tier: Tier, window: str, now: float) -> sl.Tally:
         by_minute = self._minutes.get((queue, tier), {})
         return sl.total(t for m in sl.rolling_minutes(window, now) if (t := by_minute.get(m)) is not None)
+
+    def over_minutes(self, queue: str, tier: Tier, minutes: range) -> sl.Tally:
+        by_minute = self._minutes.get((queue, tier), {})
+        return sl.total(t for m in minutes if (t := by_minute.get(m)) is not None)
 
     def intervals(self, queue: str, tier: Tier, now: float) -> list[tuple[int, sl.Tally]]:
         by_interval = self._intervals.get((queue, tier), {})

@@ -24,6 +24,7 @@ from tierline.queue.clock import Clock
 from tierline.queue.errors import Conflict, Invalid, NotFound
 from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
 from tierline.queue.ledger import Ledger
+from tierline.queue.metrics import MetricsSnapshot, metrics_row
 from tierline.queue.policy import Policy
 from tierline.queue.store import (
     CallbackFilter,
@@ -32,6 +33,7 @@ from tierline.queue.store import (
     IntervalFigures,
     SlaReport,
     SlaRow,
+    Traffic,
     Work,
 )
 from tierline.queue.waitlist import WaitList
@@ -262,6 +264,49 @@ class MemoryCallStore:
                 )
         return SlaReport(window=window, start=sl.window_start(window, now, self.policy.timezone), now=now, rows=rows)
 
+    async def metrics(self) -> MetricsSnapshot:
+        now = self._tick()
+        bounds = self._ledger.wait_bounds
+        rows = []
+        for name, waitlist in self._queues.items():
+            for tier in TIERS:
+                policy = self.policy.tier(tier)
+                oldest = waitlist.oldest(tier)
+                rows.append(
+                    metrics_row(
+                        name,
+                        tier,
+                        self._ledger.lifetime(name, tier),
+                        len(bounds),
+                        threshold_s=policy.sla_threshold_s,
+                        target=policy.sla_target,
+                        waiting_now=waitlist.count(tier),
+                        oldest_wait_now_s=None if oldest is None else round(now - oldest.arrived_at, 3),
+                    )
+                )
+        active = [c for c in self._callbacks.values() if c.active]
+        return MetricsSnapshot(
+            now=now,
+            wait_bounds=list(bounds),
+            rows=rows,
+            callbacks_open=sum(c.status == "open" for c in active),
+            callbacks_assigned=sum(c.status == "assigned" for c in active),
+            callbacks_overdue=sum(c.overdue(now) for c in active),
+        )
+
+    async def traffic(self, queue: str | None, window_s: float) -> Traffic:
+        names = self._queue_names(None if queue is None else [queue])
+        now = self._tick()
+        minutes = sl.window_minutes(window_s, now)
+        tallies = {tier: sl.total(self._ledger.over_minutes(n, tier, minutes) for n in names) for tier in TIERS}
+        return Traffic(
+            start=max(float(minutes.start * sl.MINUTE), self._started_at),
+            now=now,
+            arrived={tier: t.arrived for tier, t in tallies.items()},
+            ended=sum(t.ended for t in tallies.values()),
+            handle_sum_s=sum(t.handle_sum for t in tallies.values()),
+        )
+
     async def sweep(self) -> None:
         self._tick()
 
@@ -278,8 +323,9 @@ class MemoryCallStore:
         now = self.clock.now()
         timeout = self.policy.offer_timeout_s
         while self._offers and self._offers[0][0] + timeout <= now:
-            _, call_id = self._offers[0]
-            self._back_to_queue(self._calls[call_id], now)
+            offered_at, call_id = self._offers[0]
+            # Back in the queue when the ringing stopped, so the overflow below lands on time.
+            self._back_to_queue(self._calls[call_id], offered_at + timeout)
         for name, waitlist in self._queues.items():
             for tier in TIERS:
                 limit = self.policy.tier(tier).overflow_after_s

@@ -167,6 +167,18 @@ def rolling_minutes(window: str, now: float) -> range:
     return range(current - ROLLING_MINUTES[window] + 1, current + 1)
 
 
+def window_minutes(window_s: float, now: float) -> range:
+    """The whole minutes covering the last `window_s` seconds: the current one and the ones before it.
+
+    ceil(window_s / 60) minutes, so 3600 s is the same 60 minutes as the `60m` window. At most
+    an hour: that is what the stores keep per minute.
+    """
+    if not 0 < window_s <= 3600:
+        raise ValueError(f"a traffic window is 0 < window_s <= 3600 seconds, not {window_s!r}")
+    current = minute_of(now)
+    return range(current - math.ceil(window_s / MINUTE) + 1, current + 1)
+
+
 def local_midnight(now: float, timezone: str) -> float:
     zone = ZoneInfo(timezone)
     local = datetime.fromtimestamp(now, zone)

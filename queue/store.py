@@ -13,6 +13,7 @@ import msgspec
 
 from tierline.queue.callbacks import Callback, Outcome
 from tierline.queue.calls import Call
+from tierline.queue.metrics import MetricsSnapshot
 from tierline.queue.service_level import Figures, Window
 from tierline.tiers.model import Tier, TierRecord
 
@@ -70,6 +71,25 @@ class CallbackSummary(msgspec.Struct, kw_only=True):
     service_level: float | None
 
 
+class Traffic(msgspec.Struct, kw_only=True):
+    """The load a queue (or all queues) carried over a recent window: the forecast's observed input.
+
+    Straight from the ledger's per-minute tallies, summed over the window's whole minutes:
+    `arrived` per tier (Tally.arrived) and, over every tier, the calls ended (Tally.ended)
+    with their total handle seconds (Tally.handle_sum). Rates are counts / `span_s`.
+    """
+
+    start: float  # the first counted minute's start, or when the store began counting if later
+    now: float
+    arrived: dict[Tier, int]  # every tier present, 0 when none arrived
+    ended: int
+    handle_sum_s: float
+
+    @property
+    def span_s(self) -> float:
+        return max(self.now - self.start, 0.0)
+
+
 class CallStore(Protocol):
     async def route(self, call_id: str, record: TierRecord, queue: str) -> tuple[CallSnapshot, bool]:
         """Queue a new call (True) or return the existing one with that id (False)."""
@@ -96,6 +116,17 @@ class CallStore(Protocol):
     async def callback_summary(self) -> CallbackSummary: ...
 
     async def sla(self, queue: str | None, window: Window) -> SlaReport: ...
+
+    async def traffic(self, queue: str | None, window_s: float) -> Traffic:
+        """Arrivals per tier, calls ended and their handle seconds over the last `window_s`
+        (0 < window_s ≤ 3600) as whole minutes: the current one and those before it
+        (`service_level.window_minutes`). `queue` None sums every queue; an undeclared
+        queue is `Invalid` (unknown_queue)."""
+        ...
+
+    async def metrics(self) -> MetricsSnapshot:
+        """Lifetime counters and answered-wait histogram per queue × tier, waiting now, callbacks (/metrics)."""
+        ...
 
     async def sweep(self) -> None:
         """Do what is due now; the service calls it at least once a second."""

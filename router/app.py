@@ -15,9 +15,12 @@ from importlib.metadata import PackageNotFoundError, version
 import msgspec
 from aiohttp import web
 
+from tierline.admin.forecast import forecast_api
 from tierline.admin.routes import admin
 from tierline.queue.clock import Clock, SystemClock
 from tierline.queue.memory_store import MemoryCallStore
+from tierline.queue.redis_link import RedisLink, connect, is_redis_url
+from tierline.queue.redis_store import RedisCallStore
 from tierline.router.auth import make_auth_middleware
 from tierline.router.bodies import json_response
 from tierline.router.config import Settings
@@ -28,6 +31,7 @@ from tierline.router.messages import Health
 from tierline.router.openapi import build_openapi
 from tierline.router.v1 import v1
 from tierline.tiers.memory import MemoryTierStore
+from tierline.tiers.redis_store import RedisTierStore
 
 log = logging.getLogger("tierline")
 
@@ -66,17 +70,30 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
-ENDPOINTS: list[Endpoint] = [*v1.endpoints, *admin.endpoints, *public.endpoints]
+ENDPOINTS: list[Endpoint] = [*v1.endpoints, *admin.endpoints, *forecast_api.endpoints, *public.endpoints]
 OPENAPI = web.AppKey("openapi", bytes)
 
 
 def open_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
-    store = settings.server.store
-    if store != "memory":
-        raise ValueError(f"unknown store {store!r}: this build knows 'memory'")
-    tiers = MemoryTierStore(default_tier=settings.default_tier, max_reject_ratio=settings.reload_max_reject_ratio)
-    return Services(settings=settings, tiers=tiers, calls=MemoryCallStore(settings, clock), clock=clock)
+    server = settings.server
+    if server.store == "memory":
+        tiers = MemoryTierStore(default_tier=settings.default_tier, max_reject_ratio=settings.reload_max_reject_ratio)
+        return Services(settings=settings, tiers=tiers, calls=MemoryCallStore(settings, clock), clock=clock)
+    if is_redis_url(server.store):
+        link = RedisLink(connect(server.store, server.redis_timeout_s), server.redis_timeout_s)
+        return Services(
+            settings=settings,
+            tiers=RedisTierStore(
+                link,
+                server.redis_namespace,
+                default_tier=settings.default_tier,
+                max_reject_ratio=settings.reload_max_reject_ratio,
+            ),
+            calls=RedisCallStore(link, settings, clock, server.redis_namespace),
+            clock=clock,
+        )
+    raise ValueError(f"unknown store {server.store!r}: use 'memory', redis://host:port/db or redis+cluster://host:port")
 
 
 def build_app(svc: Services, sweeper: bool = True) -> web.Application:
@@ -87,7 +104,7 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     )
     app[SERVICES] = svc
     app[OPENAPI] = msgspec.json.encode(build_openapi(ENDPOINTS, VERSION))
-    for table in (v1, admin, public):
+    for table in (v1, admin, forecast_api, public):
         table.add_to(app)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)

@@ -7,6 +7,7 @@ A role with no token configured is open; the CLI then keeps the service on loopb
 from __future__ import annotations
 
 import hmac
+import re
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -14,10 +15,17 @@ from aiohttp.typedefs import Middleware
 from tierline.router.endpoints import Handler, Role
 from tierline.router.errors import ApiError
 
+# The dashboard page and its assets are public (a browser sends no bearer header when it
+# navigates); the page's script sends the admin token on the /admin API calls it makes.
+# Asset names are dot-separated words (no "..", no "/"); `{name}` is the route's template.
+_PUBLIC_ADMIN = re.compile(r"/admin/?|/admin/static/([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*|\{name\})")
+
 
 def role_of(path: str) -> Role:
     if path.startswith("/v1/"):
         return "api"
+    if _PUBLIC_ADMIN.fullmatch(path):
+        return "public"
     if path.startswith("/admin") or path == "/metrics":
         return "admin"
     return "public"

@@ -7,6 +7,7 @@ decoded and validated by msgspec in one pass.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TypeVar
 
@@ -68,6 +69,21 @@ def query_int(request: web.Request, param: QueryParam, default: int) -> int:
         raise ApiError(422, "invalid_query", f"{param.name} must be a whole number") from None
     if not low <= value <= high:
         raise ApiError(422, "invalid_query", f"{param.name} must be between {low} and {high}")
+    return value
+
+
+def query_number(request: web.Request, param: QueryParam) -> float | None:
+    """A decimal query parameter within `param.number` (inclusive), or None when absent."""
+    raw = request.query.get(param.name)
+    if raw is None:
+        return None
+    low, high = param.number or (-math.inf, math.inf)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(422, "invalid_query", f"{param.name} must be a number") from None
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ApiError(422, "invalid_query", f"{param.name} must be a number between {low:g} and {high:g}")
     return value
 
 

@@ -17,8 +17,10 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from tierline.router import forecast_cli, reload_cli
 from tierline.router.auth import open_roles
 from tierline.router.config import ConfigError, Settings, load_settings
+from tierline.tiers.parse import TierFileFormat
 
 log = logging.getLogger("tierline")
 
@@ -79,10 +81,17 @@ def serve(args: argparse.Namespace) -> int:
 
 def reload_tiers(args: argparse.Namespace) -> int:
     path: Path = args.file
-    if not path.is_file():
+    if args.rollback:
+        if not args.store:
+            print("tierline: --rollback works on a shared store: give --store redis://…", file=sys.stderr)
+            return 2
+        return reload_cli.reload_into_store(args, None)
+    if path is None or not path.is_file():
         print(f"tierline: no such file {path}", file=sys.stderr)
         return 2
-    fmt = args.format or ("csv" if path.suffix.lower() == ".csv" else "ndjson")
+    fmt: TierFileFormat = args.format or ("csv" if path.suffix.lower() == ".csv" else "ndjson")
+    if args.store:
+        return reload_cli.reload_into_store(args, fmt)
     content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
     return asyncio.run(_post_reload(args.url.rstrip("/"), path, content_type, args.admin_token))
 
@@ -123,16 +132,33 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, default=None, help="TOML settings file (env TIERLINE_CONFIG)")
     run.add_argument("--host", default=None, help="listen address (env TIERLINE_HOST, default 127.0.0.1)")
     run.add_argument("--port", type=int, default=None, help="listen port (env TIERLINE_PORT, default 8080)")
-    run.add_argument("--store", default=None, help="'memory' (default) (env TIERLINE_STORE)")
+    run.add_argument(
+        "--store",
+        default=None,
+        help="'memory' (default), redis://host:port/db or redis+cluster://host:port (env TIERLINE_STORE)",
+    )
     run.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without tokens")
     run.set_defaults(func=serve)
 
     reload = commands.add_parser("reload-tiers", help="replace the tier table from a CSV or JSON Lines file")
-    reload.add_argument("file", type=Path)
+    reload.add_argument("file", type=Path, nargs="?", help="CSV or JSON Lines (not needed with --rollback)")
+    reload.add_argument(
+        "--store", default=None, help="write straight into this Redis (redis://… or redis+cluster://…), not via --url"
+    )
+    reload.add_argument("--namespace", default="tierline", help="the store's key namespace (default %(default)s)")
+    reload.add_argument("--rollback", action="store_true", help="make the previous table live again (--store only)")
+    reload.add_argument(
+        "--max-reject-ratio", type=float, default=0.01, help="refuse a file with more bad rows (default %(default)s)"
+    )
     reload.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (default %(default)s)")
     reload.add_argument("--format", choices=("csv", "ndjson"), default=None, help="default: from the file name")
     reload.add_argument("--admin-token", default=None, help="bearer token for /admin (env TIERLINE_ADMIN_TOKEN)")
     reload.set_defaults(func=reload_tiers)
+
+    forecast_cli.add_parser(commands)
+    from tierline.router.sla_cli import add_sla_command  # `tierline sla`
+
+    add_sla_command(commands)
     return top
 
 

@@ -29,6 +29,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
     max_reload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024**3
     sweep_interval_s: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    # Redis store only: the key prefix (several deployments can share one Redis), and the
+    # longest a single Redis command may take before the request fails over (503 / degraded).
+    redis_namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "tierline"
+    redis_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=5)] = 0.2
 
 
 class Settings(Policy, kw_only=True, forbid_unknown_fields=True, dict=True):

@@ -22,6 +22,7 @@ class QueryParam:
     description: str
     enum: tuple[str, ...] | None = None
     integer: tuple[int, int] | None = None  # (minimum, maximum) for a whole-number parameter
+    number: tuple[float, float] | None = None  # (minimum, maximum) for a decimal-number parameter
 
 
 @dataclass(frozen=True)

@@ -185,13 +185,13 @@ class Health(Struct, kw_only=True):
 # --- conversions ----------------------------------------------------------------------------
 
 
-def record_view(record: TierRecord, degraded: bool = False) -> TierRecordView:
+def record_view(record: TierRecord) -> TierRecordView:
     return TierRecordView(
         caller=record.caller,
         tier=record.tier,
         known=record.known,
         crm=record.crm,
-        degraded=True if degraded else UNSET,
+        degraded=True if record.degraded else UNSET,
     )
 
 

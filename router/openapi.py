@@ -55,6 +55,8 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
             schema: dict[str, Any] = {"type": "string"}
             if param.integer is not None:
                 schema = {"type": "integer", "minimum": param.integer[0], "maximum": param.integer[1]}
+            if param.number is not None:
+                schema = {"type": "number", "minimum": param.number[0], "maximum": param.number[1]}
             if param.enum:
                 schema["enum"] = list(param.enum)
             parameters.append(

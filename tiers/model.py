@@ -34,3 +34,5 @@ class TierRecord(msgspec.Struct, frozen=True, gc=False):
     tier: Tier
     known: bool = True
     crm: dict[str, str] = {}
+    degraded: bool = False
+    """True when the store could not be asked: the record is a cached or default answer."""

@@ -1,0 +1,345 @@
+// Tierline supervisor dashboard: polls /admin/sla (today and 15m) and /admin/callbacks every
+// 2 s with the admin bearer token and redraws the table and today's interval charts.
+// Plain browser JavaScript, no libraries, nothing fetched from anywhere but this service.
+(function () {
+  "use strict";
+
+  var POLL_MS = 2000;
+  var AT_RISK_MARGIN = 0.05; // admin/sla_status.py holds the same rule
+  var EPSILON = 1e-9;
+  var TOKEN_KEY = "tierline.adminToken";
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  var TIERS = ["vip", "mid", "standard", "blacklisted"];
+  var STATUS_WORDS = { "met": "✓ met", "at risk": "! at risk", "missed": "✗ missed", "idle": "· idle", "no target": "– no target" };
+
+  var app = document.getElementById("app");
+  var statusLine = document.getElementById("status-line");
+  var token = "";
+  var polls = 0;
+  var timer = null;
+  var generation = 0; // a poll started by the token form supersedes the running loop
+
+  // --- token: from #token=… (then dropped from the address bar) or sessionStorage ---------
+
+  function storage() {
+    try { return window.sessionStorage; } catch (e) { return null; }
+  }
+
+  function loadToken() {
+    var match = /(?:^#|&)token=([^&]*)/.exec(window.location.hash);
+    var store = storage();
+    if (match) {
+      token = decodeURIComponent(match[1]);
+      if (store) store.setItem(TOKEN_KEY, token);
+      window.history.replaceState(null, "", window.location.pathname + window.location.search);
+    } else {
+      token = (store && store.getItem(TOKEN_KEY)) || "";
+    }
+  }
+
+  function saveToken(value) {
+    token = value;
+    var store = storage();
+    if (store) {
+      if (value) store.setItem(TOKEN_KEY, value); else store.removeItem(TOKEN_KEY);
+    }
+  }
+
+  // --- the rule: met / at risk / missed ---------------------------------------------------
+
+  function slaStatus(level, target, waitingNow, oldestWait, threshold) {
+    if (target === null || target === undefined) return "no target";
+    var lateWaiter = oldestWait !== null && oldestWait !== undefined && oldestWait > threshold;
+    if (level === null || level === undefined) return waitingNow > 0 ? "at risk" : "idle";
+    if (level < target - EPSILON) return "missed";
+    if (level < target + AT_RISK_MARGIN - EPSILON || lateWaiter) return "at risk";
+    return "met";
+  }
+
+  function statusClass(status) { return status.replace(" ", "-"); }
+
+  // --- formatting ---------------------------------------------------------------------------
+
+  function pct(v) { return v === null || v === undefined ? "–" : (v * 100).toFixed(1) + "%"; }
+
+  function secs(v) {
+    if (v === null || v === undefined) return "–";
+    if (v < 60) return v.toFixed(1) + " s";
+    var whole = Math.round(v);
+    var m = Math.floor(whole / 60), s = whole % 60;
+    if (m < 60) return m + ":" + (s < 10 ? "0" : "") + s;
+    var h = Math.floor(m / 60), mm = m % 60;
+    return h + ":" + (mm < 10 ? "0" : "") + mm + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  function timeFormatter(zone, withSeconds) {
+    var options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone };
+    if (withSeconds) options.second = "2-digit";
+    try { return new Intl.DateTimeFormat(undefined, options); } catch (e) {
+      options.timeZone = "UTC";
+      return new Intl.DateTimeFormat(undefined, options);
+    }
+  }
+
+  // --- DOM helpers --------------------------------------------------------------------------
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    for (var key in attrs) if (Object.prototype.hasOwnProperty.call(attrs, key)) node.setAttribute(key, attrs[key]);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function svg(tag, attrs, text) {
+    var node = document.createElementNS(SVG_NS, tag);
+    for (var key in attrs) if (Object.prototype.hasOwnProperty.call(attrs, key)) node.setAttribute(key, String(attrs[key]));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function rawValue(v) { return v === null || v === undefined ? "" : String(v); }
+
+  function cell(field, value, text, extraClass) {
+    var attrs = { "data-field": field, "data-value": rawValue(value) };
+    if (extraClass) attrs["class"] = extraClass;
+    return el("td", attrs, text);
+  }
+
+  // --- fetching -----------------------------------------------------------------------------
+
+  function AuthError(status) { this.status = status; }
+
+  function getJson(path) {
+    var headers = { "Accept": "application/json" };
+    if (token) headers["Authorization"] = "Bearer " + token;
+    return fetch(path, { headers: headers, cache: "no-store", credentials: "omit" }).then(function (resp) {
+      if (resp.status === 401 || resp.status === 403) throw new AuthError(resp.status);
+      if (!resp.ok) throw new Error(path + " answered " + resp.status);
+      return resp.json();
+    });
+  }
+
+  // --- rendering ----------------------------------------------------------------------------
+
+  function renderTable(today, rolling, openCallbacks) {
+    var body = document.getElementById("sla-rows");
+    var byKey = {};
+    rolling.rows.forEach(function (r) { byKey[r.queue + "\u0000" + r.tier] = r; });
+    var now = Date.parse(today.generated_at);
+    var cbOpen = {}, cbOverdue = {};
+    openCallbacks.callbacks.forEach(function (c) {
+      var key = c.queue + "\u0000" + c.tier;
+      cbOpen[key] = (cbOpen[key] || 0) + 1;
+      if (Date.parse(c.deadline) < now) cbOverdue[key] = (cbOverdue[key] || 0) + 1;
+    });
+    var fragment = document.createDocumentFragment();
+    var lastQueue = null;
+    today.rows.forEach(function (row) {
+      var key = row.queue + "\u0000" + row.tier;
+      var r15 = byKey[key] || {};
+      var status = slaStatus(r15.service_level, row.target, row.waiting_now, row.oldest_wait_now_s, row.threshold_s);
+      var todayStatus = slaStatus(row.service_level, row.target, 0, null, row.threshold_s);
+      var tr = el("tr", { "data-queue": row.queue, "data-tier": row.tier, "data-status": status });
+      if (row.queue !== lastQueue) tr.setAttribute("class", "queue-start");
+      tr.appendChild(el("td", { "data-field": "queue" }, row.queue === lastQueue ? "" : row.queue));
+      lastQueue = row.queue;
+      tr.appendChild(el("td", { "data-field": "tier", "class": "tier tier-" + row.tier }, row.tier));
+      var badge = el("span", { "class": "pill " + statusClass(status) }, STATUS_WORDS[status]);
+      var statusCell = el("td", { "data-field": "status", "data-value": status });
+      statusCell.appendChild(badge);
+      tr.appendChild(statusCell);
+      tr.appendChild(cell("sl_15m", r15.service_level, pct(r15.service_level), statusClass(status)));
+      tr.appendChild(cell("sl_today", row.service_level, pct(row.service_level), statusClass(todayStatus)));
+      tr.appendChild(cell("target", row.target, row.target === null ? "none" : pct(row.target) + " ≤ " + row.threshold_s + " s"));
+      tr.appendChild(cell("waiting_now", row.waiting_now, String(row.waiting_now)));
+      var late = row.oldest_wait_now_s !== null && row.oldest_wait_now_s > row.threshold_s;
+      tr.appendChild(cell("oldest_wait_now_s", row.oldest_wait_now_s, secs(row.oldest_wait_now_s), late ? "warn" : ""));
+      tr.appendChild(cell("asa_s", row.asa_s, secs(row.asa_s)));
+      tr.appendChild(cell("offered", row.offered, String(row.offered)));
+      tr.appendChild(cell("answered", row.answered, String(row.answered)));
+      var abandons = String(row.abandoned) + (row.short_abandoned ? " (" + row.short_abandoned + " short)" : "");
+      tr.appendChild(cell("abandoned", row.abandoned, abandons));
+      tr.appendChild(cell("overflowed", row.overflowed, String(row.overflowed)));
+      tr.appendChild(cell("callbacks_open", cbOpen[key] || 0, String(cbOpen[key] || 0)));
+      var overdue = cbOverdue[key] || 0;
+      tr.appendChild(cell("callbacks_overdue", overdue, String(overdue), overdue ? "warn" : ""));
+      fragment.appendChild(tr);
+    });
+    body.replaceChildren(fragment);
+  }
+
+  function renderCallbacks(summary) {
+    var values = {
+      callbacks_open: [summary.open, String(summary.open)],
+      callbacks_assigned: [summary.assigned, String(summary.assigned)],
+      callbacks_overdue: [summary.overdue, String(summary.overdue)],
+      callbacks_completed: [summary.completed, String(summary.completed)],
+      callbacks_service_level: [summary.service_level, pct(summary.service_level)]
+    };
+    var cells = document.querySelectorAll("#callback-summary dd");
+    Array.prototype.forEach.call(cells, function (dd) {
+      var v = values[dd.getAttribute("data-field")];
+      dd.setAttribute("data-value", rawValue(v[0]));
+      dd.textContent = v[1];
+      dd.setAttribute("class", dd.getAttribute("data-field") === "callbacks_overdue" && summary.overdue ? "warn" : "");
+    });
+  }
+
+  function renderCharts(today) {
+    var container = document.getElementById("charts");
+    var dayStart = Date.parse(today.start);
+    var clock = timeFormatter(today.timezone, false);
+    var queues = [];
+    var rowsByQueue = {};
+    today.rows.forEach(function (row) {
+      if (!rowsByQueue[row.queue]) { rowsByQueue[row.queue] = []; queues.push(row.queue); }
+      rowsByQueue[row.queue].push(row);
+    });
+    var fragment = document.createDocumentFragment();
+    queues.forEach(function (queue) { fragment.appendChild(chart(queue, rowsByQueue[queue], dayStart, clock)); });
+    container.replaceChildren(fragment);
+  }
+
+  function chart(queue, rows, dayStart, clock) {
+    var W = 1200, H = 200, left = 44, right = 70, top = 12, bottom = 26;
+    var pw = W - left - right, ph = H - top - bottom;
+    var slots = 96;
+    var offered = {}, starts = {};
+    rows.forEach(function (row) {
+      (row.intervals || []).forEach(function (iv) {
+        var slot = Math.round((Date.parse(iv.start) - dayStart) / 900000);
+        slots = Math.max(slots, slot + 1);
+        offered[slot] = (offered[slot] || 0) + iv.offered;
+        starts[slot] = iv.start;
+      });
+    });
+    var maxOffered = 1;
+    for (var k in offered) if (offered[k] > maxOffered) maxOffered = offered[k];
+    var slotW = pw / slots;
+    function x(slot) { return left + slot * slotW; }
+    function y(level) { return top + (1 - level) * ph; }
+
+    var box = el("div", { "class": "chart", "data-queue": queue });
+    box.appendChild(el("h3", {}, "Queue " + queue));
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "Queue " + queue + " today by 15-minute interval", "data-chart-queue": queue });
+
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (level) {
+      root.appendChild(svg("line", { x1: left, x2: W - right, y1: y(level), y2: y(level), "class": level === 0 ? "axis" : "grid" }));
+      root.appendChild(svg("text", { x: left - 6, y: y(level) + 4, "text-anchor": "end" }, Math.round(level * 100) + "%"));
+    });
+    root.appendChild(svg("text", { x: W - right + 6, y: top + 10 }, maxOffered + (maxOffered === 1 ? " call" : " calls")));
+    root.appendChild(svg("text", { x: W - right + 6, y: top + ph + 4 }, "0"));
+    for (var hour = 0; hour <= slots / 4; hour += 3) {
+      var hx = x(hour * 4);
+      root.appendChild(svg("line", { x1: hx, x2: hx, y1: top + ph, y2: top + ph + 4, "class": "axis" }));
+      root.appendChild(svg("text", { x: hx, y: H - 8, "text-anchor": "middle" }, clock.format(new Date(dayStart + hour * 3600000))));
+    }
+
+    var bars = svg("g", { "class": "bars" });
+    Object.keys(offered).map(Number).filter(function (slot) { return offered[slot] > 0; }).sort(function (a, b) { return a - b; }).forEach(function (slot) {
+      var height = (offered[slot] / maxOffered) * ph;
+      var rect = svg("rect", {
+        x: x(slot) + 1, y: top + ph - height, width: Math.max(1, slotW - 2), height: height, "class": "bar",
+        "data-interval-start": starts[slot], "data-offered": offered[slot]
+      });
+      var lines = [clock.format(new Date(Date.parse(starts[slot]))) + " · " + offered[slot] + " offered"];
+      rows.forEach(function (row) {
+        var iv = (row.intervals || []).filter(function (i) { return i.start === starts[slot]; })[0];
+        if (iv && iv.offered) lines.push(row.tier + ": " + pct(iv.service_level) + " of " + iv.offered);
+      });
+      rect.appendChild(svg("title", {}, lines.join("\n")));
+      bars.appendChild(rect);
+    });
+    root.appendChild(bars);
+
+    var targetsDrawn = {};
+    rows.forEach(function (row) {
+      if (row.target === null || targetsDrawn[row.target]) return;
+      targetsDrawn[row.target] = true;
+      root.appendChild(svg("line", { x1: left, x2: W - right, y1: y(row.target), y2: y(row.target), "class": "target line-" + row.tier, "data-target": row.target }));
+    });
+
+    rows.forEach(function (row) {
+      var d = "", pen = "M";
+      var group = svg("g", { "class": "series", "data-tier": row.tier });
+      (row.intervals || []).forEach(function (iv) {
+        var slot = Math.round((Date.parse(iv.start) - dayStart) / 900000);
+        if (iv.service_level === null) { pen = "M"; return; }
+        var px = x(slot) + slotW / 2, py = y(iv.service_level);
+        d += pen + px.toFixed(1) + " " + py.toFixed(1) + " ";
+        pen = "L";
+        var dot = svg("circle", { cx: px, cy: py, r: 3, "class": "dot line-" + row.tier, "data-interval-start": iv.start, "data-service-level": iv.service_level });
+        dot.appendChild(svg("title", {}, row.tier + " " + clock.format(new Date(Date.parse(iv.start))) + ": " + pct(iv.service_level)));
+        group.appendChild(dot);
+      });
+      if (d) group.insertBefore(svg("path", { d: d.trim(), "class": "sl line-" + row.tier }), group.firstChild);
+      root.appendChild(group);
+    });
+    box.appendChild(root);
+
+    var legend = el("div", { "class": "legend-row" });
+    TIERS.forEach(function (tier) {
+      var item = el("span", {});
+      item.appendChild(el("span", { "class": "swatch " + tier }));
+      item.appendChild(document.createTextNode(tier));
+      legend.appendChild(item);
+    });
+    box.appendChild(legend);
+    return box;
+  }
+
+  // --- the poll loop ------------------------------------------------------------------------
+
+  function setState(state, message) {
+    app.setAttribute("data-state", state);
+    statusLine.textContent = message;
+  }
+
+  function poll() {
+    clearTimeout(timer);
+    var mine = ++generation;
+    Promise.all([
+      getJson("/admin/sla?window=today"),
+      getJson("/admin/sla?window=15m"),
+      getJson("/admin/callbacks?status=open&limit=10000")
+    ]).then(function (answers) {
+      var today = answers[0], rolling = answers[1], open = answers[2];
+      renderTable(today, rolling, open);
+      renderCallbacks(today.callbacks);
+      renderCharts(today);
+      document.getElementById("formula").textContent = "Formula (" + today.formula + "): " + today.formula_text + ".";
+      polls += 1;
+      app.setAttribute("data-polls", String(polls));
+      app.setAttribute("data-generated-at", today.generated_at);
+      var server = timeFormatter(today.timezone, true).format(new Date(Date.parse(today.generated_at)));
+      setState("live", "Live · figures as of " + server + " (" + today.timezone + ") · refreshed every " + POLL_MS / 1000 + " s");
+    }).catch(function (err) {
+      if (err instanceof AuthError) {
+        setState("unauthorized", err.status === 403
+          ? "That token is not the admin token: enter the admin token above."
+          : "The admin token is missing or wrong: enter it above.");
+      } else {
+        setState("error", "Cannot reach the service (" + (err && err.message ? err.message : err) + "); retrying…");
+      }
+    }).then(function () {
+      if (mine === generation) timer = setTimeout(poll, POLL_MS);
+    });
+  }
+
+  document.getElementById("token-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var input = document.getElementById("token");
+    saveToken(input.value.trim());
+    input.value = "";
+    poll();
+  });
+  document.getElementById("forget").addEventListener("click", function () {
+    saveToken("");
+    poll();
+  });
+
+  // Exposed for the browser test, which holds it equal to admin/sla_status.py.
+  window.tierlineSlaStatus = slaStatus;
+  loadToken();
+  poll();
+})();

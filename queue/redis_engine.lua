@@ -1,0 +1,595 @@
+-- The Redis store's engine: every change to queues, calls, callbacks and tallies, as one script.
+--
+-- Each request is one EVALSHA of this script (op name in ARGV[1], the caller's clock in ARGV[2]),
+-- so each is atomic: no call is popped twice, none half-moved, and every counter moves with the
+-- state it counts. Before acting, every op does what has fallen due (ring-no-answer, overflows
+-- at exactly arrival + limit, callback retries, forgetting finished items), as the memory store
+-- does on each call. The rules are those of queue/calls.py, queue/callbacks.py, queue/ordering.py
+-- and service_level.increments; tests run the same behaviour suite against both stores.
+--
+-- `CFG` (the policy) and `NS` (the key prefix, a hash tag so every key is in one cluster slot)
+-- are prepended by redis_store.py. All keys of queue state share that one slot on purpose:
+-- `next` across queues and "one callback per caller" need them in one script.
+--
+-- Time: now = max(given, last seen), so time never runs backwards across router processes
+-- whose clocks differ by a few milliseconds; arrival order (seq) then agrees with arrival time.
+
+local RANK = { vip = 0, mid = 1, standard = 2, blacklisted = 3 }
+local TIER_OF = { [0] = "vip", [1] = "mid", [2] = "standard", [3] = "blacklisted" }
+
+local function num(x) return string.format("%.17g", x) end
+local function key(...) return NS .. ":" .. table.concat({ ... }, ":") end
+
+local K_CLOCK, K_SEQ, K_CBSEQ = key("clock"), key("seq"), key("cbseq")
+local K_DUE, K_OFFERS, K_HOLD = key("due"), key("offers"), key("holding")
+local K_CBACTIVE, K_SNOOZED, K_FINISHED = key("cbactive"), key("snoozed"), key("finished")
+local K_CBACT, K_CBDONE, K_CBSTAT = key("cbact"), key("cbdone"), key("cbstat")
+
+local function call_key(id) return key("c", id) end
+local function cb_key(id) return key("cb", id) end
+local function lane_key(queue, rank) return key("q", queue, rank) end
+local function arrivals_key(queue) return key("arr", queue) end
+local function ready_key(queue) return key("ready", queue) end
+local function answers_key(queue) return key("ans", queue) end
+
+local function fail(code, message) return { "err", code, message } end
+
+-- --- service-level tallies (service_level.increments, written a second time) -----------------
+
+local function record(queue, tier, kind, at, value)
+  local threshold = CFG.threshold[tier]
+  local inc
+  if kind == "answered" then
+    inc = { answered = 1, answered_within = (value <= threshold) and 1 or 0, answer_wait_sum = value }
+  elseif kind == "abandoned" then
+    inc = {
+      abandoned = 1,
+      abandoned_within = (value <= threshold) and 1 or 0,
+      short_abandoned = (value < CFG.short_abandon) and 1 or 0,
+    }
+  elseif kind == "overflowed" then
+    inc = { overflowed = 1 }
+  elseif kind == "ended" then
+    inc = { ended = 1, handle_sum = value }
+  else
+    inc = { arrived = 1 }
+  end
+  local slots = {
+    { key("m", queue, tier, math.floor(at / 60)), 2 * 3600 },
+    { key("i", queue, tier, math.floor(at / 900)), 3 * 86400 },
+    { key("life", queue, tier), -1 },
+  }
+  for _, slot in ipairs(slots) do
+    local k, ttl = slot[1], slot[2]
+    for field, amount in pairs(inc) do
+      if amount ~= 0 then redis.call("HINCRBYFLOAT", k, field, num(amount)) end
+    end
+    if kind == "answered" then
+      local top = tonumber(redis.call("HGET", k, "answer_wait_max") or "0")
+      if value > top then redis.call("HSET", k, "answer_wait_max", num(value)) end
+      if ttl < 0 then
+        -- lifetime histogram of answered waits (queue/metrics.py): the first bound >= the wait
+        local index = #CFG.buckets
+        for i, bound in ipairs(CFG.buckets) do
+          if value <= bound then index = i - 1; break end
+        end
+        redis.call("HINCRBY", k, "wait_le_" .. index, 1)
+      end
+    end
+    if ttl > 0 then redis.call("EXPIRE", k, ttl) end
+  end
+end
+
+-- --- calls ----------------------------------------------------------------------------------
+
+local function load_call(id)
+  local flat = redis.call("HGETALL", call_key(id))
+  if #flat == 0 then return nil end
+  local c = {}
+  for i = 1, #flat, 2 do c[flat[i]] = flat[i + 1] end
+  c.arrived = tonumber(c.arrived_at)
+  c.seqn = tonumber(c.seq)
+  c.rank = RANK[c.tier]
+  return c
+end
+
+local function set_call(c, fields)
+  local args = {}
+  for field, value in pairs(fields) do
+    if value == false then
+      redis.call("HDEL", call_key(c.call_id), field)
+      c[field] = nil
+    else
+      args[#args + 1] = field
+      args[#args + 1] = value
+      c[field] = value
+    end
+  end
+  if #args > 0 then redis.call("HSET", call_key(c.call_id), unpack(args)) end
+end
+
+local function finish(kind, id, now)
+  redis.call("ZADD", K_FINISHED, num(now), kind .. ":" .. id)
+end
+
+local function waited(c, now)
+  local ending = c.answered_at or c.left_at
+  local t = ending and tonumber(ending) or now
+  return math.max(0, t - c.arrived)
+end
+
+local function is_aged(c, now)
+  return CFG.aging > 0 and c.tier == "standard" and now - c.arrived > CFG.aging
+end
+
+local function lane_add(c)
+  redis.call("ZADD", lane_key(c.queue, c.rank), c.seqn, c.call_id)
+  local limit = CFG.overflow[c.tier]
+  if limit then redis.call("ZADD", K_DUE, num(c.arrived + limit), c.call_id) end
+  if CFG.aging > 0 and c.tier == "standard" then
+    redis.call("ZADD", arrivals_key(c.queue), num(c.arrived), c.call_id)
+  end
+end
+
+local function lane_remove(c)
+  redis.call("ZREM", lane_key(c.queue, c.rank), c.call_id)
+  redis.call("ZREM", K_DUE, c.call_id)
+  if CFG.aging > 0 and c.tier == "standard" then redis.call("ZREM", arrivals_key(c.queue), c.call_id) end
+end
+
+local function waiting_count(queue)
+  local n = 0
+  for rank = 0, 3 do n = n + redis.call("ZCARD", lane_key(queue, rank)) end
+  return n
+end
+
+-- Standard calls that arrived strictly before now - aging: a prefix of the standard lane,
+-- because arrival time never decreases as seq grows.
+local function aged_count(queue, now)
+  if CFG.aging <= 0 then return 0 end
+  return redis.call("ZCOUNT", arrivals_key(queue), "-inf", "(" .. num(now - CFG.aging))
+end
+
+local function position(c, now)
+  local q, s = c.queue, "(" .. c.seqn
+  local before = function(rank) return redis.call("ZCOUNT", lane_key(q, rank), "-inf", s) end
+  local all = function(rank) return redis.call("ZCARD", lane_key(q, rank)) end
+  if c.rank == 0 then return before(0) + 1 end
+  if c.rank == 1 then return all(0) + before(1) + math.min(before(2), aged_count(q, now)) + 1 end
+  if c.rank == 2 then
+    if is_aged(c, now) then return all(0) + before(1) + before(2) + 1 end
+    return all(0) + all(1) + before(2) + 1
+  end
+  return all(0) + all(1) + all(2) + before(3) + 1
+end
+
+-- The call that would be offered next in `queue`: {effective rank, seq, id}, or nil.
+local function head(queue, now)
+  local function first(rank)
+    local got = redis.call("ZRANGE", lane_key(queue, rank), 0, 0, "WITHSCORES")
+    if #got == 0 then return nil end
+    return { rank, tonumber(got[2]), got[1] }
+  end
+  local vip = first(0)
+  if vip then return vip end
+  local mid, std = first(1), first(2)
+  if std and CFG.aging > 0 then
+    local arrived = tonumber(redis.call("HGET", call_key(std[3]), "arrived_at"))
+    if now - arrived > CFG.aging and (not mid or std[2] < mid[2]) then return { 1, std[2], std[3] } end
+  end
+  if mid then return mid end
+  if std then return std end
+  return first(3)
+end
+
+-- --- callbacks ------------------------------------------------------------------------------
+
+local function load_cb(id)
+  local flat = redis.call("HGETALL", cb_key(id))
+  if #flat == 0 then return nil end
+  local b = {}
+  for i = 1, #flat, 2 do b[flat[i]] = flat[i + 1] end
+  return b
+end
+
+local function cb_status(b, status, now)
+  redis.call("HINCRBY", K_CBSTAT, b.status, -1)
+  redis.call("HINCRBY", K_CBSTAT, status, 1)
+  b.status = status
+  redis.call("HSET", cb_key(b.callback_id), "status", status)
+end
+
+local function cb_close(b, status, now)
+  cb_status(b, status, now)
+  redis.call("HSET", cb_key(b.callback_id), "closed_at", num(now))
+  b.closed_at = num(now)
+  if status == "completed" and now <= tonumber(b.deadline) then redis.call("HINCRBY", K_CBSTAT, "in_time", 1) end
+  redis.call("HDEL", K_CBACTIVE, b.caller)
+  redis.call("ZREM", K_CBACT, b.callback_id)
+  redis.call("ZADD", K_CBDONE, b.deadline, b.callback_id)
+  redis.call("ZREM", ready_key(b.queue), b.callback_id)
+  redis.call("ZREM", K_SNOOZED, b.callback_id)
+  finish("b", b.callback_id, now)
+end
+
+local function open_callback(c, reason, at)
+  local existing = redis.call("HGET", K_CBACTIVE, c.caller)
+  if existing then
+    local k = cb_key(existing)
+    local deadline = math.min(tonumber(redis.call("HGET", k, "deadline")), at + CFG.cb_window)
+    redis.call("HSET", k, "deadline", num(deadline))
+    redis.call("ZADD", K_CBACT, num(deadline), existing)
+    local queue = redis.call("HGET", k, "queue")
+    if redis.call("ZSCORE", ready_key(queue), existing) then
+      redis.call("ZADD", ready_key(queue), num(deadline), existing)
+    end
+    set_call(c, { callback_id = existing })
+    return
+  end
+  local id = "cb-" .. redis.call("INCR", K_CBSEQ)
+  local deadline = at + CFG.cb_window
+  redis.call("HSET", cb_key(id),
+    "callback_id", id, "caller", c.caller, "tier", c.tier, "queue", c.queue, "call_id", c.call_id,
+    "reason", reason, "status", "open", "created_at", num(at), "deadline", num(deadline),
+    "next_attempt_at", num(at), "attempts", 0, "record", c.record)
+  redis.call("HINCRBY", K_CBSTAT, "open", 1)
+  redis.call("HSET", K_CBACTIVE, c.caller, id)
+  redis.call("ZADD", ready_key(c.queue), num(deadline), id)
+  redis.call("ZADD", K_CBACT, num(deadline), id)
+  set_call(c, { callback_id = id })
+end
+
+local function resolve_inbound(caller, now)
+  local id = redis.call("HGET", K_CBACTIVE, caller)
+  if not id then return end
+  local b = load_cb(id)
+  if b.status == "open" then cb_close(b, "resolved_inbound", now) end
+end
+
+-- --- moves shared by several ops ------------------------------------------------------------
+
+local function overflow(c, reason, at)
+  set_call(c, { status = "overflowed", overflow_reason = reason, left_at = num(at) })
+  record(c.queue, c.tier, "overflowed", at, waited(c, at))
+  if c.tier == "mid" then open_callback(c, reason, at) end
+  finish("c", c.call_id, at)
+end
+
+-- Take a waiting or offered call out of wherever it sits, freeing its agent.
+local function take_out(c)
+  if c.status == "waiting" then
+    lane_remove(c)
+  elseif c.status == "offered" then
+    redis.call("ZREM", K_OFFERS, c.call_id)
+    redis.call("HDEL", K_HOLD, c.agent_id)
+  end
+end
+
+-- Ring-no-answer: back to its original place, unless its wait has run out.
+local function back_to_queue(c, now)
+  take_out(c)
+  set_call(c, { status = "waiting", agent_id = false, offered_at = false })
+  local limit = CFG.overflow[c.tier]
+  if limit and now >= c.arrived + limit then
+    overflow(c, "max_wait", now)
+  else
+    lane_add(c)
+  end
+end
+
+local function forget(member)
+  local kind, id = member:sub(1, 1), member:sub(3)
+  if kind == "c" then
+    redis.call("DEL", call_key(id))
+  else
+    local b = load_cb(id)
+    if b then
+      redis.call("HINCRBY", K_CBSTAT, b.status, -1)
+      if b.status == "completed" and tonumber(b.closed_at) <= tonumber(b.deadline) then
+        redis.call("HINCRBY", K_CBSTAT, "in_time", -1)
+      end
+      redis.call("ZREM", K_CBDONE, id)
+      redis.call("DEL", cb_key(id))
+    end
+  end
+end
+
+-- Everything that fell due up to now, oldest first; a few O(log n) reads when nothing did.
+local function tick(given)
+  local now = math.max(given, tonumber(redis.call("GET", K_CLOCK) or "0"))
+  redis.call("SET", K_CLOCK, num(now))
+  -- Back in the queue when the ringing stopped, so an overflow due meanwhile lands on time.
+  local offers = redis.call("ZRANGEBYSCORE", K_OFFERS, "-inf", num(now - CFG.offer_timeout), "WITHSCORES")
+  for i = 1, #offers, 2 do
+    back_to_queue(load_call(offers[i]), tonumber(offers[i + 1]) + CFG.offer_timeout)
+  end
+  local due = redis.call("ZRANGEBYSCORE", K_DUE, "-inf", num(now), "WITHSCORES")
+  for i = 1, #due, 2 do
+    local c = load_call(due[i])
+    lane_remove(c)
+    overflow(c, "max_wait", tonumber(due[i + 1]))
+  end
+  for _, id in ipairs(redis.call("ZRANGEBYSCORE", K_SNOOZED, "-inf", num(now))) do
+    redis.call("ZREM", K_SNOOZED, id)
+    local k = cb_key(id)
+    redis.call("ZADD", ready_key(redis.call("HGET", k, "queue")), redis.call("HGET", k, "deadline"), id)
+  end
+  for _, member in ipairs(redis.call("ZRANGEBYSCORE", K_FINISHED, "-inf", num(now - CFG.retain))) do
+    redis.call("ZREM", K_FINISHED, member)
+    forget(member)
+  end
+  return now
+end
+
+-- --- replies --------------------------------------------------------------------------------
+
+local function answers_in_window(queue, now)
+  local k = answers_key(queue)
+  redis.call("ZREMRANGEBYSCORE", k, "-inf", num(now - CFG.ewt_window))
+  return redis.call("ZCARD", k)
+end
+
+-- {"call", fields, position|false, answers in the EWT window, callback fields|false, now}
+local function call_reply(c, now)
+  local pos, answered = false, 0
+  if c.status == "waiting" then
+    pos = position(c, now)
+    answered = answers_in_window(c.queue, now)
+  end
+  local cb = false
+  if c.callback_id then cb = redis.call("HGETALL", cb_key(c.callback_id)) end
+  return { "call", redis.call("HGETALL", call_key(c.call_id)), pos, answered, cb, num(now) }
+end
+
+local function existing_call(id)
+  local c = load_call(id)
+  if not c then return nil, fail("call_not_found", "no call '" .. id .. "'") end
+  return c
+end
+
+local function refuse(c, action)
+  return fail("invalid_state", "call '" .. c.call_id .. "' is " .. c.status .. ": it cannot be " .. action)
+end
+
+-- --- ops ------------------------------------------------------------------------------------
+
+local ops = {}
+
+function ops.route(now, call_id, caller, tier, queue, rec)
+  local c = load_call(call_id)
+  if c then
+    if c.caller ~= caller or c.queue ~= queue then
+      return fail("call_id_conflict", "call_id '" .. call_id .. "' is already used by a call from '" ..
+        c.caller .. "' in queue '" .. c.queue .. "'")
+    end
+    local reply = call_reply(c, now)
+    reply[1] = "existing"
+    return reply
+  end
+  local seq = redis.call("INCR", K_SEQ)
+  redis.call("HSET", call_key(call_id), "call_id", call_id, "caller", caller, "tier", tier, "queue", queue,
+    "status", "waiting", "arrived_at", num(now), "seq", seq, "record", rec)
+  c = load_call(call_id)
+  record(queue, tier, "arrived", now, 0)
+  local limit = CFG.max_waiting[queue]
+  if tier ~= "vip" and limit and waiting_count(queue) >= limit then
+    overflow(c, "queue_full", now)
+  else
+    lane_add(c)
+  end
+  return call_reply(c, now)
+end
+
+function ops.get(now, call_id)
+  local c, err = existing_call(call_id)
+  if not c then return err end
+  return call_reply(c, now)
+end
+
+function ops.answer(now, call_id, agent)
+  local c, err = existing_call(call_id)
+  if not c then return err end
+  if c.status == "answered" and c.agent_id == agent then return call_reply(c, now) end
+  if c.status == "offered" and c.agent_id ~= agent then
+    return fail("invalid_state", "call '" .. call_id .. "' is offered to agent '" .. c.agent_id .. "', not '" ..
+      agent .. "'")
+  end
+  if c.status ~= "waiting" and c.status ~= "offered" then return refuse(c, "answered") end
+  if c.status == "waiting" then
+    local held = redis.call("HGET", K_HOLD, agent)
+    if held then return fail("agent_busy", "agent '" .. agent .. "' already holds " .. held) end
+  end
+  take_out(c)
+  set_call(c, { status = "answered", agent_id = agent, answered_at = num(now), offered_at = false })
+  redis.call("HSET", K_HOLD, agent, "c:" .. call_id)
+  record(c.queue, c.tier, "answered", now, waited(c, now))
+  redis.call("ZADD", answers_key(c.queue), num(now), call_id)
+  resolve_inbound(c.caller, now)
+  return call_reply(c, now)
+end
+
+function ops.requeue(now, call_id, agent)
+  local c, err = existing_call(call_id)
+  if not c then return err end
+  if c.status == "offered" then
+    if agent ~= "" and agent ~= c.agent_id then
+      return fail("invalid_state", "call '" .. call_id .. "' is offered to agent '" .. c.agent_id .. "', not '" ..
+        agent .. "'")
+    end
+    back_to_queue(c, now)
+  elseif c.status ~= "waiting" then
+    return refuse(c, "requeued")
+  end
+  return call_reply(c, now)
+end
+
+function ops.abandon(now, call_id)
+  local c, err = existing_call(call_id)
+  if not c then return err end
+  if c.status == "waiting" or c.status == "offered" then
+    take_out(c)
+    set_call(c, { status = "abandoned", left_at = num(now) })
+    local wait = waited(c, now)
+    record(c.queue, c.tier, "abandoned", now, wait)
+    if c.tier == "mid" and wait >= CFG.short_abandon then open_callback(c, "abandoned", now) end
+    finish("c", call_id, now)
+  elseif c.status ~= "abandoned" then
+    return refuse(c, "abandoned")
+  end
+  return call_reply(c, now)
+end
+
+ops["end"] = function(now, call_id)
+  local c, err = existing_call(call_id)
+  if not c then return err end
+  if c.status == "answered" then
+    set_call(c, { status = "ended", ended_at = num(now) })
+    redis.call("HDEL", K_HOLD, c.agent_id)
+    record(c.queue, c.tier, "ended", now, now - tonumber(c.answered_at))
+    finish("c", call_id, now)
+  elseif c.status ~= "ended" then
+    return refuse(c, "ended")
+  end
+  return call_reply(c, now)
+end
+
+-- {"work", call reply|false, callback fields|false}; a call's reply carries its record blob.
+function ops.next(now, agent, ...)
+  local queues = { ... }
+  local held = redis.call("HGET", K_HOLD, agent)
+  if held then
+    local kind, id = held:sub(1, 1), held:sub(3)
+    if kind == "b" then return { "work", false, redis.call("HGETALL", cb_key(id)) } end
+    local c = load_call(id)
+    if c.status ~= "offered" then
+      return fail("agent_busy", "agent '" .. agent .. "' is on call '" .. id .. "': end it first")
+    end
+    return { "work", call_reply(c, now), false }
+  end
+  local best, best_queue = nil, nil
+  for _, queue in ipairs(queues) do
+    local h = head(queue, now)
+    if h and (not best or h[1] < best[1] or (h[1] == best[1] and h[2] < best[2])) then
+      best, best_queue = h, queue
+    end
+  end
+  if best then
+    local c = load_call(best[3])
+    lane_remove(c)
+    set_call(c, { status = "offered", agent_id = agent, offered_at = num(now) })
+    redis.call("ZADD", K_OFFERS, num(now), c.call_id)
+    redis.call("HSET", K_HOLD, agent, "c:" .. c.call_id)
+    return { "work", call_reply(c, now), false }
+  end
+  local cb_best, cb_score = nil, nil
+  for _, queue in ipairs(queues) do
+    local got = redis.call("ZRANGE", ready_key(queue), 0, 0, "WITHSCORES")
+    if #got > 0 then
+      local score = tonumber(got[2])
+      if not cb_best or score < cb_score or (score == cb_score and got[1] < cb_best[1]) then
+        cb_best, cb_score = { got[1], queue }, score
+      end
+    end
+  end
+  if not cb_best then return { "none" } end
+  local id = cb_best[1]
+  redis.call("ZREM", ready_key(cb_best[2]), id)
+  local b = load_cb(id)
+  cb_status(b, "assigned", now)
+  redis.call("HSET", cb_key(id), "agent_id", agent)
+  redis.call("HSET", K_HOLD, agent, "b:" .. id)
+  return { "work", false, redis.call("HGETALL", cb_key(id)) }
+end
+
+function ops.outcome(now, id, outcome, agent, note)
+  local b = load_cb(id)
+  if not b then return fail("callback_not_found", "no callback '" .. id .. "'") end
+  if b.status ~= "open" and b.status ~= "assigned" then
+    return fail("invalid_state", "callback '" .. id .. "' is " .. b.status .. ": it takes no outcome")
+  end
+  if b.status == "assigned" and agent ~= "" and agent ~= b.agent_id then
+    return fail("invalid_state", "callback '" .. id .. "' is assigned to agent '" .. b.agent_id .. "', not '" ..
+      agent .. "'")
+  end
+  local k = cb_key(id)
+  if note ~= "\0" then redis.call("HSET", k, "note", note) end
+  if b.status == "assigned" then
+    redis.call("HDEL", K_HOLD, b.agent_id)
+  else
+    redis.call("ZREM", ready_key(b.queue), id)
+    redis.call("ZREM", K_SNOOZED, id)
+  end
+  redis.call("HDEL", k, "agent_id")
+  if outcome == "cancelled" then
+    cb_close(b, "cancelled", now)
+  else
+    local attempts = redis.call("HINCRBY", k, "attempts", 1)
+    local retry_at = now + CFG.cb_retry
+    if outcome == "completed" then
+      cb_close(b, "completed", now)
+    elseif attempts >= CFG.cb_attempts or retry_at > tonumber(b.deadline) then
+      cb_close(b, "unreached", now)
+    else
+      cb_status(b, "open", now)
+      redis.call("HSET", k, "next_attempt_at", num(retry_at))
+      redis.call("ZADD", K_SNOOZED, num(retry_at), id)
+    end
+  end
+  return { "callback", redis.call("HGETALL", k) }
+end
+
+function ops.sweep(now)
+  return { "ok", num(now) }
+end
+
+-- Per queue × tier: waiting now and the oldest arrival, after the sweep.
+function ops.lanes(now, ...)
+  local out = {}
+  for _, queue in ipairs({ ... }) do
+    for rank = 0, 3 do
+      local k = lane_key(queue, rank)
+      local count = redis.call("ZCARD", k)
+      local oldest = false
+      if count > 0 then
+        local first = redis.call("ZRANGE", k, 0, 0)[1]
+        oldest = redis.call("HGET", call_key(first), "arrived_at")
+      end
+      out[#out + 1] = { queue, TIER_OF[rank], count, oldest }
+    end
+  end
+  return { "lanes", out, num(now) }
+end
+
+-- Everything /metrics shows: lanes, lifetime tallies per queue × tier, callback counts.
+function ops.metrics(now, ...)
+  local lanes = ops.lanes(now, ...)[2]
+  local life = {}
+  for _, lane in ipairs(lanes) do life[#life + 1] = redis.call("HGETALL", key("life", lane[1], lane[2])) end
+  local overdue = redis.call("ZCOUNT", K_CBACT, "-inf", "(" .. num(now))
+  return { "metrics", lanes, life, redis.call("HGETALL", K_CBSTAT), overdue, num(now) }
+end
+
+function ops.callbacks(now, which, limit)
+  local ids
+  limit = tonumber(limit)
+  if which == "open" then
+    ids = redis.call("ZRANGE", K_CBACT, 0, limit - 1)
+  elseif which == "overdue" then
+    ids = redis.call("ZRANGEBYSCORE", K_CBACT, "-inf", "(" .. num(now), "LIMIT", 0, limit)
+  else
+    ids = redis.call("ZRANGE", K_CBDONE, 0, limit - 1)
+  end
+  local out = {}
+  for _, id in ipairs(ids) do out[#out + 1] = redis.call("HGETALL", cb_key(id)) end
+  return { "callbacks", out }
+end
+
+function ops.cbsummary(now)
+  local overdue = redis.call("ZCOUNT", K_CBACT, "-inf", "(" .. num(now))
+  return { "summary", redis.call("HGETALL", K_CBSTAT), overdue }
+end
+
+local op = ops[ARGV[1]]
+if not op then return fail("unknown_op", "no op " .. tostring(ARGV[1])) end
+local now = tick(tonumber(ARGV[2]))
+return op(now, unpack(ARGV, 3))

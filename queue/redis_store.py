@@ -1,0 +1,378 @@
+"""The Redis call store: queues, calls, callbacks and tallies shared by every Tierline process.
+
+Every change is one EVALSHA of `redis_engine.lua` (atomic, one round trip); this module only
+packs arguments, unpacks replies into the same structs the memory store returns, and reads
+the service-level tallies (plain hash counters, summed here with `service_level.total`).
+All keys carry the hash tag `{namespace}`, so the same code runs on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from tierline.queue import metrics as mx
+from tierline.queue import service_level as sl
+from tierline.queue.callbacks import Callback, Outcome
+from tierline.queue.calls import Call
+from tierline.queue.clock import Clock
+from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
+from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
+from tierline.queue.policy import Policy
+from tierline.queue.redis_link import RedisLink
+from tierline.queue.store import (
+    CallbackFilter,
+    CallbackSummary,
+    CallSnapshot,
+    IntervalFigures,
+    SlaReport,
+    SlaRow,
+    Traffic,
+    Work,
+)
+from tierline.tiers.model import TIERS, TierRecord
+
+ENGINE_SOURCE: Final = (Path(__file__).with_name("redis_engine.lua")).read_text()
+
+_record_encoder: Final = msgspec.msgpack.Encoder()
+_record_decoder: Final = msgspec.msgpack.Decoder(TierRecord)
+_ERRORS: Final[dict[str, type[EngineError]]] = {
+    "call_not_found": NotFound,
+    "callback_not_found": NotFound,
+    "call_id_conflict": Conflict,
+    "invalid_state": Conflict,
+    "agent_busy": Conflict,
+}
+_FLOAT_FIELDS: Final = frozenset({"arrived_at", "offered_at", "answered_at", "left_at", "ended_at"})
+_CB_FLOAT_FIELDS: Final = frozenset({"created_at", "deadline", "next_attempt_at", "closed_at"})
+
+
+def lua_config(policy: Policy, namespace: str) -> str:
+    """The policy as a Lua table prepended to the engine: one script (one SHA) per configuration."""
+
+    def lua(value: object) -> str:
+        if value is None:
+            return "nil"
+        if isinstance(value, str):
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return repr(float(value))  # type: ignore[arg-type]
+
+    tiers = {t: policy.tier(t) for t in TIERS}
+    edges = mx.wait_bounds(p.sla_threshold_s for p in tiers.values())
+    max_waiting = ", ".join(
+        f"[{lua(name)}] = {lua(limit)}" for name in policy.queues if (limit := policy.max_waiting(name)) is not None
+    )
+    threshold = ", ".join(f"{t} = {lua(p.sla_threshold_s)}" for t, p in tiers.items())
+    overflow = ", ".join(f"{t} = {lua(p.overflow_after_s)}" for t, p in tiers.items() if p.overflow_after_s)
+    return (
+        f"local NS = {lua('{' + namespace + '}')}\n"
+        "local CFG = {\n"
+        f"  threshold = {{ {threshold} }},\n"
+        f"  overflow = {{ {overflow} }},\n"
+        f"  max_waiting = {{ {max_waiting} }},\n"
+        f"  buckets = {{ {', '.join(lua(e) for e in edges)} }},\n"
+        f"  short_abandon = {lua(policy.short_abandon_s)}, aging = {lua(policy.aging_s)},\n"
+        f"  offer_timeout = {lua(policy.offer_timeout_s)}, retain = {lua(policy.retain_finished_s)},\n"
+        f"  cb_window = {lua(policy.callbacks.window_s)}, cb_retry = {lua(policy.callbacks.retry_delay_s)},\n"
+        f"  cb_attempts = {lua(policy.callbacks.max_attempts)}, ewt_window = {lua(EWT_WINDOW_S)},\n"
+        "}\n"
+    )
+
+
+def _pairs(flat: Sequence[bytes]) -> dict[str, bytes]:
+    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _opt_float(fields: dict[str, bytes], name: str) -> float | None:
+    value = fields.get(name)
+    return None if value is None else float(value)
+
+
+def _opt_str(fields: dict[str, bytes], name: str) -> str | None:
+    value = fields.get(name)
+    return None if value is None else value.decode()
+
+
+def call_from(fields: dict[str, bytes]) -> Call:
+    return Call(
+        call_id=fields["call_id"].decode(),
+        caller=fields["caller"].decode(),
+        tier=fields["tier"].decode(),  # type: ignore[arg-type]
+        queue=fields["queue"].decode(),
+        status=fields["status"].decode(),  # type: ignore[arg-type]
+        arrived_at=float(fields["arrived_at"]),
+        seq=int(fields["seq"]),
+        agent_id=_opt_str(fields, "agent_id"),
+        offered_at=_opt_float(fields, "offered_at"),
+        answered_at=_opt_float(fields, "answered_at"),
+        left_at=_opt_float(fields, "left_at"),
+        ended_at=_opt_float(fields, "ended_at"),
+        overflow_reason=_opt_str(fields, "overflow_reason"),  # type: ignore[arg-type]
+        callback_id=_opt_str(fields, "callback_id"),
+    )
+
+
+def callback_from(fields: dict[str, bytes]) -> Callback:
+    return Callback(
+        callback_id=fields["callback_id"].decode(),
+        caller=fields["caller"].decode(),
+        tier=fields["tier"].decode(),  # type: ignore[arg-type]
+        queue=fields["queue"].decode(),
+        call_id=fields["call_id"].decode(),
+        reason=fields["reason"].decode(),  # type: ignore[arg-type]
+        status=fields["status"].decode(),  # type: ignore[arg-type]
+        created_at=float(fields["created_at"]),
+        deadline=float(fields["deadline"]),
+        next_attempt_at=float(fields["next_attempt_at"]),
+        record=_record_decoder.decode(fields["record"]),
+        attempts=int(fields.get("attempts", b"0")),
+        agent_id=_opt_str(fields, "agent_id"),
+        closed_at=_opt_float(fields, "closed_at"),
+        note=_opt_str(fields, "note"),
+    )
+
+
+def tally_from(fields: dict[bytes, bytes]) -> sl.Tally:
+    tally = sl.Tally()
+    for raw_name, raw_value in fields.items():
+        name = raw_name.decode()
+        if name in _TALLY_INTS:
+            setattr(tally, name, round(float(raw_value)))
+        elif name in _TALLY_FLOATS:
+            setattr(tally, name, float(raw_value))
+    return tally
+
+
+_TALLY_FLOATS: Final = frozenset({"answer_wait_sum", "answer_wait_max", "handle_sum"})
+_TALLY_INTS: Final = frozenset(sl.Tally.__struct_fields__) - _TALLY_FLOATS
+
+
+class RedisCallStore:
+    def __init__(self, link: RedisLink, policy: Policy, clock: Clock, namespace: str = "tierline") -> None:
+        self.policy = policy
+        self.clock = clock
+        self._link = link
+        self._ns = "{" + namespace + "}"
+        self._engine = link.client.register_script(lua_config(policy, namespace) + ENGINE_SOURCE)
+        self._keys = [f"{self._ns}:clock"]
+        self._started_at: float | None = None
+
+    async def open(self) -> None:
+        """Note when the shared store first served (the start of the EWT history)."""
+        client = self._link.client
+        key = f"{self._ns}:started"
+
+        async def started() -> Any:
+            await client.set(key, repr(self.clock.now()), nx=True)
+            return await client.get(key)
+
+        self._started_at = float(await self._link.run(started))
+
+    # --- the engine ---------------------------------------------------------------------------
+
+    async def _op(self, *args: str | bytes) -> list[Any]:
+        if self._started_at is None:
+            await self.open()
+        argv = [args[0], repr(self.clock.now()), *args[1:]]
+        reply: list[Any] = await self._link.run(lambda: self._engine(keys=self._keys, args=argv))
+        if reply[0] == b"err":
+            code = reply[1].decode()
+            raise _ERRORS.get(code, EngineError)(reply[2].decode(), code=code)
+        return reply
+
+    def _snapshot(self, reply: Sequence[Any]) -> tuple[CallSnapshot, TierRecord]:
+        # ["call", fields, position|None, answers in window, callback fields|None, now]
+        fields = _pairs(reply[1])
+        call = call_from(fields)
+        now = float(reply[5])
+        position = reply[2]
+        estimate = None
+        if position is not None:
+            assert self._started_at is not None
+            estimate = estimated_wait(position, reply[3], now - self._started_at)
+        callback = callback_from(_pairs(reply[4])) if reply[4] else None
+        snapshot = CallSnapshot(call=call, now=now, position=position, estimated_wait_s=estimate, callback=callback)
+        return snapshot, _record_decoder.decode(fields["record"])
+
+    def _queue(self, queue: str) -> str:
+        if queue not in self.policy.queues:
+            raise Invalid(f"queue {queue!r} is not declared in the configuration", code="unknown_queue")
+        return queue
+
+    # --- IVR and agents -----------------------------------------------------------------------
+
+    async def route(self, call_id: str, record: TierRecord, queue: str) -> tuple[CallSnapshot, bool]:
+        reply = await self._op(
+            "route", call_id, record.caller, record.tier, self._queue(queue), _record_encoder.encode(record)
+        )
+        return self._snapshot(reply)[0], reply[0] == b"call"
+
+    async def get_call(self, call_id: str) -> CallSnapshot:
+        return self._snapshot(await self._op("get", call_id))[0]
+
+    async def answer(self, call_id: str, agent_id: str) -> CallSnapshot:
+        return self._snapshot(await self._op("answer", call_id, agent_id))[0]
+
+    async def requeue(self, call_id: str, agent_id: str | None) -> CallSnapshot:
+        return self._snapshot(await self._op("requeue", call_id, agent_id or ""))[0]
+
+    async def abandon(self, call_id: str) -> CallSnapshot:
+        return self._snapshot(await self._op("abandon", call_id))[0]
+
+    async def end(self, call_id: str) -> CallSnapshot:
+        return self._snapshot(await self._op("end", call_id))[0]
+
+    async def next_work(self, agent_id: str, queues: list[str] | None) -> Work | None:
+        names = [self._queue(q) for q in queues] if queues else list(self.policy.queues)
+        reply = await self._op("next", agent_id, *names)
+        if reply[0] == b"none":
+            return None
+        if reply[1]:
+            snapshot, record = self._snapshot(reply[1])
+            return Work(call=snapshot, record=record)
+        return Work(callback=callback_from(_pairs(reply[2])))
+
+    # --- callbacks ----------------------------------------------------------------------------
+
+    async def callback_outcome(
+        self, callback_id: str, outcome: Outcome, agent_id: str | None, note: str | None
+    ) -> Callback:
+        reply = await self._op("outcome", callback_id, outcome, agent_id or "", "\0" if note is None else note)
+        return callback_from(_pairs(reply[1]))
+
+    async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]:
+        reply = await self._op("callbacks", which, str(limit))
+        return [callback_from(_pairs(flat)) for flat in reply[1]]
+
+    async def callback_summary(self) -> CallbackSummary:
+        reply = await self._op("cbsummary")
+        counts = {k: int(v) for k, v in _pairs(reply[1]).items()}
+        overdue = int(reply[2])
+        in_time = counts.get("in_time", 0)
+        decided = counts.get("completed", 0) + counts.get("unreached", 0) + overdue
+        return CallbackSummary(
+            open=counts.get("open", 0),
+            assigned=counts.get("assigned", 0),
+            overdue=overdue,
+            completed=counts.get("completed", 0),
+            completed_in_time=in_time,
+            unreached=counts.get("unreached", 0),
+            cancelled=counts.get("cancelled", 0),
+            resolved_inbound=counts.get("resolved_inbound", 0),
+            service_level=round(in_time / decided, 6) if decided else None,
+        )
+
+    # --- supervision --------------------------------------------------------------------------
+
+    async def sla(self, queue: str | None, window: sl.Window) -> SlaReport:
+        names = [self._queue(queue)] if queue is not None else list(self.policy.queues)
+        lanes = await self._op("lanes", *names)
+        now = float(lanes[2])
+        if window == "today":
+            slots = list(sl.today_intervals(now, self.policy.timezone))
+            prefix = "i"
+        else:
+            slots = list(sl.rolling_minutes(window, now))
+            prefix = "m"
+        pairs = [(name, tier) for name in names for tier in TIERS]
+        keys = [f"{self._ns}:{prefix}:{name}:{tier}:{slot}" for name, tier in pairs for slot in slots]
+        tallies = await self._read_hashes(keys)
+        formula = self.policy.sla_formula
+        rows = []
+        for index, ((name, tier), lane) in enumerate(zip(pairs, lanes[1], strict=True)):
+            policy = self.policy.tier(tier)
+            per_slot = tallies[index * len(slots) : (index + 1) * len(slots)]
+            intervals = None
+            if window == "today":
+                intervals = [
+                    IntervalFigures(start=sl.interval_start(i), figures=sl.figures(t, policy, formula))
+                    for i, t in zip(slots, per_slot, strict=True)
+                ]
+            oldest = lane[3]
+            rows.append(
+                SlaRow(
+                    queue=name,
+                    tier=tier,
+                    figures=sl.figures(sl.total(per_slot), policy, formula),
+                    waiting_now=int(lane[2]),
+                    oldest_wait_now_s=None if oldest is None else round(now - float(oldest), 3),
+                    intervals=intervals,
+                )
+            )
+        return SlaReport(window=window, start=sl.window_start(window, now, self.policy.timezone), now=now, rows=rows)
+
+    async def traffic(self, queue: str | None, window_s: float) -> Traffic:
+        names = [self._queue(queue)] if queue is not None else list(self.policy.queues)
+        now = float((await self._op("sweep"))[1])
+        minutes = sl.window_minutes(window_s, now)
+        keys = [f"{self._ns}:m:{name}:{tier}:{m}" for tier in TIERS for name in names for m in minutes]
+        tallies = await self._read_hashes(keys)
+        per_tier = len(names) * len(minutes)
+        by_tier = {tier: sl.total(tallies[i * per_tier : (i + 1) * per_tier]) for i, tier in enumerate(TIERS)}
+        assert self._started_at is not None
+        return Traffic(
+            start=max(float(minutes.start * sl.MINUTE), self._started_at),
+            now=now,
+            arrived={tier: t.arrived for tier, t in by_tier.items()},
+            ended=sum(t.ended for t in by_tier.values()),
+            handle_sum_s=sum(t.handle_sum for t in by_tier.values()),
+        )
+
+    async def metrics(self) -> mx.MetricsSnapshot:
+        # ["metrics", lanes, lifetime hashes, callback counters, overdue, now]
+        reply = await self._op("metrics", *self.policy.queues)
+        now = float(reply[5])
+        bounds = mx.wait_bounds(self.policy.tier(t).sla_threshold_s for t in TIERS)
+        rows = []
+        for lane, life in zip(reply[1], reply[2], strict=True):
+            tier = lane[1].decode()
+            policy = self.policy.tier(tier)
+            oldest = lane[3]
+            rows.append(
+                mx.metrics_row(
+                    lane[0].decode(),
+                    tier,
+                    mx.LifetimeTally.from_fields(_pairs(life), len(bounds)),
+                    len(bounds),
+                    threshold_s=policy.sla_threshold_s,
+                    target=policy.sla_target,
+                    waiting_now=int(lane[2]),
+                    oldest_wait_now_s=None if oldest is None else round(now - float(oldest), 3),
+                )
+            )
+        counts = {k: int(v) for k, v in _pairs(reply[3]).items()}
+        return mx.MetricsSnapshot(
+            now=now,
+            wait_bounds=list(bounds),
+            rows=rows,
+            callbacks_open=counts.get("open", 0),
+            callbacks_assigned=counts.get("assigned", 0),
+            callbacks_overdue=int(reply[4]),
+        )
+
+    async def _read_hashes(self, keys: list[str]) -> list[sl.Tally]:
+        """Many small hashes in one round trip (per node on a cluster)."""
+        client = self._link.client
+
+        async def read() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            return await pipe.execute()
+
+        results = await self._link.run(read, deadline_s=max(1.0, math.ceil(len(keys) / 2000)))
+        return [tally_from(fields) for fields in results]
+
+    async def sweep(self) -> None:
+        await self._op("sweep")
+
+    async def ping(self) -> bool:
+        return await self._link.ping()
+
+    async def close(self) -> None:
+        """Closes the connection, which the tier store shares: the app closes the call store last."""
+        await self._link.close()

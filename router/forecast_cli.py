@@ -1,0 +1,122 @@
+"""`tierline forecast`: ask a running service for its Erlang C staffing forecast, print a table.
+
+`cli.py` only calls `add_parser`; the request and the table live here. Exit 0 with a
+forecast, 1 when the service refuses the request (the error is printed), 2 when it cannot
+be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def add_parser(commands: Any) -> None:
+    """Register `forecast` on the `tierline` sub-command parsers."""
+    sub: argparse.ArgumentParser = commands.add_parser(
+        "forecast", help="Erlang C staffing forecast per tier from a running service"
+    )
+    sub.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (default %(default)s)")
+    sub.add_argument("--admin-token", default=None, help="bearer token for /admin (env TIERLINE_ADMIN_TOKEN)")
+    sub.add_argument("--queue", default=None, help="one queue (default: all queues as one agent pool)")
+    sub.add_argument("--agents", type=int, default=None, help="figures at this many agents (default: agents needed)")
+    sub.add_argument("--window", choices=("15m", "60m"), default=None, help="observation window (default 60m)")
+    sub.add_argument("--arrivals-per-hour", type=float, default=None, help="total calls/hour instead of observed")
+    sub.add_argument("--aht-s", type=float, default=None, help="average handle time (s) instead of observed")
+    sub.add_argument("--json", action="store_true", help="print the service's JSON answer instead of a table")
+    sub.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    params = {
+        "queue": args.queue,
+        "agents": args.agents,
+        "window": args.window,
+        "arrivals_per_hour": args.arrivals_per_hour,
+        "aht_s": args.aht_s,
+    }
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    url = f"{args.url.rstrip('/')}/admin/forecast" + (f"?{query}" if query else "")
+    token = args.admin_token or os.environ.get("TIERLINE_ADMIN_TOKEN")
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            detail = json.loads(detail)["error"]["message"]
+        print(f"tierline: forecast refused ({exc.code}): {detail}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"tierline: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(body, indent=2))
+    else:
+        render(body, Console(width=120, highlight=False, markup=False))
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _num(value: float | None, unit: str = "", digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def render(body: dict[str, Any], console: Console) -> None:
+    """The forecast as a header (inputs, model, pool figures) and one row per tier."""
+    inputs = body["inputs"]
+    queue = body["queue"] or "all queues (one agent pool)"
+    console.print(f"Forecast for {queue} — model {body['model']}: Erlang C, strict tier priority (Cobham)")
+    ended = inputs["ended_in_window"]
+    aht_note = inputs["aht_source"]
+    if aht_note == "observed":
+        aht_note += f", {ended} call{'' if ended == 1 else 's'} ended"
+    console.print(
+        f"Inputs: window {inputs['window']} ({inputs['window_s']:.0f} s observed), "
+        f"arrivals {inputs['arrivals_per_hour']:.1f}/h, AHT {_num(inputs['aht_s'], ' s')} ({aht_note}), "
+        f"load {_num(inputs['load_erlangs'], ' Erlangs', 2)}"
+    )
+    if body["agents"] is None:
+        console.print("Agents: -")
+    else:
+        why = "given" if body["agents_source"] == "given" else "needed to meet every target"
+        state = "stable" if body["stable"] else "UNSTABLE (agents ≤ load)"
+        console.print(
+            f"Agents: {body['agents']} ({why}), {state}; needed for every target: {body['agents_needed'] or '-'}; "
+            f"P(wait) {_pct(body['p_wait'])}, ASA {_num(body['asa_s'], ' s')}, occupancy {_pct(body['occupancy'])}"
+        )
+    sources = {t["tier"]: t["source"] for t in inputs["tiers"]}
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("tier", "calls/h", "source", "threshold", "target", "SL", "pooled SL", "mean wait", "met", "needed"):
+        table.add_column(column, justify="left" if column in ("tier", "source", "met") else "right")
+    for row in body["tiers"]:
+        met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
+        table.add_row(
+            row["tier"],
+            f"{row['arrivals_per_hour']:.1f}",
+            sources.get(row["tier"], "-"),
+            f"{row['threshold_s']:g} s",
+            _pct(row["target"]),
+            _pct(row["service_level"]),
+            _pct(row["pooled_service_level"]),
+            _num(row["mean_wait_s"], " s"),
+            met,
+            "-" if row["agents_needed"] is None else str(row["agents_needed"]),
+        )
+    console.print(table)
+    for note in body["notes"]:
+        console.print(f"note: {note}")

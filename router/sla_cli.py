@@ -1,0 +1,221 @@
+"""`tierline sla`: the service-level table in a terminal, from a running service's `/admin/sla`.
+
+    tierline sla [--url URL] [--admin-token T] [--window 15m|60m|today] [--queue Q] [--watch [SECONDS]]
+
+One row per queue × tier, coloured by target and worded too (met / at risk / missed / idle /
+no target: the rule is `admin/sla_status.py`, the same as the dashboard's), then the
+callbacks. `--watch` redraws every SECONDS (default 2) until Ctrl-C; on a terminal the
+table is redrawn in place, otherwise each refresh is printed after the last. The token
+defaults to `TIERLINE_ADMIN_TOKEN`. Exit codes: 0 shown, 2 the service could not be
+reached or refused the request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from tierline.admin.sla_status import Status, sla_status
+
+WINDOWS = ("15m", "60m", "today")
+STATUS_STYLE: dict[Status, str] = {
+    "met": "bold green",
+    "at risk": "bold yellow",
+    "missed": "bold red",
+    "idle": "dim",
+    "no target": "dim",
+}
+STATUS_MARK: dict[Status, str] = {"met": "✓", "at risk": "!", "missed": "✗", "idle": "·", "no target": "–"}
+
+
+class SlaFetchError(Exception):
+    pass
+
+
+def add_sla_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sla = commands.add_parser("sla", help="show the service level per queue × tier in the terminal")
+    sla.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (default %(default)s)")
+    sla.add_argument("--admin-token", default=None, help="bearer token for /admin (env TIERLINE_ADMIN_TOKEN)")
+    sla.add_argument("--window", choices=WINDOWS, default="15m", help="rolling 15m or 60m, or today (default 15m)")
+    sla.add_argument("--queue", default=None, help="one queue (default: all)")
+    sla.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=2.0,
+        default=None,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 2) until Ctrl-C",
+    )
+    sla.set_defaults(func=run_sla)
+
+
+def fetch_sla(url: str, token: str | None, window: str, queue: str | None = None, timeout: float = 5.0) -> Any:
+    query = {"window": window} | ({"queue": queue} if queue else {})
+    request = urllib.request.Request(f"{url.rstrip('/')}/admin/sla?{urllib.parse.urlencode(query)}")
+    request.add_header("Accept", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise SlaFetchError(f"{url} refused /admin/sla ({exc.code}): {message}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SlaFetchError(f"cannot reach {url}: {reason}") from None
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def secs(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value < 60:
+        return f"{value:.1f} s"
+    whole = round(value)
+    minutes, seconds = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}:{seconds:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def row_status(row: dict[str, Any]) -> Status:
+    return sla_status(
+        row["service_level"], row["target"], row["waiting_now"], row["oldest_wait_now_s"], row["threshold_s"]
+    )
+
+
+def render(report: dict[str, Any]) -> Group:
+    """The report as a heading, the table and a callbacks line."""
+    window = report["window"]
+    title = Text.assemble(
+        ("Service level", "bold"),
+        f" · window {window} · as of {report['generated_at']} · timezone {report['timezone']}",
+    )
+    table = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
+    for name, justify in (
+        ("Queue", "left"),
+        ("Tier", "left"),
+        ("Status", "left"),
+        (f"SL {window}", "right"),
+        ("Target", "right"),
+        ("Waiting", "right"),
+        ("Oldest wait", "right"),
+        ("ASA", "right"),
+        ("Offered", "right"),
+        ("Answered", "right"),
+        ("Abandoned", "right"),
+        ("Overflowed", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    last_queue = None
+    for row in report["rows"]:
+        status = row_status(row)
+        style = STATUS_STYLE[status]
+        target = "none" if row["target"] is None else f"{pct(row['target'])} ≤ {row['threshold_s']:g} s"
+        late = row["oldest_wait_now_s"] is not None and row["oldest_wait_now_s"] > row["threshold_s"]
+        abandoned = str(row["abandoned"]) + (f" ({row['short_abandoned']} short)" if row["short_abandoned"] else "")
+        table.add_row(
+            row["queue"] if row["queue"] != last_queue else "",
+            row["tier"],
+            Text(f"{STATUS_MARK[status]} {status}", style=style),
+            Text(pct(row["service_level"]), style=style if status in ("met", "at risk", "missed") else ""),
+            target,
+            str(row["waiting_now"]),
+            Text(secs(row["oldest_wait_now_s"]), style="bold red" if late else ""),
+            secs(row["asa_s"]),
+            str(row["offered"]),
+            str(row["answered"]),
+            abandoned,
+            str(row["overflowed"]),
+            end_section=False,
+        )
+        last_queue = row["queue"]
+    cb = report["callbacks"]
+    callbacks = Text.assemble(
+        ("Callbacks", "bold"),
+        f": open {cb['open']} · with an agent {cb['assigned']} · ",
+        (f"overdue {cb['overdue']}", "bold red" if cb["overdue"] else ""),
+        f" · completed {cb['completed']} · callback SL {pct(cb['service_level'])}",
+    )
+    formula = Text(f"Formula ({report['formula']}): {report['formula_text']}", style="dim")
+    return Group(table, callbacks, formula)
+
+
+def watch(
+    console: Console,
+    fetch: Callable[[], Any],
+    every: float,
+    rounds: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Redraw every `every` seconds; `rounds` bounds the loop (tests), Ctrl-C ends it (people)."""
+    done = 0
+
+    def frame() -> Group | Text:
+        try:
+            return render(fetch())
+        except SlaFetchError as exc:
+            return Text(f"tierline: {exc} (retrying every {every:g} s)", style="bold red")
+
+    try:
+        if console.is_terminal:
+            with Live(frame(), console=console, auto_refresh=False, transient=False) as live:
+                done += 1
+                while rounds is None or done < rounds:
+                    sleep(every)
+                    live.update(frame(), refresh=True)
+                    done += 1
+        else:
+            while rounds is None or done < rounds:
+                if done:
+                    sleep(every)
+                    console.print()
+                console.print(frame())
+                done += 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def run_sla(args: argparse.Namespace, console: Console | None = None, rounds: int | None = None) -> int:
+    token = args.admin_token or os.environ.get("TIERLINE_ADMIN_TOKEN")
+    if console is None:
+        console = Console() if sys.stdout.isatty() else Console(width=160)
+
+    def fetch() -> Any:
+        return fetch_sla(args.url, token, args.window, args.queue)
+
+    if args.watch is not None:
+        if args.watch <= 0:
+            print("tierline: --watch needs a positive number of seconds", file=sys.stderr)
+            return 2
+        return watch(console, fetch, args.watch, rounds)
+    try:
+        report = fetch()
+    except SlaFetchError as exc:
+        print(f"tierline: {exc}", file=sys.stderr)
+        return 2
+    console.print(render(report))
+    return 0

@@ -1,0 +1,287 @@
+"""The Redis tier store: the caller table in versioned, bucketed hashes, shared by every process.
+
+Layout (namespace `ns`):
+- `{ns}:tiers` — the meta hash: `current` (the live data version), `previous` (kept for
+  rollback), `swaps` (the public version number), and per data version `v<id>:buckets`.
+- `ns:t:<id>:<bucket>` — a small hash of `caller → codec blob` (tier rank and CRM fields).
+  About 64 callers per bucket keeps each hash a listpack under Redis's default
+  `hash-max-listpack-entries` (128): ~35 bytes per caller instead of ~100 for a key each.
+  Bucket keys carry no hash tag, so a cluster spreads them over every master.
+- `ns:t:<id>:fields` — the CRM column names a blob's field ids point into.
+
+A reload writes a whole new data version with pipelined HSETs, then switches `current` in
+one atomic HSET: a look-up anywhere sees the old version or the new one, never a mix. Each
+process reads the meta at most once a second, so for up to a second after a switch it may
+still answer from the previous version, which is why that one is kept until the next reload
+(and for `--rollback`). When Redis cannot answer, a look-up answers from a bounded cache of
+recent answers, or the default tier, marked `degraded`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from tierline.queue.errors import Conflict, Unavailable
+from tierline.queue.redis_link import RedisLink
+from tierline.tiers import codec
+from tierline.tiers.codec import FieldNames
+from tierline.tiers.model import TIER_RANK, Tier, TierRecord
+from tierline.tiers.parse import ParsedTiers, TierFileFormat, parse_tier_file
+from tierline.tiers.phone import normalise_caller
+from tierline.tiers.reload import ReloadResult, should_swap
+
+PER_BUCKET: Final = 64
+META_TTL_S: Final = 1.0
+WRITE_BATCH: Final = 10_000  # callers per pipeline flush
+IN_FLIGHT: Final = 3
+CACHE_SIZE: Final = 100_000
+Progress = Callable[[int, int], None]
+
+# Switch to a new version atomically; hand back the version that is no longer kept.
+_SWITCH: Final = """
+local old_prev = redis.call('HGET', KEYS[1], 'previous')
+local cur = redis.call('HGET', KEYS[1], 'current')
+if ARGV[2] == 'rollback' then
+  if not old_prev then return {false, false} end
+  redis.call('HSET', KEYS[1], 'current', old_prev)
+  redis.call('HDEL', KEYS[1], 'previous')
+  redis.call('HINCRBY', KEYS[1], 'swaps', 1)
+  return {cur, old_prev}
+end
+redis.call('HSET', KEYS[1], 'current', ARGV[1])
+if cur then redis.call('HSET', KEYS[1], 'previous', cur) end
+redis.call('HINCRBY', KEYS[1], 'swaps', 1)
+return {old_prev, ARGV[1]}
+"""
+
+
+@dataclass(slots=True)
+class _Meta:
+    data_id: int
+    buckets: int
+    fields: FieldNames
+    read_at: float
+
+
+def bucket_of(caller: str, buckets: int) -> int:
+    return zlib.crc32(caller.encode()) % buckets
+
+
+class RedisTierStore:
+    def __init__(
+        self,
+        link: RedisLink,
+        namespace: str = "tierline",
+        default_tier: Tier = "standard",
+        max_reject_ratio: float = 0.01,
+    ) -> None:
+        self._link = link
+        # Replies are bytes: the connection is opened without decode_responses (blobs are binary).
+        self._client: Any = link.client
+        self._ns = namespace
+        self._meta_key = "{" + namespace + "}:tiers"
+        self._default_tier: Tier = default_tier
+        self._max_reject_ratio = max_reject_ratio
+        self._meta: _Meta | None = None
+        self._cache: OrderedDict[str, TierRecord] = OrderedDict()
+        self._switch = self._client.register_script(_SWITCH)
+
+    def _bucket_key(self, data_id: int, bucket: int) -> str:
+        return f"{self._ns}:t:{data_id}:{bucket}"
+
+    def _fields_key(self, data_id: int) -> str:
+        return f"{self._ns}:t:{data_id}:fields"
+
+    # --- look-up ------------------------------------------------------------------------------
+
+    async def _current(self, force: bool = False) -> _Meta:
+        meta = self._meta
+        if meta is not None and not force and time.monotonic() - meta.read_at < META_TTL_S:
+            return meta
+
+        async def read() -> _Meta:
+            current = await self._client.hget(self._meta_key, "current")
+            data_id = int(current or 0)
+            buckets = await self._client.hget(self._meta_key, f"v{data_id}:buckets")
+            names = await self._client.lrange(self._fields_key(data_id), 0, -1)
+            return _Meta(data_id, int(buckets or 1), FieldNames(n.decode() for n in names), time.monotonic())
+
+        self._meta = await self._link.run(read)
+        return self._meta
+
+    async def lookup(self, caller: str) -> TierRecord:
+        try:
+            meta = await self._current()
+            key = self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets))
+            blob = await self._link.run(lambda: self._client.hget(key, caller))
+        except Unavailable:
+            cached = self._cache.get(caller)
+            base = cached or TierRecord(caller=caller, tier=self._default_tier, known=False)
+            return msgspec.structs.replace(base, degraded=True)
+        if blob is None:
+            record = TierRecord(caller=caller, tier=self._default_tier, known=False)
+        else:
+            try:
+                record = codec.decode(caller, blob, meta.fields)
+            except IndexError:  # a field name added since the meta was read
+                record = codec.decode(caller, blob, (await self._current(force=True)).fields)
+        self._remember(caller, record)
+        return record
+
+    def _remember(self, caller: str, record: TierRecord) -> None:
+        cache = self._cache
+        cache[caller] = record
+        if len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
+
+    # --- single edits -------------------------------------------------------------------------
+
+    async def put(self, caller: str, tier: Tier, crm: Mapping[str, str] | None = None) -> TierRecord:
+        caller = normalise_caller(caller)
+        meta = await self._current(force=True)
+        fields: list[int | str] = []
+        for name, value in (crm or {}).items():
+            if value:
+                fields.append(await self._field_id(meta, name))
+                fields.append(value)
+        blob = codec.encode(TIER_RANK[tier], fields)
+        key = self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets))
+        added = await self._link.run(lambda: self._client.hset(key, caller, blob))
+        if added:
+            await self._link.run(lambda: self._client.hincrby(self._meta_key, f"v{meta.data_id}:count", 1))
+        record = codec.decode(caller, blob, meta.fields)
+        self._remember(caller, record)
+        return record
+
+    async def _field_id(self, meta: _Meta, name: str) -> int:
+        if name in meta.fields.names:
+            return meta.fields.names.index(name)
+        length = await self._link.run(lambda: self._client.rpush(self._fields_key(meta.data_id), name))
+        # Another process may have appended names meanwhile: the list is the truth.
+        names = await self._link.run(lambda: self._client.lrange(self._fields_key(meta.data_id), 0, -1))
+        meta.fields = FieldNames(n.decode() for n in names)
+        return int(length) - 1
+
+    async def delete(self, caller: str) -> bool:
+        caller = normalise_caller(caller)
+        meta = await self._current(force=True)
+        key = self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets))
+        removed = await self._link.run(lambda: self._client.hdel(key, caller))
+        if removed:
+            await self._link.run(lambda: self._client.hincrby(self._meta_key, f"v{meta.data_id}:count", -1))
+        self._cache.pop(caller, None)
+        return bool(removed)
+
+    # --- reload -------------------------------------------------------------------------------
+
+    async def reload_file(
+        self, path: Path, fmt: TierFileFormat, progress: Progress | None = None
+    ) -> ReloadResult:
+        lock = "{" + self._ns + "}:tiers:lock"
+        if not await self._link.run(lambda: self._client.set(lock, "1", nx=True, ex=3600)):
+            raise Conflict("another tier reload is running", code="reload_in_progress")
+        try:
+            parsed = await asyncio.to_thread(_parse_path, path, fmt)
+            swapped = should_swap(parsed.loaded, parsed.rejected_count, parsed.data_rows, self._max_reject_ratio)
+            if swapped:
+                await self._write_version(parsed, progress)
+            version = await self.version()
+            return ReloadResult(
+                version=version,
+                loaded=parsed.loaded,
+                rejected=parsed.rejected,
+                rejected_count=parsed.rejected_count,
+                swapped=swapped,
+            )
+        finally:
+            await self._link.run(lambda: self._client.delete(lock))
+
+    async def _write_version(self, parsed: ParsedTiers, progress: Progress | None) -> None:
+        client = self._client
+        data_id = int(await self._link.run(lambda: client.hincrby(self._meta_key, "next_id", 1)))
+        buckets = max(1, math.ceil(parsed.loaded / PER_BUCKET))
+        by_bucket: dict[int, dict[str, bytes]] = {}
+        for caller, blob in parsed.records.items():
+            by_bucket.setdefault(bucket_of(caller, buckets), {})[caller] = blob
+        total, done = parsed.loaded, 0
+        deadline = max(5.0, self._link.timeout_s * 20)
+        # Up to IN_FLIGHT batches at once: the next batch is packed while Redis stores the last.
+        in_flight: set[asyncio.Task[object]] = set()
+
+        async def flush(pipe: Any, size: int) -> None:
+            nonlocal done
+            while len(in_flight) >= IN_FLIGHT:
+                finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                in_flight.difference_update(finished)
+                for task in finished:
+                    task.result()
+            in_flight.add(asyncio.create_task(self._link.run(pipe.execute, deadline)))
+            done += size
+            if progress:
+                progress(done, total)
+
+        pipe = client.pipeline(transaction=False)
+        pending = 0
+        if parsed.fields.names:
+            pipe.rpush(self._fields_key(data_id), *parsed.fields.names)
+        for bucket, mapping in by_bucket.items():
+            pipe.hset(self._bucket_key(data_id, bucket), mapping=mapping)
+            pending += len(mapping)
+            if pending >= WRITE_BATCH:
+                await flush(pipe, pending)
+                pipe, pending = client.pipeline(transaction=False), 0
+        await flush(pipe, pending)
+        for task in in_flight:
+            await task
+        meta = {f"v{data_id}:buckets": buckets, f"v{data_id}:count": parsed.loaded}
+        await self._link.run(lambda: client.hset(self._meta_key, mapping=meta))
+        dropped, _ = await self._link.run(lambda: self._switch(keys=[self._meta_key], args=[data_id, "swap"]))
+        self._meta = None
+        if dropped is not None:
+            await self._drop(int(dropped))
+
+    async def rollback(self) -> int | None:
+        """Make the previous version live again and drop the current one; None if none is kept."""
+        dropped, restored = await self._link.run(
+            lambda: self._switch(keys=[self._meta_key], args=["", "rollback"])
+        )
+        if restored is None:
+            return None
+        self._meta = None
+        await self._drop(int(dropped))
+        return await self.version()
+
+    async def _drop(self, data_id: int) -> None:
+        client = self._client
+        buckets = await self._link.run(lambda: client.hget(self._meta_key, f"v{data_id}:buckets"))
+        count = int(buckets or 1)
+        for start in range(0, count, 5000):
+            pipe = client.pipeline(transaction=False)
+            for bucket in range(start, min(count, start + 5000)):
+                pipe.execute_command("UNLINK", self._bucket_key(data_id, bucket))
+            await self._link.run(pipe.execute, 30.0)
+        await self._link.run(lambda: client.unlink(self._fields_key(data_id)))
+        await self._link.run(lambda: client.hdel(self._meta_key, f"v{data_id}:buckets", f"v{data_id}:count"))
+
+    async def version(self) -> int:
+        return int(await self._link.run(lambda: self._client.hget(self._meta_key, "swaps")) or 0)
+
+    async def count(self) -> int:
+        """Callers in the live version, kept as a counter beside it (reloads set it, edits move it)."""
+        meta = await self._current(force=True)
+        return int(await self._link.run(lambda: self._client.hget(self._meta_key, f"v{meta.data_id}:count")) or 0)
+
+
+def _parse_path(path: Path, fmt: TierFileFormat) -> ParsedTiers:
+    with path.open("rb", buffering=1 << 20) as stream:
+        return parse_tier_file(stream, fmt)
