@@ -1,6 +1,6 @@
 """Tierline's performance figures in one command, each held to its goal.
 
-    .venv/bin/python loadtest/bench.py                 # full run (about 4 minutes)
+    .venv/bin/python loadtest/bench.py                 # full run (about 6 minutes)
     .venv/bin/python loadtest/bench.py --quick         # a short run (about 1 minute)
         [--json PATH] [--strict] [--sections http,queue,tiers] [--profile DIR]
         [--store redis://HOST:PORT/DB | --store redis] [--redis-url redis://HOST:PORT/DB]
@@ -21,7 +21,9 @@ core 1 with taskset when there are two cores or more):
   run by the same generator in the same run (loadtest/ceiling.py): a bare aiohttp handler
   that only decodes and encodes bodies of the same shape with msgspec, and the same plus
   one pipelined redis-py asyncio round trip (HGET + ZADD; ZPOPMIN + HGET for a pop)
-  against a throwaway redis-server. Each Tierline figure is shown as a share of its ceiling.
+  against a throwaway redis-server. Each Tierline figure is shown as a share of its ceiling,
+  by requests/s and by the server process's CPU time per request (read from /proc: other
+  jobs taking the core do not count in it, so it is the sturdier share on a shared machine).
 - `--store redis…` adds Tierline on the Redis store, compared with the Redis ceiling
   (see REDIS STORE HOOK below); `--store redis` means the throwaway server, database 1.
 

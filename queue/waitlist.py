@@ -91,7 +91,7 @@ class WaitList:
                 aged_ahead = 0
                 if cutoff is not None:
                     # Aged standards (arrived before the cutoff) that also arrived before this call.
-                    aged_ahead = min(std.bisect_left(place), std.bisect_left((cutoff,)))
+                    aged_ahead = min(std.bisect_left(place), std.bisect_left(Place(cutoff, -1, "")))
                 ahead = len(vip) + mid.bisect_left(place) + aged_ahead
             elif cutoff is not None and place.arrived_at < cutoff:
                 ahead = len(vip) + mid.bisect_left(place) + std.bisect_left(place)
