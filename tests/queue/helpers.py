@@ -1,4 +1,4 @@
-"""Shared builders for the queue tests: a store on a manual clock, tier records, call ids."""
+"""Shared builders for the queue tests: a store (memory, Redis or Cluster) on a manual clock, tier records."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from tierline.queue.clock import ManualClock
 from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.policy import Policy
+from tierline.queue.store import CallStore
 from tierline.tiers.model import Tier, TierRecord
 
 # 2027-01-15 08:00:00 UTC, the ManualClock's default start: a whole minute and a whole 15-minute interval.
@@ -23,6 +24,14 @@ def counter_ids(prefix: str = "cb") -> Callable[[], str]:
     return lambda: f"{prefix}-{next(numbers)}"
 
 
-def make_store(policy: Policy | None = None, start: float = T0) -> tuple[MemoryCallStore, ManualClock]:
+# Which store `make_store` builds: the `each_store` fixture (tests/queue/conftest.py) sets it
+# for the modules that run on every store; the default builds memory stores.
+StoreBuilder = Callable[[Policy, ManualClock], CallStore]
+builder: list[StoreBuilder] = []
+
+
+def make_store(policy: Policy | None = None, start: float = T0) -> tuple[CallStore, ManualClock]:
     clock = ManualClock(start)
+    if builder:
+        return builder[-1](policy or Policy(), clock), clock
     return MemoryCallStore(policy or Policy(), clock, new_id=counter_ids()), clock

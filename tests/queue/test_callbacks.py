@@ -11,17 +11,20 @@ from tierline.queue import callbacks as cb
 from tierline.queue.callbacks import Callback
 from tierline.queue.clock import ManualClock
 from tierline.queue.errors import Conflict, NotFound
-from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.policy import CallbackPolicy, Policy, QueuePolicy, TierPolicy
+from tierline.queue.store import CallStore
 from tierline.tiers.model import Tier
 
 from .helpers import T0, make_store, record
+
+# One behaviour suite, three stores: memory, a real Redis, a real Redis Cluster.
+pytestmark = pytest.mark.usefixtures("each_store")
 
 DAY = 24 * 3600.0
 RETRY = 30 * 60.0
 
 
-async def overflow_mid(store: MemoryCallStore, clock: ManualClock, call_id: str, caller: str, **crm: str) -> Callback:
+async def overflow_mid(store: CallStore, clock: ManualClock, call_id: str, caller: str, **crm: str) -> Callback:
     """Route a mid call and let it wait out its 60 s; return the callback this created."""
     await store.route(call_id, record(caller, "mid", **crm), "default")
     clock.advance(60)
@@ -31,13 +34,13 @@ async def overflow_mid(store: MemoryCallStore, clock: ManualClock, call_id: str,
     return snap.callback
 
 
-async def take_callback(store: MemoryCallStore, agent_id: str, queues: list[str] | None = None) -> Callback:
+async def take_callback(store: CallStore, agent_id: str, queues: list[str] | None = None) -> Callback:
     work = await store.next_work(agent_id, queues)
     assert work is not None and work.call is None and work.callback is not None
     return work.callback
 
 
-async def readable(store: MemoryCallStore) -> Any:
+async def readable(store: CallStore) -> Any:
     return msgspec.to_builtins(
         (await store.callbacks("open", 100), await store.callbacks("done", 100), await store.callback_summary())
     )

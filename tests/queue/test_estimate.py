@@ -9,6 +9,9 @@ from tierline.queue.policy import Policy, QueuePolicy
 
 from .helpers import T0, make_store, record
 
+# One behaviour suite, three stores: memory, a real Redis, a real Redis Cluster.
+pytestmark = pytest.mark.usefixtures("each_store")
+
 
 def test_pure_estimate() -> None:
     assert EWT_WINDOW_S == 900.0

@@ -1,4 +1,5 @@
-"""MemoryCallStore against SPEC "Queue semantics" and "Agents and call states", on a manual clock."""
+"""The call stores (memory, Redis, Redis Cluster) against SPEC "Queue semantics" and "Agents and call
+states", on a manual clock."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import pytest
 
 from tierline.queue.clock import ManualClock
 from tierline.queue.errors import Conflict, Invalid, NotFound
-from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.policy import Policy, QueuePolicy
 from tierline.queue.store import CallStore
 from tierline.tiers.model import Tier
 
 from .helpers import T0, make_store, record
 
+# One behaviour suite, three stores: memory, a real Redis, a real Redis Cluster.
+pytestmark = pytest.mark.usefixtures("each_store")
+
 
 def two_queues(**queues: QueuePolicy) -> Policy:
     return Policy(queues={"a": QueuePolicy(), "b": QueuePolicy(), **queues})
 
 
-async def state_of(store: MemoryCallStore, call_id: str | None = None) -> Any:
+async def state_of(store: CallStore, call_id: str | None = None) -> Any:
     """Everything a client can read without changing anything: the call, the SLA, the callbacks."""
     call = None if call_id is None else msgspec.to_builtins(await store.get_call(call_id))
     sla = msgspec.to_builtins(await store.sla(None, "today"))
@@ -29,14 +32,14 @@ async def state_of(store: MemoryCallStore, call_id: str | None = None) -> Any:
     return call, sla, summary
 
 
-async def waiting_standard_count(store: MemoryCallStore, queue: str = "default") -> int:
+async def waiting_standard_count(store: CallStore, queue: str = "default") -> int:
     report = await store.sla(queue, "15m")
     return sum(row.waiting_now for row in report.rows)
 
 
-def test_memory_store_is_a_call_store() -> None:
-    store: CallStore = make_store()[0]  # checked by mypy; at run time, that it builds
-    assert isinstance(store, MemoryCallStore)
+def test_each_store_is_a_call_store(each_store: str) -> None:
+    store: CallStore = make_store()[0]  # checked by mypy; at run time, that it builds the right kind
+    assert type(store).__name__ == ("MemoryCallStore" if each_store == "memory" else "RedisCallStore")
 
 
 # --- route --------------------------------------------------------------------------------------
@@ -350,7 +353,7 @@ async def test_vips_never_overflow_on_wait_even_if_configured() -> None:
 STATES = ("waiting", "offered", "answered", "ended", "abandoned", "overflowed")
 
 
-async def call_in(state: str) -> tuple[MemoryCallStore, ManualClock]:
+async def call_in(state: str) -> tuple[CallStore, ManualClock]:
     """A store holding call `c1` (mid, caller +1001) in `state`; offered/answered by agent a1."""
     store, clock = make_store()
     await store.route("c1", record("+1001", "mid"), "default")
@@ -399,7 +402,7 @@ MOVES: dict[tuple[str, str], str | None] = {
 }
 
 
-async def act(store: MemoryCallStore, action: str, agent_id: str = "a1") -> Any:
+async def act(store: CallStore, action: str, agent_id: str = "a1") -> Any:
     if action == "answer":
         return await store.answer("c1", agent_id)
     if action == "requeue":

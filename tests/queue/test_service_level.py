@@ -6,12 +6,14 @@ import pytest
 
 from tierline.queue import service_level as sl
 from tierline.queue.clock import ManualClock
-from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.policy import Policy, ResolvedTierPolicy, SlaFormula, TierPolicy
-from tierline.queue.store import SlaReport, SlaRow
+from tierline.queue.store import CallStore, SlaReport, SlaRow
 from tierline.tiers.model import Tier
 
 from .helpers import T0, make_store, record
+
+# One behaviour suite, three stores: memory, a real Redis, a real Redis Cluster.
+pytestmark = pytest.mark.usefixtures("each_store")
 
 HOUR = 3600.0
 
@@ -31,7 +33,7 @@ async def at(clock: ManualClock, second: float) -> None:
     clock.set(T0 + second)
 
 
-async def run_scenario(store: MemoryCallStore, clock: ManualClock) -> None:
+async def run_scenario(store: CallStore, clock: ManualClock) -> None:
     """Every wait ends inside the first minute (T0 .. T0+59), threshold 20 s, short abandon < 5 s.
 
     call  tier      arrives  wait ends         wait  counts as
