@@ -1,4 +1,4 @@
-"""Property tests: MemoryCallStore against a brute-force model of the queues, on a manual clock.
+"""Property tests: the call stores against a brute-force model of the queues, on a manual clock.
 
 Hypothesis drives random arrivals (vip/mid/standard/blacklisted, two queues, one of them
 bounded), clock moves, offers, answers, ring-no-answer, requeues, abandons, ends and refused
@@ -19,18 +19,31 @@ with one `send(None)`: that also checks that every step is atomic on the event l
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
+from tests.conftest import new_namespace
 from tierline.queue.clock import ManualClock
 from tierline.queue.errors import Conflict, EngineError, Invalid
 from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.policy import Policy, QueuePolicy
+from tierline.queue.redis_link import RedisLink, connect
+from tierline.queue.redis_store import RedisCallStore
+from tierline.queue.store import CallStore
 from tierline.router.messages import call_view
 from tierline.tiers.model import Tier
 
@@ -82,12 +95,18 @@ class QueueMachine(RuleBasedStateMachine):
             queues={q: QueuePolicy(max_waiting=MAX_WAITING[q] or 0) for q in QUEUES},
             aging_s=float(self.aging_s),
         )
-        self.store = MemoryCallStore(policy, self.clock, new_id=counter_ids())
+        self.store: CallStore = self.make_store(policy)
         self.now = 0  # seconds since T0; always whole, so no float rounding at the edges
         self.calls: dict[str, MCall] = {}
         self.holding: dict[str, tuple[str, str]] = {}  # agent -> ("call" | "callback", id)
         self.seq = 0
         self.next_id = 0
+
+    def make_store(self, policy: Policy) -> CallStore:
+        return MemoryCallStore(policy, self.clock, new_id=counter_ids())
+
+    def run(self, coro: Coroutine[Any, Any, R]) -> R:
+        return run(coro)
 
     # --- the model ------------------------------------------------------------------------
 
@@ -123,7 +142,7 @@ class QueueMachine(RuleBasedStateMachine):
     def expect_refusal(self, code: str, action: Any) -> None:
         before = self.snapshot_all()
         try:
-            run(action)
+            self.run(action)
         except EngineError as err:
             assert err.code == code, (err.code, code)
         else:
@@ -131,7 +150,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert self.snapshot_all() == before
 
     def snapshot_all(self) -> list[Any]:
-        return [(run(self.store.get_call(i)).call, run(self.store.get_call(i)).position) for i in sorted(self.calls)]
+        return [(self.run(self.store.get_call(i)).call, self.run(self.store.get_call(i)).position) for i in sorted(self.calls)]
 
     # --- rules ----------------------------------------------------------------------------
 
@@ -151,7 +170,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.clock.set(T0 + self.now)
         self.settle()
         if seconds and self.now % 7 == 0:
-            run(self.store.sweep())
+            self.run(self.store.sweep())
 
     @rule(tier=st.sampled_from(TIER_LIST), queue=st.sampled_from(QUEUES), caller=st.sampled_from(CALLERS))
     def arrive(self, tier: Tier, queue: str, caller: str) -> None:
@@ -160,7 +179,7 @@ class QueueMachine(RuleBasedStateMachine):
         limit = MAX_WAITING[queue]
         full = tier != "vip" and limit is not None and len(self.waiting([queue])) >= limit
         self.seq += 1
-        snap, created = run(self.store.route(call_id, record(caller, tier), queue))
+        snap, created = self.run(self.store.route(call_id, record(caller, tier), queue))
         assert created
         m = MCall(call_id, caller, tier, queue, self.now, self.seq)
         if full:
@@ -180,7 +199,7 @@ class QueueMachine(RuleBasedStateMachine):
         queue = data.draw(st.sampled_from(QUEUES))
         if caller == c.caller and queue == c.queue:
             before = self.snapshot_all()
-            snap, created = run(self.store.route(c.call_id, record(caller, "vip"), queue))
+            snap, created = self.run(self.store.route(c.call_id, record(caller, "vip"), queue))
             assert not created and snap.call.tier == c.tier and snap.call.seq == c.seq
             assert self.snapshot_all() == before
         else:
@@ -190,7 +209,7 @@ class QueueMachine(RuleBasedStateMachine):
     def arrive_in_unknown_queue(self) -> None:
         before = self.snapshot_all()
         try:
-            run(self.store.route("never", record(CALLERS[0]), "nope"))
+            self.run(self.store.route("never", record(CALLERS[0]), "nope"))
         except Invalid as err:
             assert err.code == "unknown_queue"
         else:
@@ -205,7 +224,7 @@ class QueueMachine(RuleBasedStateMachine):
             self.expect_refusal("agent_busy", self.store.next_work(agent, queues))
             return
         candidates = self.waiting(served)
-        work = run(self.store.next_work(agent, queues))
+        work = self.run(self.store.next_work(agent, queues))
         if held is not None:
             # (b) a retried `next` returns the same item, offered no second time.
             assert work is not None
@@ -241,7 +260,7 @@ class QueueMachine(RuleBasedStateMachine):
         c = self.held_call(agent, "offered")
         if c is None:
             return
-        snap = run(self.store.answer(c.call_id, agent))
+        snap = self.run(self.store.answer(c.call_id, agent))
         assert snap.call.status == "answered" and snap.call.answered_at == T0 + self.now
         c.status, c.ever_answered = "answered", True
 
@@ -255,7 +274,7 @@ class QueueMachine(RuleBasedStateMachine):
         if agent in self.holding:
             self.expect_refusal("agent_busy", self.store.answer(c.call_id, agent))
             return
-        snap = run(self.store.answer(c.call_id, agent))
+        snap = self.run(self.store.answer(c.call_id, agent))
         assert snap.call.status == "answered"
         c.status, c.agent, c.ever_answered = "answered", agent, True
         self.holding[agent] = ("call", c.call_id)
@@ -265,7 +284,7 @@ class QueueMachine(RuleBasedStateMachine):
         c = self.held_call(agent, "offered")
         if c is None:
             return
-        snap = run(self.store.requeue(c.call_id, agent if by_agent else None))
+        snap = self.run(self.store.requeue(c.call_id, agent if by_agent else None))
         del self.holding[agent]
         c.agent, c.offered_at = None, None
         c.status = "overflowed" if c.tier == "mid" and self.now >= c.arrived_at + MID_LIMIT else "waiting"
@@ -277,7 +296,7 @@ class QueueMachine(RuleBasedStateMachine):
         if not live:
             return
         c = data.draw(st.sampled_from(sorted(live, key=lambda c: c.seq)))
-        run(self.store.abandon(c.call_id))
+        self.run(self.store.abandon(c.call_id))
         if c.agent is not None:
             del self.holding[c.agent]
         c.status, c.agent, c.offered_at = "abandoned", None, None
@@ -287,7 +306,7 @@ class QueueMachine(RuleBasedStateMachine):
         c = self.held_call(agent, "answered")
         if c is None:
             return
-        run(self.store.end(c.call_id))
+        self.run(self.store.end(c.call_id))
         del self.holding[agent]
         c.status = "ended"
 
@@ -296,7 +315,7 @@ class QueueMachine(RuleBasedStateMachine):
         held = self.holding.get(agent)
         if held is None or held[0] != "callback":
             return
-        run(self.store.callback_outcome(held[1], "completed", agent, None))
+        self.run(self.store.callback_outcome(held[1], "completed", agent, None))
         del self.holding[agent]
 
     @precondition(lambda self: bool(self.calls))
@@ -328,7 +347,7 @@ class QueueMachine(RuleBasedStateMachine):
         if refused is not None:
             self.expect_refusal(refused, moves[action]())
             return
-        run(moves[action]())
+        self.run(moves[action]())
         # Mirror the allowed move in the model.
         if action == "answer" and c.status != "answered":
             c.status, c.agent, c.ever_answered = "answered", agent, True
@@ -353,7 +372,7 @@ class QueueMachine(RuleBasedStateMachine):
         held_by: dict[str, str] = {}
         waiting = {q: self.waiting([q]) for q in QUEUES}
         for call_id, m in self.calls.items():
-            snap = run(self.store.get_call(call_id))
+            snap = self.run(self.store.get_call(call_id))
             call = snap.call
             # (c) exactly the model's state, one of the six.
             assert call.status == m.status, (call_id, call.status, m.status)
@@ -383,7 +402,7 @@ class QueueMachine(RuleBasedStateMachine):
     @invariant()
     def ledger_adds_up(self) -> None:
         assert self.now < 59 * 60
-        report = run(self.store.sla(None, "60m"))
+        report = self.run(self.store.sla(None, "60m"))
         answered = sum(r.figures.answered for r in report.rows)
         abandoned = sum(r.figures.abandoned for r in report.rows)
         overflowed = sum(r.figures.overflowed for r in report.rows)
@@ -424,7 +443,7 @@ class AgingQueueMachine(QueueMachine):
             middle = [c for c in order if self.key(c)[0] == RANK["mid"]]
             assert [c.arrived_at for c in middle] == sorted(c.arrived_at for c in middle)
             for c in order:
-                snap = run(self.store.get_call(c.call_id))
+                snap = self.run(self.store.get_call(c.call_id))
                 assert snap.position == order.index(c) + 1
 
 
@@ -439,6 +458,48 @@ TestQueueMachine = QueueMachine.TestCase
 TestQueueMachine.settings = PROFILE
 TestAgingQueueMachine = AgingQueueMachine.TestCase
 TestAgingQueueMachine.settings = PROFILE
+
+
+# --- the same model against the Redis store ------------------------------------------------------
+# A real Redis (the session's throwaway server); each example gets a fresh key namespace. Its
+# steps do await (network I/O), so they run on one event loop; atomicity there comes from each
+# step being one Lua script.
+
+_loop = asyncio.new_event_loop()
+
+
+class RedisMachineMixin:
+    url: ClassVar[str] = ""
+    links: ClassVar[list[RedisLink]] = []
+
+    def make_store(self, policy: Policy) -> CallStore:
+        link = RedisLink(connect(self.url, 2.0), timeout_s=2.0)
+        self.links.append(link)
+        return RedisCallStore(link, policy, self.clock, namespace=new_namespace())  # type: ignore[attr-defined]
+
+    def run(self, coro: Coroutine[Any, Any, R]) -> R:
+        return _loop.run_until_complete(coro)
+
+    def teardown(self) -> None:
+        while self.links:
+            _loop.run_until_complete(self.links.pop().close())
+
+
+class RedisQueueMachine(RedisMachineMixin, QueueMachine):
+    pass
+
+
+class RedisAgingQueueMachine(RedisMachineMixin, AgingQueueMachine):
+    pass
+
+
+REDIS_PROFILE = settings(PROFILE, max_examples=25)
+
+
+@pytest.mark.parametrize("machine", [RedisQueueMachine, RedisAgingQueueMachine])
+def test_the_redis_store_against_the_model(machine: type[RedisMachineMixin], redis_url: str) -> None:
+    machine.url = redis_url
+    run_state_machine_as_test(machine, settings=REDIS_PROFILE)  # type: ignore[arg-type]
 
 
 def test_run_refuses_a_coroutine_that_suspends() -> None:
