@@ -150,7 +150,8 @@ class QueueMachine(RuleBasedStateMachine):
         assert self.snapshot_all() == before
 
     def snapshot_all(self) -> list[Any]:
-        return [(self.run(self.store.get_call(i)).call, self.run(self.store.get_call(i)).position) for i in sorted(self.calls)]
+        snaps = [self.run(self.store.get_call(i)) for i in sorted(self.calls)]
+        return [(snap.call, snap.position) for snap in snaps]
 
     # --- rules ----------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -111,7 +110,9 @@ async def test_a_slow_redis_costs_a_caller_at_most_half_a_second(
     async with http.post(f"{base}/v1/calls", json={"call_id": "c1", "caller": "+111222333"}) as resp:
         assert resp.status == 201
     # CLIENT PAUSE holds every client's commands, as a stalled server (long fork, slow disk) would.
-    subprocess.run(["redis-cli", "-p", str(own_redis.port), "client", "pause", "1500", "ALL"], check=True)
+    cli = ("redis-cli", "-p", str(own_redis.port))
+    pause = await asyncio.create_subprocess_exec(*cli, "client", "pause", "1500", "ALL")
+    assert await pause.wait() == 0
     started = time.monotonic()
     async with http.get(f"{base}/v1/calls/c1") as resp:
         assert resp.status == 503

@@ -153,12 +153,15 @@ async def test_three_routers_one_engine_even_when_one_is_killed(routers: list[Ro
                 status, answered = await ask(n, turn + 1, f"/v1/calls/{call['call_id']}/answer")
                 assert status == 200, answered
                 served.append(answered)
+                if len(served) >= 60:
+                    sixty_served.set()
                 status, ended = await ask(n, turn + 2, f"/v1/calls/{call['call_id']}/end")
                 assert status == 200 and ended["status"] == "ended", ended
 
+        sixty_served = asyncio.Event()
+
         async def killer() -> None:
-            while len(served) < 60:
-                await asyncio.sleep(0.002)
+            await sixty_served.wait()
             victim = alive.pop()
             victim.process.send_signal(signal.SIGKILL)
             victim.process.wait(timeout=10)
