@@ -380,6 +380,34 @@ function ops.route(now, call_id, caller, tier, queue, rec)
   return call_reply(c, now)
 end
 
+-- Single Redis only (a cluster keeps tier buckets in other slots): the tier look-up and the
+-- enqueue in one script, one round trip. The bucket blob is codec's msgpack array
+-- [rank, field id, value, ...]; field ids index the list at `fields_key`. The record is stored
+-- as the map a TierRecord decodes from, exactly as `route` stores the one Python encodes.
+function ops.route_lookup(now, call_id, caller, queue, bucket_key, fields_key, default_tier)
+  if redis.call("EXISTS", call_key(call_id)) == 1 then
+    return ops.route(now, call_id, caller, default_tier, queue, "")
+  end
+  local blob = redis.call("HGET", bucket_key, caller)
+  local rec
+  local tier = default_tier
+  if blob then
+    local items = cmsgpack.unpack(blob)
+    tier = TIER_OF[items[1]]
+    if #items > 1 then
+      local names = redis.call("LRANGE", fields_key, 0, -1)
+      local crm = {}
+      for i = 2, #items, 2 do crm[names[items[i] + 1]] = items[i + 1] end
+      rec = cmsgpack.pack({ caller = caller, tier = tier, known = true, crm = crm })
+    else
+      rec = cmsgpack.pack({ caller = caller, tier = tier, known = true })
+    end
+  else
+    rec = cmsgpack.pack({ caller = caller, tier = tier, known = false })
+  end
+  return ops.route(now, call_id, caller, tier, queue, rec)
+end
+
 function ops.get(now, call_id)
   local c, err = existing_call(call_id)
   if not c then return err end

@@ -211,6 +211,19 @@ class RedisCallStore:
         )
         return self._snapshot(reply)[0], reply[0] == b"call"
 
+    async def route_located(
+        self, call_id: str, caller: str, queue: str, located: tuple[str, str], default_tier: str
+    ) -> tuple[CallSnapshot, bool]:
+        """`route` with the tier look-up done inside the same script (single Redis only).
+
+        `located` is the caller's bucket key and the field-name list key of the live tier
+        version (`RedisTierStore.locate`).
+        """
+        bucket_key, fields_key = located
+        queue = self._queue(queue)
+        reply = await self._op("route_lookup", call_id, caller, queue, bucket_key, fields_key, default_tier)
+        return self._snapshot(reply)[0], reply[0] == b"call"
+
     async def get_call(self, call_id: str) -> CallSnapshot:
         return self._snapshot(await self._op("get", call_id))[0]
 

@@ -21,6 +21,7 @@ from tierline.queue.clock import Clock, SystemClock
 from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.redis_link import RedisLink, connect, is_redis_url
 from tierline.queue.redis_store import RedisCallStore
+from tierline.router import routing
 from tierline.router.auth import make_auth_middleware
 from tierline.router.bodies import json_response
 from tierline.router.config import Settings
@@ -79,20 +80,23 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
     server = settings.server
     if server.store == "memory":
         tiers = MemoryTierStore(default_tier=settings.default_tier, max_reject_ratio=settings.reload_max_reject_ratio)
-        return Services(settings=settings, tiers=tiers, calls=MemoryCallStore(settings, clock), clock=clock)
+        calls = MemoryCallStore(settings, clock)
+        return Services(settings, tiers, calls, clock, routing.two_steps(tiers, calls))
     if is_redis_url(server.store):
         link = RedisLink(connect(server.store, server.redis_timeout_s), server.redis_timeout_s)
-        return Services(
-            settings=settings,
-            tiers=RedisTierStore(
-                link,
-                server.redis_namespace,
-                default_tier=settings.default_tier,
-                max_reject_ratio=settings.reload_max_reject_ratio,
-            ),
-            calls=RedisCallStore(link, settings, clock, server.redis_namespace),
-            clock=clock,
+        redis_tiers = RedisTierStore(
+            link,
+            server.redis_namespace,
+            default_tier=settings.default_tier,
+            max_reject_ratio=settings.reload_max_reject_ratio,
         )
+        redis_calls = RedisCallStore(link, settings, clock, server.redis_namespace)
+        route = (
+            routing.two_steps(redis_tiers, redis_calls)
+            if link.cluster
+            else routing.one_script(redis_tiers, redis_calls, settings.default_tier)
+        )
+        return Services(settings, redis_tiers, redis_calls, clock, route)
     raise ValueError(f"unknown store {server.store!r}: use 'memory', redis://host:port/db or redis+cluster://host:port")
 
 

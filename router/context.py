@@ -9,6 +9,7 @@ from aiohttp import web
 from tierline.queue.clock import Clock
 from tierline.queue.store import CallStore
 from tierline.router.config import Settings
+from tierline.router.routing import RouteCall
 from tierline.tiers.store import TierStore
 
 
@@ -18,6 +19,7 @@ class Services:
     tiers: TierStore
     calls: CallStore
     clock: Clock
+    route: RouteCall  # the caller's tier, then the enqueue (routing.py)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,7 +1,7 @@
 """The IVR and agent API (`/v1`): route calls, follow them, hand agents their next work.
 
 Each handler is the whole data flow of its request: decode the body, ask the store once
-(twice for a new call: the caller's tier, then the queue), encode the answer.
+(for a new call: the caller's tier, then the queue; see routing.py), encode the answer.
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ async def route_call(request: web.Request) -> web.Response:
     body = await read_json(request, RouteCallBody)
     svc = services(request)
     caller = normalise_caller(body.caller)
-    record = await svc.tiers.lookup(caller)
-    snapshot, created = await svc.calls.route(body.call_id, record, body.queue)
+    snapshot, created = await svc.route(body.call_id, caller, body.queue)
     return json_response(call_view(snapshot), 201 if created else 200)
 
 

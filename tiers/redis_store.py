@@ -119,6 +119,17 @@ class RedisTierStore:
         self._meta = await self._link.run(read)
         return self._meta
 
+    def locate(self, caller: str) -> tuple[str, str] | None:
+        """Where the caller's record would be (bucket key, field-names key), from a fresh meta.
+
+        None when the meta is older than a second: then the caller takes `lookup`, which
+        re-reads it. Lets a single-Redis deployment look up and enqueue in one script.
+        """
+        meta = self._meta
+        if meta is None or time.monotonic() - meta.read_at >= META_TTL_S:
+            return None
+        return self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets)), self._fields_key(meta.data_id)
+
     async def lookup(self, caller: str) -> TierRecord:
         try:
             meta = await self._current()
