@@ -598,6 +598,20 @@ def tier_section(plan: Plan, logs: Path) -> dict[str, float]:
     return figures
 
 
+def redis_tier_section(plan: Plan, logs: Path, url: str | None) -> dict[str, float]:
+    """The same table size on the Redis store (loadtest/bench_redis_tiers.py), keys prefixed `redis_`."""
+    out = logs / "redis_tiers.json"
+    say(f"tier table on Redis: {plan.tier_rows:,} rows (loadtest/bench_redis_tiers.py)")
+    cmd = [PYTHON, str(HERE / "bench_redis_tiers.py"), str(plan.tier_rows), "--json", str(out)]
+    if url:
+        cmd += ["--redis-url", url]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+    (logs / "bench_redis_tiers.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench_redis_tiers.py failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return {f"redis_{k}": v for k, v in json.loads(out.read_text()).items()}
+
+
 # --- goals and the table ---------------------------------------------------------------------
 
 
@@ -638,6 +652,14 @@ def goals_for(http: list[HttpFigure], queue: dict[str, dict[str, float]], tiers:
     pop = find(http, "tierline memory", "pop")
     if pop:
         goals.append(Goal("memory pop p99 at 32 connections", pop.p99_ms, 5.0, "<=", " ms"))
+    redis_route, redis_ceiling = find(http, "tierline redis", "route"), find(http, "ceiling redis", "route")
+    if redis_route and redis_ceiling:
+        share = redis_route.rps / redis_ceiling.rps
+        goals.append(Goal("redis route, share of one-round-trip ceiling", share, 0.70, ">="))
+        if redis_route.cpu_us_per_req and redis_ceiling.cpu_us_per_req:
+            share = redis_ceiling.cpu_us_per_req / redis_route.cpu_us_per_req
+            goals.append(Goal("  the same, by server CPU time per request", share, 0.70, ">="))
+        goals.append(Goal("redis route p99 at 32 connections", redis_route.p99_ms, 5.0, "<=", " ms"))
     if len(queue) >= 2:
         sizes = sorted(queue, key=int)
         small, large = queue[sizes[0]], queue[sizes[-1]]
@@ -648,6 +670,10 @@ def goals_for(http: list[HttpFigure], queue: dict[str, dict[str, float]], tiers:
         rows = f"{int(tiers['rows']):,} rows"
         goals.append(Goal(f"tier reload rows/s ({rows})", tiers["reload_rows_per_s"], 100_000, ">="))
         goals.append(Goal("process memory per customer", tiers["bytes_per_record"], 200, "<=", " B"))
+    if "redis_rows" in tiers:
+        rows = f"{int(tiers['redis_rows']):,} rows"
+        goals.append(Goal(f"redis tier reload rows/s ({rows})", tiers["redis_reload_rows_per_s"], 100_000, ">="))
+        goals.append(Goal("redis memory per customer", tiers["redis_redis_bytes_per_record"], 100, "<=", " B"))
     return goals
 
 
@@ -724,6 +750,15 @@ def render(report: dict[str, Any]) -> str:
             f"{tiers['reload_stall_ms']:.0f} ms); memory {tiers['bytes_per_record']:.0f} B per customer; "
             f"look-up {tiers['lookup_known_us']:.2f} µs known, {tiers['lookup_unknown_us']:.2f} µs unknown; "
             f"parse CSV {tiers['parse_csv_rows_per_s']:,.0f} rows/s"
+        )
+    if tiers and "redis_rows" in tiers:
+        lines.append(f"Tiers on Redis: loadtest/bench_redis_tiers.py, {int(tiers['redis_rows']):,} rows")
+        lines.append(
+            f"reload {tiers['redis_reload_rows_per_s']:,.0f} rows/s; Redis memory "
+            f"{tiers['redis_redis_bytes_per_record']:.1f} B per customer (INFO used_memory; bucket hashes "
+            f"{tiers['redis_bucket_bytes_per_record']:.1f} B by MEMORY USAGE); look-up "
+            f"{tiers['redis_lookup_us_awaited']:.0f} µs awaited, {tiers['redis_lookup_us_64_at_once']:.1f} µs "
+            "each 64 at once"
         )
     if report["goals"]:
         lines.append("")
@@ -829,6 +864,8 @@ def main() -> int:
             report["queue"] = queue_section(plan)
         if "tiers" in sections:
             report["tiers"] = tier_section(plan, logs)
+            if args.store and args.store != "memory":
+                report["tiers"] |= redis_tier_section(plan, logs, None if args.store == "redis" else args.store)
     report["machine"]["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     goals = goals_for([HttpFigure(**f) for f in report["http"]], report["queue"], report["tiers"])
     report["goals"] = [asdict(g) | {"ratio": g.ratio, "passed": g.passed} for g in goals]
