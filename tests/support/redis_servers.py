@@ -111,6 +111,13 @@ class RedisCluster:
         return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
 
     def start(self) -> RedisCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.cleanup()  # no orphan redis-server when the cluster cannot be formed
+            raise
+
+    def _start(self) -> RedisCluster:
         for _ in range(3):
             node = RedisServer(
                 extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"), port=free_cluster_port()
