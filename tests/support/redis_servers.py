@@ -83,6 +83,7 @@ class RedisServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited: {(self.folder / 'redis.log').read_text()[-2000:]}")
             time.sleep(0.02)
+        self.stop(kill=True)
         raise RuntimeError(f"redis-server on port {self.port} did not answer")
 
     def stop(self, kill: bool = False) -> None:
