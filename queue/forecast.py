@@ -106,8 +106,8 @@ def average_speed_of_answer(agents: int, load: float, aht_s: float) -> float:
     return erlang_c(agents, load) * aht_s / (agents - load)
 
 
-def priority_waits(agents: int, rates_per_s: Sequence[float], aht_s: float) -> list[float] | None:
-    """Cobham's mean wait per class, classes in priority order (highest first); None when unstable."""
+def _priority_state(agents: int, rates_per_s: Sequence[float], aht_s: float) -> tuple[float, list[float]] | None:
+    """P(wait) and each class's decay rate, the two things every per-class figure needs; None when unstable."""
     load = _load(rates_per_s, aht_s)
     if agents <= load:
         _check_agents(agents)
@@ -115,7 +115,15 @@ def priority_waits(agents: int, rates_per_s: Sequence[float], aht_s: float) -> l
     decays = _decay_rates(agents, rates_per_s, aht_s)
     if decays is None:
         return None
-    p_wait = erlang_c(agents, load)
+    return erlang_c(agents, load), decays
+
+
+def priority_waits(agents: int, rates_per_s: Sequence[float], aht_s: float) -> list[float] | None:
+    """Cobham's mean wait per class, classes in priority order (highest first); None when unstable."""
+    state = _priority_state(agents, rates_per_s, aht_s)
+    if state is None:
+        return None
+    p_wait, decays = state
     return [p_wait / decay for decay in decays]
 
 
@@ -123,14 +131,10 @@ def priority_service_levels(
     agents: int, rates_per_s: Sequence[float], aht_s: float, thresholds_s: Sequence[float]
 ) -> list[float] | None:
     """The approximate SL_k(T_k) per class (see the module docstring); None when unstable."""
-    load = _load(rates_per_s, aht_s)
-    if agents <= load:
-        _check_agents(agents)
+    state = _priority_state(agents, rates_per_s, aht_s)
+    if state is None:
         return None
-    decays = _decay_rates(agents, rates_per_s, aht_s)
-    if decays is None:
-        return None
-    p_wait = erlang_c(agents, load)
+    p_wait, decays = state
     return [1.0 - p_wait * math.exp(-t * d) for t, d in zip(thresholds_s, decays, strict=True)]
 
 

@@ -14,7 +14,7 @@ import msgspec
 from tierline.queue import metrics as mx
 from tierline.queue import service_level as sl
 from tierline.queue.policy import Policy
-from tierline.tiers.model import TIERS, Tier
+from tierline.tiers.model import Tier
 
 Key = tuple[str, Tier]
 
@@ -24,7 +24,7 @@ class Ledger:
         self._policy = policy
         self._minutes: defaultdict[Key, dict[int, sl.Tally]] = defaultdict(dict)
         self._intervals: defaultdict[Key, dict[int, sl.Tally]] = defaultdict(dict)
-        self.wait_bounds = mx.wait_bounds(policy.tier(t).sla_threshold_s for t in TIERS)
+        self.wait_bounds = mx.policy_wait_bounds(policy)
         self._lifetime: dict[Key, mx.LifetimeTally] = {}
 
     def record(self, queue: str, tier: Tier, kind: sl.EventKind, at: float, value: float = 0.0) -> None:
@@ -50,8 +50,7 @@ class Ledger:
         return msgspec.structs.replace(found, answer_wait_buckets=list(found.answer_wait_buckets))
 
     def rolling(self, queue: str, tier: Tier, window: str, now: float) -> sl.Tally:
-        by_minute = self._minutes.get((queue, tier), {})
-        return sl.total(t for m in sl.rolling_minutes(window, now) if (t := by_minute.get(m)) is not None)
+        return self.over_minutes(queue, tier, sl.rolling_minutes(window, now))
 
     def over_minutes(self, queue: str, tier: Tier, minutes: range) -> sl.Tally:
         by_minute = self._minutes.get((queue, tier), {})

@@ -211,24 +211,13 @@ class MemoryCallStore:
 
     async def callback_summary(self) -> CallbackSummary:
         now = self._tick()
-        counts = dict.fromkeys(("open", "assigned", "completed", "unreached", "cancelled", "resolved_inbound"), 0)
+        counts: dict[str, int] = {}
         overdue = in_time = 0
         for callback in self._callbacks.values():
-            counts[callback.status] += 1
+            counts[callback.status] = counts.get(callback.status, 0) + 1
             overdue += callback.overdue(now)
             in_time += callback.completed_in_time()
-        decided = counts["completed"] + counts["unreached"] + overdue
-        return CallbackSummary(
-            open=counts["open"],
-            assigned=counts["assigned"],
-            overdue=overdue,
-            completed=counts["completed"],
-            completed_in_time=in_time,
-            unreached=counts["unreached"],
-            cancelled=counts["cancelled"],
-            resolved_inbound=counts["resolved_inbound"],
-            service_level=round(in_time / decided, 6) if decided else None,
-        )
+        return CallbackSummary.of(counts, overdue, in_time)
 
     # --- supervision ----------------------------------------------------------------------
 
@@ -299,13 +288,7 @@ class MemoryCallStore:
         now = self._tick()
         minutes = sl.window_minutes(window_s, now)
         tallies = {tier: sl.total(self._ledger.over_minutes(n, tier, minutes) for n in names) for tier in TIERS}
-        return Traffic(
-            start=max(float(minutes.start * sl.MINUTE), self._started_at),
-            now=now,
-            arrived={tier: t.arrived for tier, t in tallies.items()},
-            ended=sum(t.ended for t in tallies.values()),
-            handle_sum_s=sum(t.handle_sum for t in tallies.values()),
-        )
+        return Traffic.of(tallies, minutes, now, self._started_at)
 
     async def sweep(self) -> None:
         self._tick()

@@ -19,8 +19,9 @@ from typing import Any, Final
 
 import msgspec
 
+from tierline.queue.policy import Policy
 from tierline.queue.service_level import EventKind
-from tierline.tiers.model import Tier
+from tierline.tiers.model import TIERS, Tier
 
 # Upper bounds (seconds) of the answered-wait histogram; each tier's SLA threshold is added.
 DEFAULT_WAIT_BOUNDS: Final = (5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -31,6 +32,11 @@ COUNTERS: Final = ("arrived", "answered", "answered_within", "abandoned", "short
 def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:
     """The histogram's bucket edges: the defaults plus every configured SLA threshold."""
     return tuple(sorted({*DEFAULT_WAIT_BOUNDS, *(float(t) for t in thresholds if t > 0)}))
+
+
+def policy_wait_bounds(policy: Policy) -> tuple[float, ...]:
+    """The bucket edges a configuration gives: the defaults plus each tier's SLA threshold."""
+    return wait_bounds(policy.tier(tier).sla_threshold_s for tier in TIERS)
 
 
 def bucket_field(index: int) -> str:

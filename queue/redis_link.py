@@ -43,7 +43,7 @@ def connect(url: str, timeout_s: float) -> Client:
         "socket_timeout": timeout_s,
         "socket_connect_timeout": timeout_s,
         "retry": Retry(NoBackoff(), 0),
-        "health_check_interval": 0,
+        "max_connections": MAX_CONNECTIONS,
     }
     scheme, _, rest = url.partition("://")
     if scheme.endswith("+cluster"):
@@ -54,14 +54,11 @@ def connect(url: str, timeout_s: float) -> Client:
             password=parts.password,
             ssl=scheme.startswith("rediss"),
             require_full_coverage=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            max_connections=MAX_CONNECTIONS,
+            **options,
         )
     # A bounded pool: a burst of requests queues for a connection (within the deadline)
     # instead of opening hundreds of sockets at once.
-    pool = BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, timeout=timeout_s, **options)
+    pool = BlockingConnectionPool.from_url(url, timeout=timeout_s, **options)
     return Redis(connection_pool=pool)
 
 

@@ -47,10 +47,6 @@ _ERRORS: Final[dict[str, type[EngineError]]] = {
     "invalid_state": Conflict,
     "agent_busy": Conflict,
 }
-_FLOAT_FIELDS: Final = frozenset({"arrived_at", "offered_at", "answered_at", "left_at", "ended_at"})
-_CB_FLOAT_FIELDS: Final = frozenset({"created_at", "deadline", "next_attempt_at", "closed_at"})
-
-
 def lua_config(policy: Policy, namespace: str) -> str:
     """The policy as a Lua table prepended to the engine: one script (one SHA) per configuration."""
 
@@ -62,7 +58,7 @@ def lua_config(policy: Policy, namespace: str) -> str:
         return repr(float(value))  # type: ignore[arg-type]
 
     tiers = {t: policy.tier(t) for t in TIERS}
-    edges = mx.wait_bounds(p.sla_threshold_s for p in tiers.values())
+    edges = mx.policy_wait_bounds(policy)
     max_waiting = ", ".join(
         f"[{lua(name)}] = {lua(limit)}" for name in policy.queues if (limit := policy.max_waiting(name)) is not None
     )
@@ -87,68 +83,25 @@ def _pairs(flat: Sequence[bytes]) -> dict[str, bytes]:
     return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
 
-def _opt_float(fields: dict[str, bytes], name: str) -> float | None:
-    value = fields.get(name)
-    return None if value is None else float(value)
+def _text(fields: dict[str, bytes]) -> dict[str, object]:
+    """A call or callback hash as text, leaving out its binary `record` (a msgpack TierRecord)."""
+    return {k: v.decode() for k, v in fields.items() if k != "record"}
 
 
-def _opt_str(fields: dict[str, bytes], name: str) -> str | None:
-    value = fields.get(name)
-    return None if value is None else value.decode()
-
-
+# Redis hands back every field as text; msgspec's lax mode turns "1700000000.5" into a float
+# and "3" into an int, and checks every literal (tier, status, reason) on the way.
 def call_from(fields: dict[str, bytes]) -> Call:
-    return Call(
-        call_id=fields["call_id"].decode(),
-        caller=fields["caller"].decode(),
-        tier=fields["tier"].decode(),  # type: ignore[arg-type]
-        queue=fields["queue"].decode(),
-        status=fields["status"].decode(),  # type: ignore[arg-type]
-        arrived_at=float(fields["arrived_at"]),
-        seq=int(fields["seq"]),
-        agent_id=_opt_str(fields, "agent_id"),
-        offered_at=_opt_float(fields, "offered_at"),
-        answered_at=_opt_float(fields, "answered_at"),
-        left_at=_opt_float(fields, "left_at"),
-        ended_at=_opt_float(fields, "ended_at"),
-        overflow_reason=_opt_str(fields, "overflow_reason"),  # type: ignore[arg-type]
-        callback_id=_opt_str(fields, "callback_id"),
-    )
+    return msgspec.convert(_text(fields), Call, strict=False)
 
 
 def callback_from(fields: dict[str, bytes]) -> Callback:
-    return Callback(
-        callback_id=fields["callback_id"].decode(),
-        caller=fields["caller"].decode(),
-        tier=fields["tier"].decode(),  # type: ignore[arg-type]
-        queue=fields["queue"].decode(),
-        call_id=fields["call_id"].decode(),
-        reason=fields["reason"].decode(),  # type: ignore[arg-type]
-        status=fields["status"].decode(),  # type: ignore[arg-type]
-        created_at=float(fields["created_at"]),
-        deadline=float(fields["deadline"]),
-        next_attempt_at=float(fields["next_attempt_at"]),
-        record=_record_decoder.decode(fields["record"]),
-        attempts=int(fields.get("attempts", b"0")),
-        agent_id=_opt_str(fields, "agent_id"),
-        closed_at=_opt_float(fields, "closed_at"),
-        note=_opt_str(fields, "note"),
-    )
+    text = _text(fields)
+    text["record"] = _record_decoder.decode(fields["record"])
+    return msgspec.convert(text, Callback, strict=False)
 
 
 def tally_from(fields: dict[bytes, bytes]) -> sl.Tally:
-    tally = sl.Tally()
-    for raw_name, raw_value in fields.items():
-        name = raw_name.decode()
-        if name in _TALLY_INTS:
-            setattr(tally, name, round(float(raw_value)))
-        elif name in _TALLY_FLOATS:
-            setattr(tally, name, float(raw_value))
-    return tally
-
-
-_TALLY_FLOATS: Final = frozenset({"answer_wait_sum", "answer_wait_max", "handle_sum"})
-_TALLY_INTS: Final = frozenset(sl.Tally.__struct_fields__) - _TALLY_FLOATS
+    return msgspec.convert({k.decode(): v.decode() for k, v in fields.items()}, sl.Tally, strict=False)
 
 
 class RedisCallStore:
@@ -184,10 +137,9 @@ class RedisCallStore:
             raise _ERRORS.get(code, EngineError)(reply[2].decode(), code=code)
         return reply
 
-    def _snapshot(self, reply: Sequence[Any]) -> tuple[CallSnapshot, TierRecord]:
+    def _snapshot(self, reply: Sequence[Any]) -> CallSnapshot:
         # ["call", fields, position|None, answers in window, callback fields|None, now]
-        fields = _pairs(reply[1])
-        call = call_from(fields)
+        call = call_from(_pairs(reply[1]))
         now = float(reply[5])
         position = reply[2]
         estimate = None
@@ -195,8 +147,7 @@ class RedisCallStore:
             assert self._started_at is not None
             estimate = estimated_wait(position, reply[3], now - self._started_at)
         callback = callback_from(_pairs(reply[4])) if reply[4] else None
-        snapshot = CallSnapshot(call=call, now=now, position=position, estimated_wait_s=estimate, callback=callback)
-        return snapshot, _record_decoder.decode(fields["record"])
+        return CallSnapshot(call=call, now=now, position=position, estimated_wait_s=estimate, callback=callback)
 
     def _queue(self, queue: str) -> str:
         if queue not in self.policy.queues:
@@ -209,7 +160,7 @@ class RedisCallStore:
         reply = await self._op(
             "route", call_id, record.caller, record.tier, self._queue(queue), _record_encoder.encode(record)
         )
-        return self._snapshot(reply)[0], reply[0] == b"call"
+        return self._snapshot(reply), reply[0] == b"call"
 
     async def route_located(
         self, call_id: str, caller: str, queue: str, located: tuple[str, str], default_tier: str
@@ -222,22 +173,22 @@ class RedisCallStore:
         bucket_key, fields_key = located
         queue = self._queue(queue)
         reply = await self._op("route_lookup", call_id, caller, queue, bucket_key, fields_key, default_tier)
-        return self._snapshot(reply)[0], reply[0] == b"call"
+        return self._snapshot(reply), reply[0] == b"call"
 
     async def get_call(self, call_id: str) -> CallSnapshot:
-        return self._snapshot(await self._op("get", call_id))[0]
+        return self._snapshot(await self._op("get", call_id))
 
     async def answer(self, call_id: str, agent_id: str) -> CallSnapshot:
-        return self._snapshot(await self._op("answer", call_id, agent_id))[0]
+        return self._snapshot(await self._op("answer", call_id, agent_id))
 
     async def requeue(self, call_id: str, agent_id: str | None) -> CallSnapshot:
-        return self._snapshot(await self._op("requeue", call_id, agent_id or ""))[0]
+        return self._snapshot(await self._op("requeue", call_id, agent_id or ""))
 
     async def abandon(self, call_id: str) -> CallSnapshot:
-        return self._snapshot(await self._op("abandon", call_id))[0]
+        return self._snapshot(await self._op("abandon", call_id))
 
     async def end(self, call_id: str) -> CallSnapshot:
-        return self._snapshot(await self._op("end", call_id))[0]
+        return self._snapshot(await self._op("end", call_id))
 
     async def next_work(self, agent_id: str, queues: list[str] | None) -> Work | None:
         names = [self._queue(q) for q in queues] if queues else list(self.policy.queues)
@@ -245,8 +196,8 @@ class RedisCallStore:
         if reply[0] == b"none":
             return None
         if reply[1]:
-            snapshot, record = self._snapshot(reply[1])
-            return Work(call=snapshot, record=record)
+            snapshot = self._snapshot(reply[1])
+            return Work(call=snapshot, record=_record_decoder.decode(_pairs(reply[1][1])["record"]))
         return Work(callback=callback_from(_pairs(reply[2])))
 
     # --- callbacks ----------------------------------------------------------------------------
@@ -264,20 +215,7 @@ class RedisCallStore:
     async def callback_summary(self) -> CallbackSummary:
         reply = await self._op("cbsummary")
         counts = {k: int(v) for k, v in _pairs(reply[1]).items()}
-        overdue = int(reply[2])
-        in_time = counts.get("in_time", 0)
-        decided = counts.get("completed", 0) + counts.get("unreached", 0) + overdue
-        return CallbackSummary(
-            open=counts.get("open", 0),
-            assigned=counts.get("assigned", 0),
-            overdue=overdue,
-            completed=counts.get("completed", 0),
-            completed_in_time=in_time,
-            unreached=counts.get("unreached", 0),
-            cancelled=counts.get("cancelled", 0),
-            resolved_inbound=counts.get("resolved_inbound", 0),
-            service_level=round(in_time / decided, 6) if decided else None,
-        )
+        return CallbackSummary.of(counts, overdue=int(reply[2]), completed_in_time=counts.get("in_time", 0))
 
     # --- supervision --------------------------------------------------------------------------
 
@@ -327,19 +265,13 @@ class RedisCallStore:
         per_tier = len(names) * len(minutes)
         by_tier = {tier: sl.total(tallies[i * per_tier : (i + 1) * per_tier]) for i, tier in enumerate(TIERS)}
         assert self._started_at is not None
-        return Traffic(
-            start=max(float(minutes.start * sl.MINUTE), self._started_at),
-            now=now,
-            arrived={tier: t.arrived for tier, t in by_tier.items()},
-            ended=sum(t.ended for t in by_tier.values()),
-            handle_sum_s=sum(t.handle_sum for t in by_tier.values()),
-        )
+        return Traffic.of(by_tier, minutes, now, self._started_at)
 
     async def metrics(self) -> mx.MetricsSnapshot:
         # ["metrics", lanes, lifetime hashes, callback counters, overdue, now]
         reply = await self._op("metrics", *self.policy.queues)
         now = float(reply[5])
-        bounds = mx.wait_bounds(self.policy.tier(t).sla_threshold_s for t in TIERS)
+        bounds = mx.policy_wait_bounds(self.policy)
         rows = []
         for lane, life in zip(reply[1], reply[2], strict=True):
             tier = lane[1].decode()

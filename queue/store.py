@@ -7,6 +7,7 @@ anything. Results are plain structs; turning them into HTTP bodies is the router
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal, Protocol
 
 import msgspec
@@ -14,7 +15,7 @@ import msgspec
 from tierline.queue.callbacks import Callback, Outcome
 from tierline.queue.calls import Call
 from tierline.queue.metrics import MetricsSnapshot
-from tierline.queue.service_level import Figures, Window
+from tierline.queue.service_level import MINUTE, Figures, Tally, Window
 from tierline.tiers.model import Tier, TierRecord
 
 CallbackFilter = Literal["open", "overdue", "done"]
@@ -70,6 +71,24 @@ class CallbackSummary(msgspec.Struct, kw_only=True):
     resolved_inbound: int
     service_level: float | None
 
+    @classmethod
+    def of(cls, counts: Mapping[str, int], overdue: int, completed_in_time: int) -> CallbackSummary:
+        """From callbacks counted by status: the callback service level is completed by the
+        deadline / (completed + unreached + overdue), null when nothing is decided yet."""
+        completed, unreached = counts.get("completed", 0), counts.get("unreached", 0)
+        decided = completed + unreached + overdue
+        return cls(
+            open=counts.get("open", 0),
+            assigned=counts.get("assigned", 0),
+            overdue=overdue,
+            completed=completed,
+            completed_in_time=completed_in_time,
+            unreached=unreached,
+            cancelled=counts.get("cancelled", 0),
+            resolved_inbound=counts.get("resolved_inbound", 0),
+            service_level=round(completed_in_time / decided, 6) if decided else None,
+        )
+
 
 class Traffic(msgspec.Struct, kw_only=True):
     """The load a queue (or all queues) carried over a recent window: the forecast's observed input.
@@ -88,6 +107,17 @@ class Traffic(msgspec.Struct, kw_only=True):
     @property
     def span_s(self) -> float:
         return max(self.now - self.start, 0.0)
+
+    @classmethod
+    def of(cls, by_tier: Mapping[Tier, Tally], minutes: range, now: float, started_at: float) -> Traffic:
+        """From each tier's tally over `minutes`; counting starts no earlier than the store did."""
+        return cls(
+            start=max(float(minutes.start * MINUTE), started_at),
+            now=now,
+            arrived={tier: t.arrived for tier, t in by_tier.items()},
+            ended=sum(t.ended for t in by_tier.values()),
+            handle_sum_s=sum(t.handle_sum for t in by_tier.values()),
+        )
 
 
 class CallStore(Protocol):

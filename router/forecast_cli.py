@@ -8,17 +8,15 @@ be reached.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from tierline.router.admin_client import AdminRefused, AdminUnreachable, admin_get
 
 
 def add_parser(commands: Any) -> None:
@@ -45,21 +43,14 @@ def run(args: argparse.Namespace) -> int:
         "arrivals_per_hour": args.arrivals_per_hour,
         "aht_s": args.aht_s,
     }
-    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    url = f"{args.url.rstrip('/')}/admin/forecast" + (f"?{query}" if query else "")
     token = args.admin_token or os.environ.get("TIERLINE_ADMIN_TOKEN")
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            body = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            detail = json.loads(detail)["error"]["message"]
-        print(f"tierline: forecast refused ({exc.code}): {detail}", file=sys.stderr)
+        body = admin_get(args.url, "/admin/forecast", params, token, timeout=30)
+    except AdminRefused as exc:
+        print(f"tierline: forecast refused {exc}", file=sys.stderr)
         return 1
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"tierline: cannot reach {args.url}: {exc}", file=sys.stderr)
+    except AdminUnreachable as exc:
+        print(f"tierline: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(body, indent=2))

@@ -13,13 +13,9 @@ reached or refused the request.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tierline.admin.sla_status import Status, sla_status
+from tierline.router.admin_client import AdminRefused, AdminUnreachable, admin_get
 
 WINDOWS = ("15m", "60m", "today")
 STATUS_STYLE: dict[Status, str] = {
@@ -64,23 +61,12 @@ def add_sla_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def fetch_sla(url: str, token: str | None, window: str, queue: str | None = None, timeout: float = 5.0) -> Any:
-    query = {"window": window} | ({"queue": queue} if queue else {})
-    request = urllib.request.Request(f"{url.rstrip('/')}/admin/sla?{urllib.parse.urlencode(query)}")
-    request.add_header("Accept", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = exc.reason
-        raise SlaFetchError(f"{url} refused /admin/sla ({exc.code}): {message}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise SlaFetchError(f"cannot reach {url}: {reason}") from None
+        return admin_get(url, "/admin/sla", {"window": window, "queue": queue or None}, token, timeout)
+    except AdminRefused as exc:
+        raise SlaFetchError(f"{url} refused /admin/sla {exc}") from None
+    except AdminUnreachable as exc:
+        raise SlaFetchError(str(exc)) from None
 
 
 def pct(value: float | None) -> str:

@@ -102,11 +102,19 @@ class RedisTierStore:
     def _fields_key(self, data_id: int) -> str:
         return f"{self._ns}:t:{data_id}:fields"
 
+    def _key_of(self, meta: _Meta, caller: str) -> str:
+        return self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets))
+
+    def _fresh_meta(self) -> _Meta | None:
+        """The cached view of the live version, if read less than META_TTL_S ago."""
+        meta = self._meta
+        return meta if meta is not None and time.monotonic() - meta.read_at < META_TTL_S else None
+
     # --- look-up ------------------------------------------------------------------------------
 
     async def _current(self, force: bool = False) -> _Meta:
-        meta = self._meta
-        if meta is not None and not force and time.monotonic() - meta.read_at < META_TTL_S:
+        meta = None if force else self._fresh_meta()
+        if meta is not None:
             return meta
 
         async def read() -> _Meta:
@@ -125,15 +133,15 @@ class RedisTierStore:
         None when the meta is older than a second: then the caller takes `lookup`, which
         re-reads it. Lets a single-Redis deployment look up and enqueue in one script.
         """
-        meta = self._meta
-        if meta is None or time.monotonic() - meta.read_at >= META_TTL_S:
+        meta = self._fresh_meta()
+        if meta is None:
             return None
-        return self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets)), self._fields_key(meta.data_id)
+        return self._key_of(meta, caller), self._fields_key(meta.data_id)
 
     async def lookup(self, caller: str) -> TierRecord:
         try:
             meta = await self._current()
-            key = self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets))
+            key = self._key_of(meta, caller)
             blob = await self._link.run(lambda: self._client.hget(key, caller))
         except Unavailable:
             cached = self._cache.get(caller)
@@ -166,7 +174,7 @@ class RedisTierStore:
                 fields.append(await self._field_id(meta, name))
                 fields.append(value)
         blob = codec.encode(TIER_RANK[tier], fields)
-        key = self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets))
+        key = self._key_of(meta, caller)
         added = await self._link.run(lambda: self._client.hset(key, caller, blob))
         if added:
             await self._link.run(lambda: self._client.hincrby(self._meta_key, f"v{meta.data_id}:count", 1))
@@ -186,7 +194,7 @@ class RedisTierStore:
     async def delete(self, caller: str) -> bool:
         caller = normalise_caller(caller)
         meta = await self._current(force=True)
-        key = self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets))
+        key = self._key_of(meta, caller)
         removed = await self._link.run(lambda: self._client.hdel(key, caller))
         if removed:
             await self._link.run(lambda: self._client.hincrby(self._meta_key, f"v{meta.data_id}:count", -1))

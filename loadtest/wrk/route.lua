@@ -33,13 +33,5 @@ function request()
    return wrk.format("POST", "/v1/calls", headers, body)
 end
 
-function done(summary, latency, requests)
-   local e = summary.errors
-   io.write(string.format(
-      'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"status_errors":%d,"connect_errors":%d,'
-         .. '"read_errors":%d,"write_errors":%d,"timeouts":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,'
-         .. '"p999_us":%d,"max_us":%d,"mean_us":%.1f}\n',
-      summary.requests, summary.duration, summary.bytes, e.status, e.connect, e.read, e.write, e.timeout,
-      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
-      latency.max, latency.mean))
-end
+-- done(): the shared BENCH_JSON report (report.lua, beside this script).
+done = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
