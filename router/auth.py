@@ -43,7 +43,9 @@ def make_auth_middleware(api_token: str, admin_token: str) -> Middleware:
             scheme, _, given = header.partition(" ")
             if scheme.lower() != "bearer" or not given:
                 raise ApiError(401, "unauthorized", "this route needs a bearer token")
-            given_bytes = given.strip().encode()
+            # aiohttp hands undecodable header bytes over as lone surrogates: turn them back into
+            # the bytes that were sent, which then simply fail to match (401, never a 500).
+            given_bytes = given.strip().encode("utf-8", "surrogateescape")
             if not hmac.compare_digest(given_bytes, expected):
                 other = tokens["admin" if role == "api" else "api"]
                 if other and hmac.compare_digest(given_bytes, other):

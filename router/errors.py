@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound, Unavailable
+from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound, Overloaded, Unavailable
 from tierline.router.messages import ErrorBody, ErrorDetail
 from tierline.tiers.phone import InvalidCaller
 
@@ -20,17 +20,21 @@ log = logging.getLogger("tierline.router")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_ENGINE_STATUS: dict[type[EngineError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Unavailable: 503}
+_ENGINE_STATUS: dict[type[EngineError], int] = {
+    NotFound: 404, Conflict: 409, Invalid: 422, Unavailable: 503, Overloaded: 503
+}
 
+# aiohttp's own refusals, in Tierline's codes and words (its reason phrases are not our contract).
 _HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_field",
+    400: ("bad_request", "the request could not be read"),
+    401: ("unauthorized", "this route needs a bearer token"),
+    403: ("forbidden", "this token is not allowed here"),
+    404: ("not_found", "no such route"),
+    405: ("method_not_allowed", "method not allowed"),
+    408: ("request_timeout", "the request was not received in time"),
+    413: ("payload_too_large", "the body is too large"),
+    415: ("unsupported_media_type", "unsupported content type"),
+    422: ("invalid_field", "a field is invalid"),
 }
 
 
@@ -40,6 +44,10 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its body arrived: nobody is left to answer."""
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -62,18 +70,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(_ENGINE_STATUS.get(type(exc), 409), exc.code, exc.message)
     except InvalidCaller as exc:
         return error_response(422, "invalid_caller", str(exc))
+    except ClientGone:
+        # Logged in one line where it was noticed; this answer goes nowhere.
+        return error_response(400, "client_gone", "the client closed the connection")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        message = f"no route {request.method} {request.path}"
+        code, message = _HTTP_CODES.get(exc.status, ("http_error", f"the request was refused ({exc.status})"))
         headers = None
         if isinstance(exc, web.HTTPMethodNotAllowed):
             allowed = ", ".join(sorted(exc.allowed_methods))
             message = f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
             headers = {"Allow": allowed}
-        elif exc.status != 404:
-            message = exc.reason
+        elif exc.status == 404:
+            message = f"no route {request.method} {request.path}"
         return error_response(exc.status, code, message, headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

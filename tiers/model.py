@@ -17,6 +17,13 @@ TIERS: Final[tuple[Tier, ...]] = get_args(Tier)
 TIER_RANK: Final[dict[Tier, int]] = {tier: rank for rank, tier in enumerate(TIERS)}
 
 
+# The size of a record's CRM part, the same for a single edit and for a row of a tier file: a
+# record travels in every call answer, so one oversized row would be copied into each of them.
+MAX_CRM_FIELDS: Final = 64
+MAX_CRM_NAME: Final = 64
+MAX_CRM_VALUE: Final = 1024
+
+
 # Typed by its values, so parse_tier needs no cast whatever a type checker makes of `in`.
 _BY_NAME: Final[dict[str, Tier]] = {tier: tier for tier in TIERS}
 

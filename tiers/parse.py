@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import msgspec
 
 from tierline.tiers import codec
 from tierline.tiers.codec import FieldNames
-from tierline.tiers.model import TIER_RANK, TIERS, parse_tier
+from tierline.tiers.model import MAX_CRM_FIELDS, MAX_CRM_NAME, MAX_CRM_VALUE, TIER_RANK, TIERS, parse_tier
 from tierline.tiers.phone import InvalidCaller, normalise_caller
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ _BOM: Final = codecs.BOM_UTF8
 # every read syscall releases and retakes the GIL, which resets the waiting thread's 5 ms
 # switch request. Giving the GIL away every few thousand rows keeps look-ups within ~5 ms.
 _YIELD_EVERY_MASK: Final = 4095
+# A file whose rows are mostly refused is not a tier file (filler, the wrong export, a binary):
+# past this many rejections, outnumbering the valid rows, reading stops and the file is refused
+# whole, instead of spending a minute counting millions of bad rows one by one.
+HOPELESS_AFTER: Final = 10_000
 
 
 class BadTierFile(ValueError):
@@ -111,6 +116,13 @@ class _Builder:
         self.rejected_count += 1
         if len(self.rejected) < self.kept:
             self.rejected.append(Rejection(line=line, reason=reason))
+        elif self.rejected_count >= HOPELESS_AFTER and self.rejected_count > len(self.records):
+            first = self.rejected[0] if self.rejected else Rejection(line=line, reason=reason)
+            raise BadTierFile(
+                f"{self.rejected_count} of the first {self.data_rows} rows are rejected, so this is not read as a"
+                f" tier file and reading stopped (the first: line {first.line}, {first.reason})",
+                line,
+            )
 
     def reject_lines(self, start: int, end: int) -> None:
         """A row whose quoted value runs over several lines, rejected as that many rows.
@@ -216,6 +228,10 @@ def _parse_csv(stream: BinaryIO, builder: _Builder) -> None:
                     if value:
                         fields.append(field_id)
                         fields.append(value)
+                problem = _crm_problem(fields, builder.fields)
+                if problem:
+                    builder.reject(start, problem)
+                    continue
                 builder.add(start, caller, TIER_RANK[tier], fields)
         except csv.Error as exc:
             # The csv module only fails on structure (a quoted field running past its size
@@ -248,6 +264,12 @@ def _read_header(
             continue  # an unnamed column (a trailing comma) carries nothing anyone can use
         if not _is_text(name):
             raise BadTierFile(f"column {position + 1} of the header is not valid UTF-8 text", line)
+        if len(name) > MAX_CRM_NAME:
+            raise BadTierFile(
+                f"column {position + 1} of the header is named with {len(name)} characters;"
+                f" at most {MAX_CRM_NAME} are allowed",
+                line,
+            )
         if key in seen:
             raise BadTierFile(
                 f"column {name!r} appears twice (columns {seen[key] + 1} and {position + 1})",
@@ -301,17 +323,30 @@ def _parse_ndjson(stream: BinaryIO, builder: _Builder) -> None:
         builder.data_rows += 1
         if not builder.data_rows & _YIELD_EVERY_MASK:
             time.sleep(0)
+        # Checked here, not left to the decoder: the reason is Tierline's, whatever a JSON
+        # library's version says of bad bytes.
+        if not raw.isascii() and not _is_utf8(raw):
+            builder.reject(line, "not valid UTF-8 text")
+            continue
         try:
             row = _row_decoder.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except msgspec.DecodeError as exc:
             builder.reject(line, _json_problem(raw, exc))
             continue
         caller_value: _Scalar = None
         tier_value: _Scalar = None
         crm: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        strings = 0
+        ambiguous = ""
         for key, value in row.items():
             name = key.strip()
             lowered = name.lower()
+            if lowered in seen:
+                ambiguous = name
+            seen.add(lowered)
+            if isinstance(value, str):
+                strings += 1
             if lowered == "caller":
                 caller_value = value
             elif lowered == "tier":
@@ -326,6 +361,15 @@ def _parse_ndjson(stream: BinaryIO, builder: _Builder) -> None:
                 crm.append((name, "true" if value else "false"))
             else:
                 crm.append((name, str(value)))
+        if not ambiguous:
+            ambiguous = _repeated_key(raw, len(row), strings)
+        if ambiguous:
+            builder.reject(
+                line,
+                f"key {_shown(ambiguous)} appears more than once (keys are matched ignoring case);"
+                " the row is ambiguous",
+            )
+            continue
         if isinstance(caller_value, int) and not isinstance(caller_value, bool):
             caller_value = str(caller_value)  # an exporter that wrote the number unquoted
         if not isinstance(caller_value, str):
@@ -344,22 +388,79 @@ def _parse_ndjson(stream: BinaryIO, builder: _Builder) -> None:
             builder.reject(line, _tier_problem(tier_value))
             continue
         blob_fields: list[int | str] = []
+        too_long = next((name for name, _ in crm if len(name) > MAX_CRM_NAME), None)
+        if too_long is not None:
+            builder.reject(
+                line, f"key {_shown(too_long)} has {len(too_long)} characters; at most {MAX_CRM_NAME} are allowed"
+            )
+            continue
         for name, text in crm:
             blob_fields.append(fields.id_of(name))
             blob_fields.append(text)
+        problem = _crm_problem(blob_fields, fields)
+        if problem:
+            builder.reject(line, problem)
+            continue
         builder.add(line, caller, TIER_RANK[tier], blob_fields)
 
 
-def _json_problem(raw: bytes, exc: Exception) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return "not valid UTF-8 text"
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _repeated_key(raw: bytes, keys: int, strings: int) -> str:
+    """A key the row holds twice (exactly), or "" — msgspec, like json, keeps the last silently.
+
+    Cheap for the usual row: when no string holds an escaped quote, every '"' in the line
+    delimits a key or a string value, so a repeated key shows as two quotes more than the
+    decoded row accounts for. Only a row that fails that count is read again, with its keys in order.
+    """
+    if b'\\"' not in raw and raw.count(b'"') == 2 * (keys + strings):
+        return ""
+    names: list[str] = []
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        names.extend(key for key, _ in items)
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except ValueError:
+        return ""  # msgspec read it; a stricter reader's doubts are not the row's problem
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return ""
+
+
+def _crm_problem(fields: list[int | str], names: FieldNames) -> str:
+    """Why a row's CRM part is refused (the caps of a single edit), or "" when it fits."""
+    count = len(fields) // 2
+    if count > MAX_CRM_FIELDS:
+        return f"the row carries {count} CRM fields; at most {MAX_CRM_FIELDS} are allowed"
+    for at in range(1, len(fields), 2):
+        value = fields[at]
+        if isinstance(value, str) and len(value) > MAX_CRM_VALUE:
+            name = names.names[int(fields[at - 1])]
+            return f"column {_shown(name)} holds {len(value)} characters; at most {MAX_CRM_VALUE} are allowed"
+    return ""
+
+
+def _json_problem(raw: bytes, exc: msgspec.DecodeError) -> str:
+    """Tierline's reason for a row the decoder refused; the library's words only as detail."""
     if isinstance(exc, msgspec.ValidationError):
         # Tell "not an object" from "a nested value" by looking at the row again: slow, but
         # only bad rows pay for it.
         try:
             value = msgspec.json.decode(raw)
         except msgspec.DecodeError:
-            return f"not valid JSON: {exc}"
+            return f"not valid JSON ({exc})"
         if not isinstance(value, dict):
             return f"not a JSON object (found {_json_kind(value)}); each line must be one object"
         nested = [str(key) for key, item in value.items() if isinstance(item, (dict, list))]
@@ -368,8 +469,8 @@ def _json_problem(raw: bytes, exc: Exception) -> str:
                 f"field {_shown(nested[0])} holds {_json_kind(value[nested[0]])};"
                 " only strings, numbers, booleans and null are allowed"
             )
-        return f"not a valid row: {exc}"
-    return f"not valid JSON: {exc}"
+        return f"not a valid row ({exc})"
+    return f"not valid JSON ({exc})"
 
 
 def _json_kind(value: object) -> str:

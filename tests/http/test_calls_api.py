@@ -134,6 +134,25 @@ async def state_of(api: Api) -> Any:
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/v1/calls", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "invalid_json"),
     ("POST", "/v1/calls", {"json": [1, 2]}, 400, "not_an_object"),
+    ("POST", "/v1/calls", {"json": [{"call_id": "z", "caller": "+123456"}]}, 400, "not_an_object"),
+    ("POST", "/v1/calls", {"json": "a string"}, 400, "not_an_object"),
+    ("POST", "/v1/calls", {"json": 7}, 400, "not_an_object"),
+    ("POST", "/v1/calls", {"data": b"null", "headers": {"Content-Type": "application/json"}}, 400, "not_an_object"),
+    ("POST", "/v1/calls", {"data": b"[1, 2", "headers": {"Content-Type": "application/json"}}, 400, "invalid_json"),
+    (
+        "POST",
+        "/v1/calls",
+        {"data": b'{"call_id": "z", "caller": "\xff\xfe"}', "headers": {"Content-Type": "application/json"}},
+        400,
+        "invalid_json",
+    ),
+    (
+        "POST",
+        "/v1/calls",
+        {"data": b'{"call_id": "z", "caller": 5 "x"', "headers": {"Content-Type": "application/json"}},
+        400,
+        "invalid_json",
+    ),
     (
         "POST",
         "/v1/calls",

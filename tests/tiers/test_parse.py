@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 
+import msgspec
 import pytest
 
 from tierline.tiers import codec
 from tierline.tiers.model import TierRecord
-from tierline.tiers.parse import BadTierFile, ParsedTiers, Rejection, TierFileFormat, parse_tier_file
+from tierline.tiers.parse import HOPELESS_AFTER, BadTierFile, ParsedTiers, Rejection, TierFileFormat, parse_tier_file
 
 
 def parse(text: str | bytes, fmt: TierFileFormat = "csv", cap: int = 1000) -> ParsedTiers:
@@ -274,3 +275,70 @@ def test_ndjson_last_line_without_newline() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(BadTierFile, match="format"):
         parse("caller,tier\n", "xml")  # type: ignore[arg-type]
+
+
+# --- rows that would be merged or stored oversized (issue 13, items 12 and 14) ----------------
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        '{"caller": "+8613800000500", "tier": "mid", "Caller": "+8613800000001"}',
+        '{"tier": "mid", "tier": "blacklisted", "caller": "111222"}',
+        '{"caller": "111222", "tier": "mid", "\\u0074ier": "blacklisted"}',
+        '{"caller": "111222", "tier": "mid", "name": "a", "name": "b"}',
+        '{"caller": "111222", "tier": "mid", "name": "say \\"hi\\"", "name": 3}',
+        '{"caller": "111222", "tier": "mid", " Name ": "a", "name": "b"}',
+    ],
+)
+def test_ndjson_row_with_a_repeated_or_case_variant_key_is_rejected_as_ambiguous(row: str) -> None:
+    parsed = parse(row + '\n{"caller": "333444", "tier": "vip"}\n', "ndjson")
+    assert [r.line for r in parsed.rejected] == [1]
+    assert "appears more than once" in parsed.rejected[0].reason and "ambiguous" in parsed.rejected[0].reason
+    assert list(parsed.records) == ["333444"]
+
+
+def test_ndjson_escaped_quotes_and_unicode_escapes_are_not_mistaken_for_repeats() -> None:
+    parsed = parse(
+        '{"caller": "111222", "tier": "mid", "name": "say \\"hi\\"", "city": "\\u5317\\u4eac", "n": 3}\n', "ndjson"
+    )
+    assert parsed.rejected == []
+    assert record(parsed, "111222").crm == {"name": 'say "hi"', "city": "北京", "n": "3"}
+
+
+def test_a_row_holding_more_crm_fields_than_a_single_edit_may_is_rejected() -> None:
+    columns = [f"c{i}" for i in range(65)]
+    header = "caller,tier," + ",".join(columns)
+    full = "111222,vip," + ",".join("x" for _ in columns)
+    fits = "333444,vip," + ",".join("x" if i < 64 else "" for i in range(65))
+    parsed = parse(f"{header}\n{full}\n{fits}\n")
+    assert [r.line for r in parsed.rejected] == [2]
+    assert "65 CRM fields; at most 64" in parsed.rejected[0].reason
+    assert len(record(parsed, "333444").crm) == 64
+
+    row = {"caller": "111222", "tier": "vip"} | {c: "x" for c in columns}
+    assert "at most 64" in parse(msgspec.json.encode(row), "ndjson").rejected[0].reason
+
+
+def test_a_crm_value_or_column_name_longer_than_a_single_edit_allows_is_refused() -> None:
+    parsed = parse("caller,tier,name\n111222,vip," + "x" * 1025 + "\n333444,vip," + "y" * 1024 + "\n")
+    assert [r.line for r in parsed.rejected] == [1 + 1]
+    assert "1025 characters; at most 1024" in parsed.rejected[0].reason
+    long_key = parse(msgspec.json.encode({"caller": "111222", "tier": "vip", "k" * 65: "v"}), "ndjson")
+    assert "at most 64" in long_key.rejected[0].reason
+    with pytest.raises(BadTierFile, match="at most 64"):
+        parse("caller,tier," + "k" * 65 + "\n111222,vip,x\n")
+
+
+def test_a_file_of_filler_rows_is_refused_as_soon_as_it_is_hopeless() -> None:
+    filler = "caller,tier,name\n" + '","\n' * 200_000
+    with pytest.raises(BadTierFile, match="not read as a tier file") as refused:
+        parse(filler)
+    # It stops where the bad rows first outnumber the good ones past the threshold, not at the end.
+    assert refused.value.line == HOPELESS_AFTER + 1
+
+
+def test_a_file_with_many_bad_rows_among_more_good_ones_is_still_read_to_the_end() -> None:
+    rows = [f"{100000 + i},vip" if i % 3 else f"{100000 + i},gold" for i in range(3 * HOPELESS_AFTER + 3)]
+    parsed = parse("caller,tier\n" + "\n".join(rows) + "\n")
+    assert parsed.rejected_count == HOPELESS_AFTER + 1 and parsed.loaded == 2 * HOPELESS_AFTER + 2
