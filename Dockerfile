@@ -6,15 +6,18 @@
 # built itself with debootstrap: see deploy/container-check).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# Build stage: a venv at /opt/tierline with tierline and its runtime dependencies only.
+# Build stage: a venv at /opt/tierline with tierline and its runtime dependencies only, the
+# dependencies at the exact versions and hashes of requirements/service.txt (the lock).
 # Wheels: if the build context holds build/wheels/ (made on the host with
-# `pip wheel -w build/wheels .`, as deploy/container-check does because pip inside a build
-# cannot reach PyPI there), everything is installed from those wheels, offline. Without it
-# (a plain `docker build .` anywhere else) pip builds the project and fetches its
-# dependencies from PyPI. README.md is copied along only so that the COPY has a source
-# when build/wheels/ does not exist.
+# `pip download --require-hashes -r requirements/service.txt` and `pip wheel --no-deps .`, as
+# deploy/container-check does because pip inside a build cannot reach PyPI there), everything
+# is installed from those wheels, offline. Without it (a plain `docker build .` anywhere else)
+# pip fetches the locked dependencies from PyPI and builds the project with the locked
+# setuptools (requirements/build.txt). README.md is copied along only so that the COPY has a
+# source when build/wheels/ does not exist.
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
+COPY requirements/service.txt requirements/build.txt ./requirements/
 COPY pyproject.toml README.md ./
 COPY router ./router
 COPY tiers ./tiers
@@ -23,11 +26,15 @@ COPY admin ./admin
 COPY README.md build/wheel[s] /wheels/
 RUN python3 -m venv /opt/tierline \
     && if ls /wheels/*.whl >/dev/null 2>&1; then \
-         /opt/tierline/bin/python -m pip install --no-cache-dir --no-index --find-links /wheels /wheels/tierline-*.whl; \
+         /opt/tierline/bin/python -m pip install --no-cache-dir --no-index --find-links /wheels \
+           --require-hashes -r requirements/service.txt \
+         && /opt/tierline/bin/python -m pip install --no-cache-dir --no-index --no-deps /wheels/tierline-*.whl; \
        else \
-         /opt/tierline/bin/python -m pip install --no-cache-dir /src; \
+         /opt/tierline/bin/python -m pip install --no-cache-dir --require-hashes \
+           -r requirements/service.txt -r requirements/build.txt \
+         && /opt/tierline/bin/python -m pip install --no-cache-dir --no-deps --no-build-isolation /src; \
        fi \
-    && /opt/tierline/bin/python -m pip uninstall --yes pip setuptools
+    && /opt/tierline/bin/python -m pip uninstall --yes pip setuptools wheel packaging
 
 # Runtime stage: the base plus the venv; no compiler, no pip cache, no sources, no tests.
 FROM ${BASE_IMAGE}
