@@ -42,26 +42,64 @@ from tierline.tiers.reload import ReloadResult, should_swap
 
 PER_BUCKET: Final = 64
 META_TTL_S: Final = 1.0
+# How long a version that stopped being current or previous stays readable: longer than a
+# router may keep using it (its cached meta, META_TTL_S, plus a command's longest deadline,
+# 2 × redis_timeout_s ≤ 10 s).
+GRACE_S: Final = 30.0
 WRITE_BATCH: Final = 10_000  # callers per pipeline flush
 IN_FLIGHT: Final = 3
 CACHE_SIZE: Final = 100_000
 Progress = Callable[[int, int], None]
 
-# Switch to a new version atomically; hand back the version that is no longer kept.
-_SWITCH: Final = """
-local old_prev = redis.call('HGET', KEYS[1], 'previous')
+# Lua: Redis's own clock in milliseconds, so every process agrees on when a version retired.
+_NOW_MS: Final = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+
+# Switch atomically. KEYS[1] meta; ARGV[1] the new data id ('' for a rollback), ARGV[2]
+# 'swap' | 'rollback'. A version that stops being current or previous is not deleted here:
+# it is marked `v<id>:retired` (Redis time, ms) and kept readable for the grace period.
+# Returns 1, or 0 for a rollback with no previous version.
+_SWITCH: Final = _NOW_MS + """
+local prev = redis.call('HGET', KEYS[1], 'previous')
 local cur = redis.call('HGET', KEYS[1], 'current')
+local retired
 if ARGV[2] == 'rollback' then
-  if not old_prev then return {false, false} end
-  redis.call('HSET', KEYS[1], 'current', old_prev)
+  if not prev then return 0 end
+  redis.call('HSET', KEYS[1], 'current', prev)
   redis.call('HDEL', KEYS[1], 'previous')
-  redis.call('HINCRBY', KEYS[1], 'swaps', 1)
-  return {cur, old_prev}
+  retired = cur
+else
+  redis.call('HSET', KEYS[1], 'current', ARGV[1])
+  if cur then redis.call('HSET', KEYS[1], 'previous', cur) end
+  retired = prev
 end
-redis.call('HSET', KEYS[1], 'current', ARGV[1])
-if cur then redis.call('HSET', KEYS[1], 'previous', cur) end
+if retired then redis.call('HSET', KEYS[1], 'v' .. retired .. ':retired', now) end
 redis.call('HINCRBY', KEYS[1], 'swaps', 1)
-return {old_prev, ARGV[1]}
+return 1
+"""
+
+# The versions that may go: any data id named in the meta (`v<id>:…`) that is neither current
+# nor previous nor retired less than ARGV[1] ms ago. KEYS[1] meta. Returns {id, buckets, ...}.
+_PRUNABLE: Final = _NOW_MS + """
+local cur = redis.call('HGET', KEYS[1], 'current') or '0'
+local prev = redis.call('HGET', KEYS[1], 'previous')
+local grace = tonumber(ARGV[1])
+local found = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local id, what = string.match(all[i], '^v(%d+):(%a+)$')
+  if id then
+    found[id] = found[id] or {}
+    found[id][what] = all[i + 1]
+  end
+end
+local out = {}
+for id, f in pairs(found) do
+  if id ~= cur and id ~= prev and not (f.retired and now - tonumber(f.retired) < grace) then
+    out[#out + 1] = id
+    out[#out + 1] = f.buckets or '1'
+  end
+end
+return out
 """
 
 
@@ -84,8 +122,13 @@ class RedisTierStore:
         namespace: str = "tierline",
         default_tier: Tier = "standard",
         max_reject_ratio: float = 0.01,
+        *,
+        grace_s: float = GRACE_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._link = link
+        self._grace_ms = round(grace_s * 1000)
+        self._clock = monotonic
         # Replies are bytes: the connection is opened without decode_responses (blobs are binary).
         self._client: Any = link.client
         self._ns = namespace
@@ -95,6 +138,7 @@ class RedisTierStore:
         self._meta: _Meta | None = None
         self._cache: OrderedDict[str, TierRecord] = OrderedDict()
         self._switch = self._client.register_script(_SWITCH)
+        self._prunable = self._client.register_script(_PRUNABLE)
 
     def _bucket_key(self, data_id: int, bucket: int) -> str:
         return f"{self._ns}:t:{data_id}:{bucket}"
@@ -108,7 +152,7 @@ class RedisTierStore:
     def _fresh_meta(self) -> _Meta | None:
         """The cached view of the live version, if read less than META_TTL_S ago."""
         meta = self._meta
-        return meta if meta is not None and time.monotonic() - meta.read_at < META_TTL_S else None
+        return meta if meta is not None and self._clock() - meta.read_at < META_TTL_S else None
 
     # --- look-up ------------------------------------------------------------------------------
 
@@ -122,7 +166,7 @@ class RedisTierStore:
             data_id = int(current or 0)
             buckets = await self._client.hget(self._meta_key, f"v{data_id}:buckets")
             names = await self._client.lrange(self._fields_key(data_id), 0, -1)
-            return _Meta(data_id, int(buckets or 1), FieldNames(n.decode() for n in names), time.monotonic())
+            return _Meta(data_id, int(buckets or 1), FieldNames(n.decode() for n in names), self._clock())
 
         self._meta = await self._link.run(read)
         return self._meta
@@ -213,6 +257,7 @@ class RedisTierStore:
             parsed = await asyncio.to_thread(_parse_path, path, fmt)
             swapped = should_swap(parsed.loaded, parsed.rejected_count, parsed.data_rows, self._max_reject_ratio)
             if swapped:
+                await self._prune()
                 await self._write_version(parsed, progress)
             version = await self.version()
             return ReloadResult(
@@ -264,33 +309,36 @@ class RedisTierStore:
             await task
         meta = {f"v{data_id}:buckets": buckets, f"v{data_id}:count": parsed.loaded}
         await self._link.run(lambda: client.hset(self._meta_key, mapping=meta))
-        dropped, _ = await self._link.run(lambda: self._switch(keys=[self._meta_key], args=[data_id, "swap"]))
+        await self._link.run(lambda: self._switch(keys=[self._meta_key], args=[data_id, "swap"]))
         self._meta = None
-        if dropped is not None:
-            await self._drop(int(dropped))
+        await self._prune()
 
     async def rollback(self) -> int | None:
-        """Make the previous version live again and drop the current one; None if none is kept."""
-        dropped, restored = await self._link.run(
-            lambda: self._switch(keys=[self._meta_key], args=["", "rollback"])
-        )
-        if restored is None:
+        """Make the previous version live again (the current one retires); None if none is kept."""
+        switched = await self._link.run(lambda: self._switch(keys=[self._meta_key], args=["", "rollback"]))
+        if not switched:
             return None
         self._meta = None
-        await self._drop(int(dropped))
+        await self._prune()
         return await self.version()
 
-    async def _drop(self, data_id: int) -> None:
+    async def _prune(self) -> None:
+        """Drop every version no router can still be reading (see `_PRUNABLE`)."""
+        found = await self._link.run(lambda: self._prunable(keys=[self._meta_key], args=[self._grace_ms]))
+        for data_id, buckets in zip(found[::2], found[1::2], strict=True):
+            await self._drop(int(data_id), int(buckets))
+
+    async def _drop(self, data_id: int, buckets: int) -> None:
         client = self._client
-        buckets = await self._link.run(lambda: client.hget(self._meta_key, f"v{data_id}:buckets"))
-        count = int(buckets or 1)
-        for start in range(0, count, 5000):
+        for start in range(0, buckets, 5000):
             pipe = client.pipeline(transaction=False)
-            for bucket in range(start, min(count, start + 5000)):
+            for bucket in range(start, min(buckets, start + 5000)):
                 pipe.execute_command("UNLINK", self._bucket_key(data_id, bucket))
             await self._link.run(pipe.execute, 30.0)
         await self._link.run(lambda: client.unlink(self._fields_key(data_id)))
-        await self._link.run(lambda: client.hdel(self._meta_key, f"v{data_id}:buckets", f"v{data_id}:count"))
+        # The meta fields go last: a drop cut short is found again and finished by the next prune.
+        fields = [f"v{data_id}:{what}" for what in ("buckets", "count", "retired")]
+        await self._link.run(lambda: client.hdel(self._meta_key, *fields))
 
     async def version(self) -> int:
         return int(await self._link.run(lambda: self._client.hget(self._meta_key, "swaps")) or 0)
