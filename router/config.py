@@ -28,9 +28,17 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     insecure: bool = False  # allow a non-loopback bind without tokens
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
     max_reload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024**3
+    # A body (or, for a tier file, each 1 MiB of it) that does not arrive in this time is 408:
+    # a client that sends headers and then nothing must not hold a connection open for minutes.
+    body_read_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
     sweep_interval_s: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    # Call-path (/v1) requests in progress in this process beyond which a new one is answered
+    # 503 `overloaded` at once (0 = no limit): a saturated process sheds load early and
+    # explicitly instead of timing out half-done work.
+    max_in_flight: Annotated[int, msgspec.Meta(ge=0)] = 64
     # Redis store only: the key prefix (several deployments can share one Redis), and the
-    # longest a single Redis command may take before the request fails over (503 / degraded).
+    # longest Redis may hold one command before it counts as failing; a /v1 request's Redis
+    # calls share one deadline of twice this (503 / degraded look-ups past it).
     redis_namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "tierline"
     redis_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=5)] = 0.2
 
@@ -81,7 +89,22 @@ def load_settings(
     try:
         settings = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        raise ConfigError(f"invalid configuration{_where(raw)} ({exc})") from None
     if not valid_timezone(settings.timezone):
         raise ConfigError(f"invalid configuration: unknown time zone {settings.timezone!r}")
     return settings
+
+
+def _where(raw: Mapping[str, object]) -> str:
+    """Which key or table of the file is at fault, found by Tierline itself (the library's
+    message follows as detail, in its own words)."""
+    known = {field.encode_name: field for field in msgspec.structs.fields(Settings)}
+    for name, value in raw.items():
+        field = known.get(name)
+        if field is None:
+            return f": unknown key {name!r}"
+        try:
+            msgspec.convert(value, field.type)
+        except msgspec.ValidationError:
+            return f" in [{name}]" if isinstance(value, dict) else f": {name}"
+    return ""

@@ -22,7 +22,8 @@ def readme_commands() -> list[str]:
 
 def pins(lock: str) -> dict[str, str]:
     text = (ROOT / "requirements" / lock).read_text()
-    entries = re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+?)(?: ;[^\\]*)? \\\n((?:    --hash=sha256:[0-9a-f]{64}.*\n)+)", text)
+    pin = r"(?m)^([A-Za-z0-9_.-]+)==(\S+?)(?: ;[^\\]*)? \\\n"
+    entries = re.findall(pin + r"((?:    --hash=sha256:[0-9a-f]{64}.*\n)+)", text)
     assert len(entries) == len(re.findall(r"(?m)^[A-Za-z0-9_.-]+==", text)), f"{lock}: a pin without a hash"
     return {canonicalize_name(name): version for name, version, _ in entries}
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from tierline.queue.policy import TIER_DEFAULTS
-from tierline.router.config import load_settings
+from tierline.router.config import ConfigError, load_settings
 from tierline.tiers.model import TIERS
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "tierline.example.toml"
@@ -40,3 +41,20 @@ def test_environment_overrides_server_settings() -> None:
         True,
         "t",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("[tiers.vip]\nsla_target = 1.5\n", "invalid configuration in [tiers] ("),
+        ("[server]\nport = 'x'\n", "invalid configuration in [server] ("),
+        ("colour = 3\n", "invalid configuration: unknown key 'colour' ("),
+        ("timezone = 5\n", "invalid configuration: timezone ("),
+    ],
+)
+def test_a_bad_config_names_its_place_in_tierlines_own_words(tmp_path: Path, text: str, where: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, env={})
+    assert str(refused.value).startswith(where)

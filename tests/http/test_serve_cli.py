@@ -95,7 +95,7 @@ def test_bad_config_is_reported(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[tiers.vip]\nsla_target = 1.5\n")
     done = subprocess.run([*CLI, "serve", "--config", str(config)], capture_output=True, text=True, timeout=20)
-    assert done.returncode == 2 and "invalid configuration" in done.stderr and "sla_target" in done.stderr
+    assert done.returncode == 2 and "invalid configuration in [tiers]" in done.stderr
 
 
 async def test_sweeper_runs_without_anyone_asking(make_api: ApiFactory) -> None:
