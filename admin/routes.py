@@ -14,6 +14,7 @@ from aiohttp import web
 
 from tierline.admin.dashboard import dashboard_asset, dashboard_page, dashboard_redirect
 from tierline.admin.metrics import get_metrics
+from tierline.queue.paging import MAX_PAGE
 from tierline.queue.service_level import FORMULAS, Window
 from tierline.router.bodies import json_response, query_choice, query_int, read_json
 from tierline.router.context import services
@@ -37,7 +38,8 @@ admin = EndpointTable()
 
 WINDOWS = ("15m", "60m", "today")
 CALLBACK_FILTERS = ("open", "overdue", "done")
-LIMIT = QueryParam("limit", "at most this many (default 1000)", integer=(1, 10_000))
+LIMIT = QueryParam("limit", f"at most this many on the page (default and most: {MAX_PAGE})", integer=(1, MAX_PAGE))
+CURSOR = QueryParam("cursor", "the next_cursor of the page before (default: the first page)")
 TIER_FILE_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/jsonl": "ndjson"}
 
 
@@ -65,19 +67,24 @@ async def get_sla(request: web.Request) -> web.Response:
 @admin.route(
     "GET",
     "/admin/callbacks",
-    summary="Callbacks by deadline: open (open or assigned), overdue, or done (closed)",
+    summary="Callbacks by deadline, a page at a time: open (open or assigned), overdue, or done (closed)",
     role="admin",
     responses={200: CallbackListView},
     query=(
         QueryParam("status", "open, overdue or done", enum=CALLBACK_FILTERS),
         LIMIT,
+        CURSOR,
     ),
 )
 async def list_callbacks(request: web.Request) -> web.Response:
     which = cast(Literal["open", "overdue", "done"], query_choice(request, "status", CALLBACK_FILTERS, "open"))
-    limit = query_int(request, LIMIT, default=1000)
-    found = await services(request).calls.callbacks(which, limit)
-    return json_response(CallbackListView(status=which, callbacks=[callback_view(c) for c in found]))
+    limit = query_int(request, LIMIT, default=MAX_PAGE)
+    found = await services(request).calls.callback_page(which, limit, request.query.get(CURSOR.name))
+    return json_response(
+        CallbackListView(
+            status=which, callbacks=[callback_view(c) for c in found.callbacks], next_cursor=found.next_cursor
+        )
+    )
 
 
 @admin.route(

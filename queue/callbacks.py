@@ -2,6 +2,15 @@
 
 Pure: creation, merging a second overflow into the caller's one open callback, and what an
 outcome does (retry later, close, give up). Stores keep the callbacks; these rules decide.
+
+Outcomes are owned and idempotent per attempt. An attempt is one hand-out (`assign`) to an
+agent; only that agent ends it, naming itself in `agent_id` (anyone else, no agent_id, or a
+callback no agent holds: `not_assigned`). The outcome that ended the last attempt is kept
+with its agent until the callback is handed out again, so the same agent posting the same
+outcome again — a retry after a lost answer, or two posts racing — is recognised and
+answered with the callback as it is, changing nothing: no second attempt is used. The Redis
+engine (`ops.outcome` in redis_engine.lua) writes this rule a second time;
+tests/queue/test_callbacks.py::test_outcome_rule_is_the_same_on_every_store holds them equal.
 """
 
 from __future__ import annotations
@@ -37,6 +46,9 @@ class Callback(msgspec.Struct, kw_only=True):
     agent_id: str | None = None
     closed_at: float | None = None
     note: str | None = None
+    # The outcome that ended the last attempt and the agent that posted it, until the next hand-out.
+    last_outcome: Outcome | None = None
+    last_outcome_agent: str | None = None
 
     @property
     def active(self) -> bool:
@@ -81,8 +93,30 @@ def merge_overflow(existing: Callback, at: float, policy: CallbackPolicy) -> Non
 
 
 def assign(callback: Callback, agent_id: str) -> None:
+    """A new attempt: the agent now holds the callback, and no outcome ended this attempt yet."""
     callback.status = "assigned"
     callback.agent_id = agent_id
+    callback.last_outcome = None
+    callback.last_outcome_agent = None
+
+
+def check_outcome(callback: Callback, outcome: Outcome, agent_id: str | None) -> bool:
+    """True: the outcome ends the current attempt. False: it repeats the outcome that ended the
+    last one (same agent, same outcome, not handed out since): a no-op. Else `Conflict`."""
+    if agent_id is not None and callback.last_outcome == outcome and callback.last_outcome_agent == agent_id:
+        return False
+    name = callback.callback_id
+    if not callback.active:
+        raise Conflict(f"callback {name!r} is {callback.status}: it takes no outcome")
+    if callback.status != "assigned":
+        raise Conflict(
+            f"callback {name!r} is open: no agent holds it; the agent it is handed to (next) posts the outcome",
+            code="not_assigned",
+        )
+    if agent_id != callback.agent_id:
+        who = "no agent_id" if agent_id is None else f"not {agent_id!r}"
+        raise Conflict(f"callback {name!r} is held by agent {callback.agent_id!r}, {who}", code="not_assigned")
+    return True
 
 
 def apply_outcome(
@@ -92,29 +126,29 @@ def apply_outcome(
     now: float,
     policy: CallbackPolicy,
     note: str | None = None,
-) -> None:
-    if not callback.active:
-        raise Conflict(f"callback {callback.callback_id!r} is {callback.status}: it takes no outcome")
-    if callback.status == "assigned" and agent_id is not None and agent_id != callback.agent_id:
-        raise Conflict(
-            f"callback {callback.callback_id!r} is assigned to agent {callback.agent_id!r}, not {agent_id!r}"
-        )
+) -> bool:
+    """End the current attempt (True), or change nothing for a retried outcome (False)."""
+    if not check_outcome(callback, outcome, agent_id):
+        return False
     if note is not None:
         callback.note = note
     callback.agent_id = None
+    callback.last_outcome = outcome
+    callback.last_outcome_agent = agent_id
     if outcome == "cancelled":
         _close(callback, "cancelled", now)
-        return
+        return True
     callback.attempts += 1
     if outcome == "completed":
         _close(callback, "completed", now)
-        return
+        return True
     retry_at = now + policy.retry_delay_s
     if callback.attempts >= policy.max_attempts or retry_at > callback.deadline:
         _close(callback, "unreached", now)
     else:
         callback.status = "open"
         callback.next_attempt_at = retry_at
+    return True
 
 
 def resolve_inbound(callback: Callback, now: float) -> bool:

@@ -16,8 +16,9 @@ from typing import Literal
 from sortedcontainers import SortedList
 
 from tierline.queue import callbacks as cb
-from tierline.queue import calls
+from tierline.queue import calls, paging
 from tierline.queue import service_level as sl
+from tierline.queue.callback_index import CallbackIndex
 from tierline.queue.callbacks import Callback, CallbackReason, Outcome
 from tierline.queue.calls import Call, OverflowReason
 from tierline.queue.clock import Clock
@@ -28,6 +29,7 @@ from tierline.queue.metrics import MetricsSnapshot, metrics_row
 from tierline.queue.policy import Policy
 from tierline.queue.store import (
     CallbackFilter,
+    CallbackPage,
     CallbackSummary,
     CallSnapshot,
     IntervalFigures,
@@ -60,6 +62,7 @@ class MemoryCallStore:
         self._offers: SortedList = SortedList()  # (offered_at, call_id)
         self._holding: dict[str, Holding] = {}  # agent_id -> the one piece of work it holds
         self._callbacks: dict[str, Callback] = {}
+        self._index = CallbackIndex()  # counts and deadline order for supervisors
         self._active_callback: dict[str, str] = {}  # caller -> callback_id while open or assigned
         self._ready: dict[str, SortedList] = {name: SortedList() for name in policy.queues}  # ReadyKey
         self._snoozed: SortedList = SortedList()  # (next_attempt_at, callback_id)
@@ -184,15 +187,13 @@ class MemoryCallStore:
         callback = self._callbacks.get(callback_id)
         if callback is None:
             raise NotFound(f"no callback {callback_id!r}", code="callback_not_found")
-        before_status, before_agent = callback.status, callback.agent_id
-        before_key = _ready_key(callback)
-        before_snooze = (callback.next_attempt_at, callback_id)
-        cb.apply_outcome(callback, outcome, agent_id, now, self.policy.callbacks, note)
-        if before_status == "open":
-            self._ready[callback.queue].discard(before_key)
-            self._snoozed.discard(before_snooze)
-        elif before_agent is not None:
-            self._holding.pop(before_agent, None)
+        holder = callback.agent_id
+        if not cb.apply_outcome(callback, outcome, agent_id, now, self.policy.callbacks, note):
+            return callback  # a retried outcome: the callback as it is
+        # Only the holder's outcome is applied: the callback was assigned, on no work list.
+        assert holder is not None
+        self._index.status_changed(callback, "assigned")
+        self._holding.pop(holder, None)
         if callback.status == "open":
             self._snoozed.add((callback.next_attempt_at, callback_id))
         else:
@@ -200,24 +201,17 @@ class MemoryCallStore:
         return callback
 
     async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]:
+        return (await self.callback_page(which, limit, None)).callbacks
+
+    async def callback_page(self, which: CallbackFilter, limit: int, cursor: str | None) -> CallbackPage:
+        paging.check_limit(limit)
+        after = None if cursor is None else paging.decode_cursor(which, cursor)
         now = self._tick()
-        if which == "open":
-            chosen = (c for c in self._callbacks.values() if c.active)
-        elif which == "overdue":
-            chosen = (c for c in self._callbacks.values() if c.overdue(now))
-        else:
-            chosen = (c for c in self._callbacks.values() if not c.active)
-        return sorted(chosen, key=_ready_key)[:limit]
+        ids, more = self._index.page(which, limit, after, now)
+        return paging.page(which, [self._callbacks[i] for i in ids], more)
 
     async def callback_summary(self) -> CallbackSummary:
-        now = self._tick()
-        counts: dict[str, int] = {}
-        overdue = in_time = 0
-        for callback in self._callbacks.values():
-            counts[callback.status] = counts.get(callback.status, 0) + 1
-            overdue += callback.overdue(now)
-            in_time += callback.completed_in_time()
-        return CallbackSummary.of(counts, overdue, in_time)
+        return self._index.summary(self._tick())
 
     # --- supervision ----------------------------------------------------------------------
 
@@ -241,6 +235,7 @@ class MemoryCallStore:
                 else:
                     tally = self._ledger.rolling(name, tier, window, now)
                 oldest = waitlist.oldest(tier)
+                callbacks_open, callbacks_overdue = self._index.lane(name, tier, now)
                 rows.append(
                     SlaRow(
                         queue=name,
@@ -249,6 +244,8 @@ class MemoryCallStore:
                         waiting_now=waitlist.count(tier),
                         oldest_wait_now_s=None if oldest is None else round(now - oldest.arrived_at, 3),
                         intervals=intervals,
+                        callbacks_open=callbacks_open,
+                        callbacks_overdue=callbacks_overdue,
                     )
                 )
         return SlaReport(window=window, start=sl.window_start(window, now, self.policy.timezone), now=now, rows=rows)
@@ -273,14 +270,13 @@ class MemoryCallStore:
                         oldest_wait_now_s=None if oldest is None else round(now - oldest.arrived_at, 3),
                     )
                 )
-        active = [c for c in self._callbacks.values() if c.active]
         return MetricsSnapshot(
             now=now,
             wait_bounds=list(bounds),
             rows=rows,
-            callbacks_open=sum(c.status == "open" for c in active),
-            callbacks_assigned=sum(c.status == "assigned" for c in active),
-            callbacks_overdue=sum(c.overdue(now) for c in active),
+            callbacks_open=self._index.status_count("open"),
+            callbacks_assigned=self._index.status_count("assigned"),
+            callbacks_overdue=self._index.overdue(now),
         )
 
     async def traffic(self, queue: str | None, window_s: float) -> Traffic:
@@ -328,8 +324,8 @@ class MemoryCallStore:
             _, kind, item_id = self._finished.popleft()
             if kind == "call":
                 self._calls.pop(item_id, None)
-            else:
-                self._callbacks.pop(item_id, None)
+            elif (forgotten := self._callbacks.pop(item_id, None)) is not None:
+                self._index.forgotten(forgotten)
         if now - self._last_prune >= 60:
             self._ledger.prune(now)
             self._last_prune = now
@@ -403,7 +399,9 @@ class MemoryCallStore:
             ready = self._ready[existing.queue]
             was_ready = key in ready
             ready.discard(key)
+            self._index.deadline_moving(existing)
             cb.merge_overflow(existing, at, self.policy.callbacks)
+            self._index.deadline_moved(existing)
             if was_ready:
                 ready.add(_ready_key(existing))
             call.callback_id = existing_id
@@ -420,6 +418,7 @@ class MemoryCallStore:
             policy=self.policy.callbacks,
         )
         self._callbacks[callback.callback_id] = callback
+        self._index.opened(callback)
         self._active_callback[call.caller] = callback.callback_id
         self._ready[callback.queue].add(_ready_key(callback))
         call.callback_id = callback.callback_id
@@ -431,6 +430,7 @@ class MemoryCallStore:
         callback = self._callbacks[callback_id]
         key, snooze = _ready_key(callback), (callback.next_attempt_at, callback_id)
         if cb.resolve_inbound(callback, now):
+            self._index.status_changed(callback, "open")
             self._ready[callback.queue].discard(key)
             self._snoozed.discard(snooze)
             self._close_callback(callback, now)
@@ -451,6 +451,7 @@ class MemoryCallStore:
         self._ready[name].remove(key)
         callback = self._callbacks[key[2]]
         cb.assign(callback, agent_id)
+        self._index.status_changed(callback, "open")
         self._holding[agent_id] = ("callback", callback.callback_id)
         return Work(callback=callback)
 

@@ -31,6 +31,9 @@ local function lane_key(queue, rank) return key("q", queue, rank) end
 local function arrivals_key(queue) return key("arr", queue) end
 local function ready_key(queue) return key("ready", queue) end
 local function answers_key(queue) return key("ans", queue) end
+-- Active callbacks of one queue × tier by deadline: ZCARD and ZCOUNT answer the dashboard's
+-- open and overdue counts in O(log n), moved in the same step as K_CBACT.
+local function cb_lane_key(queue, tier) return key("cblane", queue, tier) end
 
 local function fail(code, message) return { "err", code, message } end
 
@@ -207,6 +210,7 @@ local function cb_close(b, status, now)
   redis.call("HDEL", K_CBACTIVE, b.caller)
   redis.call("ZREM", K_CBACT, b.callback_id)
   redis.call("ZADD", K_CBDONE, b.deadline, b.callback_id)
+  redis.call("ZREM", cb_lane_key(b.queue, b.tier), b.callback_id)
   redis.call("ZREM", ready_key(b.queue), b.callback_id)
   redis.call("ZREM", K_SNOOZED, b.callback_id)
   finish("b", b.callback_id, now)
@@ -219,7 +223,8 @@ local function open_callback(c, reason, at)
     local deadline = math.min(tonumber(redis.call("HGET", k, "deadline")), at + CFG.cb_window)
     redis.call("HSET", k, "deadline", num(deadline))
     redis.call("ZADD", K_CBACT, num(deadline), existing)
-    local queue = redis.call("HGET", k, "queue")
+    local queue, tier = unpack(redis.call("HMGET", k, "queue", "tier"))
+    redis.call("ZADD", cb_lane_key(queue, tier), num(deadline), existing)
     if redis.call("ZSCORE", ready_key(queue), existing) then
       redis.call("ZADD", ready_key(queue), num(deadline), existing)
     end
@@ -237,6 +242,7 @@ local function open_callback(c, reason, at)
   redis.call("ZADD", ready_key(c.queue), num(deadline), id)
   redis.call("ZADD", K_CBACT, num(deadline), id)
   set_call(c, { callback_id = id })
+  redis.call("ZADD", cb_lane_key(c.queue, c.tier), num(deadline), id)
 end
 
 local function resolve_inbound(caller, now)
@@ -526,29 +532,35 @@ function ops.next(now, agent, ...)
   cb_status(b, "assigned", now)
   redis.call("HSET", cb_key(id), "agent_id", agent)
   redis.call("HSET", K_HOLD, agent, "b:" .. id)
+  redis.call("HDEL", cb_key(id), "last_outcome", "last_outcome_agent")  -- a new attempt
   return { "work", false, redis.call("HGETALL", cb_key(id)) }
 end
 
 function ops.outcome(now, id, outcome, agent, note)
+-- Owned and idempotent per attempt: callbacks.check_outcome, written a second time. `agent`
+-- is "" when the request named none.
   local b = load_cb(id)
   if not b then return fail("callback_not_found", "no callback '" .. id .. "'") end
   if b.status ~= "open" and b.status ~= "assigned" then
+  local k = cb_key(id)
+  if agent ~= "" and b.last_outcome == outcome and b.last_outcome_agent == agent then
+    return { "callback", redis.call("HGETALL", k) }  -- a retried outcome: the callback as it is
+  end
     return fail("invalid_state", "callback '" .. id .. "' is " .. b.status .. ": it takes no outcome")
   end
-  if b.status == "assigned" and agent ~= "" and agent ~= b.agent_id then
-    return fail("invalid_state", "callback '" .. id .. "' is assigned to agent '" .. b.agent_id .. "', not '" ..
-      agent .. "'")
+  if b.status ~= "assigned" then
+    return fail("not_assigned", "callback '" .. id ..
+      "' is open: no agent holds it; the agent it is handed to (next) posts the outcome")
   end
-  local k = cb_key(id)
-  if note ~= "\0" then redis.call("HSET", k, "note", note) end
-  if b.status == "assigned" then
-    redis.call("HDEL", K_HOLD, b.agent_id)
-  else
-    redis.call("ZREM", ready_key(b.queue), id)
-    redis.call("ZREM", K_SNOOZED, id)
+  if agent ~= b.agent_id then
+    local who = (agent == "") and "no agent_id" or ("not '" .. agent .. "'")
+    return fail("not_assigned", "callback '" .. id .. "' is held by agent '" .. b.agent_id .. "', " .. who)
   end
   redis.call("HDEL", k, "agent_id")
+  if note ~= "\0" then redis.call("HSET", k, "note", note) end
+  redis.call("HDEL", K_HOLD, b.agent_id)
   if outcome == "cancelled" then
+  redis.call("HSET", k, "last_outcome", outcome, "last_outcome_agent", agent)
     cb_close(b, "cancelled", now)
   else
     local attempts = redis.call("HINCRBY", k, "attempts", 1)
@@ -570,7 +582,7 @@ function ops.sweep(now)
   return { "ok", num(now) }
 end
 
--- Per queue × tier: waiting now and the oldest arrival, after the sweep.
+-- Per queue × tier: waiting now, the oldest arrival, callbacks active and overdue, after the sweep.
 function ops.lanes(now, ...)
   local out = {}
   for _, queue in ipairs({ ... }) do
@@ -582,7 +594,10 @@ function ops.lanes(now, ...)
         local first = redis.call("ZRANGE", k, 0, 0)[1]
         oldest = redis.call("HGET", call_key(first), "arrived_at")
       end
-      out[#out + 1] = { queue, TIER_OF[rank], count, oldest }
+      local cbl = cb_lane_key(queue, TIER_OF[rank])
+      out[#out + 1] = {
+        queue, TIER_OF[rank], count, oldest, redis.call("ZCARD", cbl), redis.call("ZCOUNT", cbl, "-inf", "(" .. num(now)),
+      }
     end
   end
   return { "lanes", out, num(now) }
@@ -597,19 +612,44 @@ function ops.metrics(now, ...)
   return { "metrics", lanes, life, redis.call("HGETALL", K_CBSTAT), overdue, num(now) }
 end
 
-function ops.callbacks(now, which, limit)
-  local ids
-  limit = tonumber(limit)
-  if which == "open" then
-    ids = redis.call("ZRANGE", K_CBACT, 0, limit - 1)
-  elseif which == "overdue" then
-    ids = redis.call("ZRANGEBYSCORE", K_CBACT, "-inf", "(" .. num(now), "LIMIT", 0, limit)
-  else
-    ids = redis.call("ZRANGE", K_CBDONE, 0, limit - 1)
+-- Members compared as Redis orders equal scores: byte by byte (Lua's `<` follows the locale).
+local function bytes_le(a, b)
+  if a == b then return true end
+  for i = 1, math.min(#a, #b) do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
   end
-  local out = {}
-  for _, id in ipairs(ids) do out[#out + 1] = redis.call("HGETALL", cb_key(id)) end
-  return { "callbacks", out }
+  return #a < #b
+end
+
+-- The rank of the first member after (score, member) in the set's order: O(log² n), whether
+-- or not that member is still there.
+local function rank_after(k, score, member)
+  local lo = redis.call("ZCOUNT", k, "-inf", "(" .. score)
+  local hi = redis.call("ZCOUNT", k, "-inf", score)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if bytes_le(redis.call("ZRANGE", k, mid, mid)[1], member) then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+-- One page of a supervisors' list (queue/paging.py): at most `limit` callbacks by (deadline,
+-- id) after the cursor's (score, id), "" for the first page, and 1 when more follow. The
+-- work is bounded by the page, never by the backlog: the caller holds limit to MAX_PAGE.
+function ops.callbacks(now, which, limit, after_score, after_id)
+  limit = tonumber(limit)
+  local k = (which == "done") and K_CBDONE or K_CBACT
+  local start = 0
+  if after_score ~= "" then start = rank_after(k, after_score, after_id) end
+  local got = redis.call("ZRANGE", k, start, start + limit, "WITHSCORES")
+  local out, more = {}, 0
+  for i = 1, #got, 2 do
+    if which == "overdue" and tonumber(got[i + 1]) >= now then break end
+    if #out == limit then more = 1; break end
+    out[#out + 1] = redis.call("HGETALL", cb_key(got[i]))
+  end
+  return { "callbacks", out, more }
 end
 
 function ops.cbsummary(now)

@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgspec
 
 from tierline.queue import metrics as mx
+from tierline.queue import paging
 from tierline.queue import service_level as sl
 from tierline.queue.callbacks import Callback, Outcome
 from tierline.queue.calls import Call
@@ -26,6 +27,7 @@ from tierline.queue.policy import Policy
 from tierline.queue.redis_link import RedisLink
 from tierline.queue.store import (
     CallbackFilter,
+    CallbackPage,
     CallbackSummary,
     CallSnapshot,
     IntervalFigures,
@@ -46,6 +48,7 @@ _ERRORS: Final[dict[str, type[EngineError]]] = {
     "call_id_conflict": Conflict,
     "invalid_state": Conflict,
     "agent_busy": Conflict,
+    "not_assigned": Conflict,
 }
 def lua_config(policy: Policy, namespace: str) -> str:
     """The policy as a Lua table prepended to the engine: one script (one SHA) per configuration."""
@@ -209,8 +212,16 @@ class RedisCallStore:
         return callback_from(_pairs(reply[1]))
 
     async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]:
-        reply = await self._op("callbacks", which, str(limit))
-        return [callback_from(_pairs(flat)) for flat in reply[1]]
+        return (await self.callback_page(which, limit, None)).callbacks
+
+    async def callback_page(self, which: CallbackFilter, limit: int, cursor: str | None) -> CallbackPage:
+        paging.check_limit(limit)
+        after_score, after_id = "", ""
+        if cursor is not None:
+            deadline, after_id = paging.decode_cursor(which, cursor)
+            after_score = repr(deadline)
+        reply = await self._op("callbacks", which, str(limit), after_score, after_id)
+        return paging.page(which, [callback_from(_pairs(flat)) for flat in reply[1]], more=bool(reply[2]))
 
     async def callback_summary(self) -> CallbackSummary:
         reply = await self._op("cbsummary")
@@ -261,6 +272,8 @@ class RedisCallStore:
         now = float((await self._op("sweep"))[1])
         minutes = sl.window_minutes(window_s, now)
         keys = [f"{self._ns}:m:{name}:{tier}:{m}" for tier in TIERS for name in names for m in minutes]
+                    callbacks_open=int(lane[4]),
+                    callbacks_overdue=int(lane[5]),
         tallies = await self._read_hashes(keys)
         per_tier = len(names) * len(minutes)
         by_tier = {tier: sl.total(tallies[i * per_tier : (i + 1) * per_tier]) for i, tier in enumerate(TIERS)}

@@ -51,6 +51,10 @@ class SlaRow(msgspec.Struct, kw_only=True):
     waiting_now: int
     oldest_wait_now_s: float | None
     intervals: list[IntervalFigures] | None = None
+    # Callbacks of this queue × tier now, active (open or assigned) and active past their
+    # deadline: kept by the engine as indexes that move with each callback, read in O(log n).
+    callbacks_open: int = 0
+    callbacks_overdue: int = 0
 
 
 class SlaReport(msgspec.Struct, kw_only=True):
@@ -58,6 +62,14 @@ class SlaReport(msgspec.Struct, kw_only=True):
     start: float
     now: float
     rows: list[SlaRow]
+
+
+class CallbackPage(msgspec.Struct, kw_only=True):
+    """One page of a callback list (by deadline, then callback_id) and the cursor of the next
+    page, None on the last one (`queue/paging.py`)."""
+
+    callbacks: list[Callback]
+    next_cursor: str | None = None
 
 
 class CallbackSummary(msgspec.Struct, kw_only=True):
@@ -141,7 +153,16 @@ class CallStore(Protocol):
         self, callback_id: str, outcome: Outcome, agent_id: str | None, note: str | None
     ) -> Callback: ...
 
-    async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]: ...
+    async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]:
+        """The first page of `callback_page` (limit ≤ paging.MAX_PAGE)."""
+        ...
+
+    async def callback_page(self, which: CallbackFilter, limit: int, cursor: str | None) -> CallbackPage:
+        """At most `limit` (1..paging.MAX_PAGE, else `Invalid`) callbacks by (deadline,
+        callback_id), after `cursor` (a `next_cursor` of this list, else `Invalid`
+        invalid_cursor). Bounded work whatever the backlog: O(log n) to find the cursor's
+        place, then one read per callback returned."""
+        ...
 
     async def callback_summary(self) -> CallbackSummary: ...
 

@@ -73,7 +73,14 @@ class NextBody(Request):
 
 class OutcomeBody(Request):
     outcome: Outcome
-    agent_id: Ident | None = None
+    agent_id: Annotated[
+        Ident | None,
+        Meta(
+            description="the agent holding the callback (handed it by next); anyone else, or none, "
+            "is 409 not_assigned. The same agent posting the same outcome again before the callback "
+            "is handed out anew is a retry: 200 with the callback as it is, no second attempt"
+        ),
+    ] = None
     note: Note | None = None
 
 
@@ -157,6 +164,8 @@ class SlaRowView(Figures, kw_only=True):
     waiting_now: int
     oldest_wait_now_s: float | None
     intervals: list[IntervalView] | UnsetType = UNSET
+    callbacks_open: Annotated[int, Meta(description="callbacks of this queue × tier open or assigned now")]
+    callbacks_overdue: Annotated[int, Meta(description="of those, the ones past their deadline")]
 
 
 class SlaView(Struct, kw_only=True):
@@ -174,6 +183,9 @@ class CallbackListView(Struct, kw_only=True):
     status: Literal["open", "overdue", "done"]
     callbacks: list[CallbackView]
 
+    next_cursor: Annotated[
+        str | None, Meta(description="pass as cursor= for the next page; null on the last page")
+    ] = None
 
 class Health(Struct, kw_only=True):
     status: Literal["ok", "unavailable"]
@@ -265,6 +277,8 @@ def sla_view(report: SlaReport, formula: str, formula_text: str, timezone: str, 
                 waiting_now=row.waiting_now,
                 oldest_wait_now_s=row.oldest_wait_now_s,
                 intervals=intervals,
+                callbacks_open=row.callbacks_open,
+                callbacks_overdue=row.callbacks_overdue,
             )
         )
     return SlaView(

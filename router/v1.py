@@ -143,7 +143,8 @@ async def get_caller(request: web.Request) -> web.Response:
 @v1.route(
     "POST",
     "/v1/callbacks/{callback_id}/outcome",
-    summary="Record what came of a callback attempt",
+    summary="Record what came of a callback attempt: only by the agent holding it (else 409 not_assigned); "
+    "a retried outcome is a no-op 200",
     role="api",
     body=OutcomeBody,
     responses={200: CallbackView},

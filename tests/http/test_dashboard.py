@@ -7,6 +7,7 @@ them); without them it skips and says so. The HTTP checks around it always run.
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +26,7 @@ TOKENS = {"TIERLINE_ADMIN_TOKEN": ADMIN_TOKEN, "TIERLINE_API_TOKEN": API_TOKEN}
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+DASHBOARD_JS = Path(__file__).resolve().parents[2] / "admin" / "static" / "dashboard.js"
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -74,6 +76,21 @@ async def test_page_is_in_the_openapi_document(guarded: Api) -> None:
     page = doc["paths"]["/admin/"]["get"]
     assert "text/html" in page["responses"]["200"]["content"] and "security" not in page
     assert "security" in doc["paths"]["/metrics"]["get"]
+
+
+async def test_every_read_the_dashboard_polls_is_bounded(guarded: Api) -> None:
+    """The script asks only for reads the service serves within their bounds: the per queue ×
+    tier callback counts come with the SLA rows, and no request asks for more than a page
+    (the poll once read up to 10,000 callbacks every 2 s, holding up routing)."""
+    script = await asyncio.to_thread(DASHBOARD_JS.read_text)
+    paths = re.findall(r'getJson\("([^"]+)"\)', script)
+    assert paths, "the dashboard's requests were not found in its script"
+    for path in paths:
+        assert not path.startswith("/admin/callbacks") or "limit=" in path, path
+        status, body = await guarded.get(path, headers=ADMIN)
+        assert status == 200, (path, body)
+    _, today = await guarded.get("/admin/sla?window=today", headers=ADMIN)
+    assert all({"callbacks_open", "callbacks_overdue"} <= set(row) for row in today["rows"])
 
 
 # --- the browser ------------------------------------------------------------------------------------
@@ -220,7 +237,8 @@ async def check_page_matches_api(api: Api, page: dict[str, Any]) -> dict[tuple[s
         assert shown[key]["status"] == expected == cells["status"], key
         assert expected in shown[key]["statusText"], key  # in words, not only in colour
         mine = [c for c in open_callbacks["callbacks"] if (c["queue"], c["tier"]) == key]
-        assert num(cells["callbacks_open"]) == len(mine), key
+        assert num(cells["callbacks_open"]) == row["callbacks_open"] == len(mine), key
+        assert num(cells["callbacks_overdue"]) == row["callbacks_overdue"], key
     summary = today["callbacks"]
     assert num(page["callbacks"]["callbacks_open"]) == summary["open"]
     assert num(page["callbacks"]["callbacks_overdue"]) == summary["overdue"]

@@ -306,26 +306,21 @@ async def test_cancelled_closes_without_an_attempt() -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")
-    after = await store.callback_outcome(first.callback_id, "cancelled", None, "duplicate")
+    after = await store.callback_outcome(first.callback_id, "cancelled", "b1", "duplicate")
     assert (after.status, after.attempts, after.note) == ("cancelled", 0, "duplicate")
     assert await store.next_work("b1", None) is None
     summary = await store.callback_summary()
     assert (summary.cancelled, summary.service_level) == (1, None)
 
 
-async def test_cancelling_an_open_callback_takes_it_off_the_work_list() -> None:
-    store, clock = make_store()
-    first = await overflow_mid(store, clock, "c1", "+1001")
-    await store.callback_outcome(first.callback_id, "cancelled", None, None)
-    assert await store.next_work("b1", None) is None
-
-
-async def test_cancelling_a_snoozed_callback_keeps_it_off_the_work_list() -> None:
+async def test_a_cancelled_attempt_takes_the_callback_off_the_work_list() -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")
     await store.callback_outcome(first.callback_id, "no_answer", "b1", None)
-    await store.callback_outcome(first.callback_id, "cancelled", None, None)
+    clock.advance(RETRY)
+    await take_callback(store, "b2")
+    await store.callback_outcome(first.callback_id, "cancelled", "b2", None)
     clock.advance(RETRY)
     assert await store.next_work("b1", None) is None
 
@@ -335,19 +330,118 @@ async def test_outcomes_that_are_refused_change_nothing() -> None:
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")
     before = await readable(store)
-    with pytest.raises(Conflict) as err:
-        await store.callback_outcome(first.callback_id, "completed", "b2", None)  # not b2's
-    assert err.value.code == "invalid_state"
-    assert await readable(store) == before
+    for agent in ("b2", None):  # not b2's; no agent named
+        with pytest.raises(Conflict) as err:
+            await store.callback_outcome(first.callback_id, "completed", agent, None)
+        assert err.value.code == "not_assigned"
+        assert await readable(store) == before
     with pytest.raises(NotFound) as missing:
         await store.callback_outcome("nope", "completed", None, None)
     assert missing.value.code == "callback_not_found"
     await store.callback_outcome(first.callback_id, "completed", "b1", None)
     before = await readable(store)
-    for outcome in ("completed", "no_answer", "cancelled"):
-        with pytest.raises(Conflict):
-            await store.callback_outcome(first.callback_id, outcome, "b1", None)
+    for outcome, agent in (("no_answer", "b1"), ("cancelled", "b1"), ("completed", "b2"), ("completed", None)):
+        with pytest.raises(Conflict) as closed:
+            await store.callback_outcome(first.callback_id, outcome, agent, None)
+        assert closed.value.code == "invalid_state"
     assert await readable(store) == before
+
+
+# --- outcomes are owned and idempotent per attempt (issue 13, item 4) ------------------------------
+
+
+async def test_a_retried_no_answer_uses_no_second_attempt() -> None:
+    store, clock = make_store()
+    first = await overflow_mid(store, clock, "c1", "+1001")
+    await take_callback(store, "b1")
+    after = await store.callback_outcome(first.callback_id, "no_answer", "b1", "rang out")
+    assert (after.status, after.attempts) == ("open", 1)
+    before = await readable(store)
+    for _ in range(2):  # the agent's desktop retries: same attempt, same outcome
+        clock.advance(1)
+        again = await store.callback_outcome(first.callback_id, "no_answer", "b1", "retried")
+        assert (again.status, again.attempts, again.note, again.next_attempt_at) == (
+            "open",
+            1,
+            "rang out",
+            after.next_attempt_at,
+        )
+    assert await readable(store) == before
+
+
+async def test_a_retried_completed_answers_the_closed_callback_as_it_is() -> None:
+    store, clock = make_store()
+    first = await overflow_mid(store, clock, "c1", "+1001")
+    await take_callback(store, "b1")
+    done = await store.callback_outcome(first.callback_id, "completed", "b1", None)
+    before = await readable(store)
+    clock.advance(5)
+    again = await store.callback_outcome(first.callback_id, "completed", "b1", None)
+    assert (again.status, again.attempts, again.closed_at) == ("completed", 1, done.closed_at)
+    assert await readable(store) == before
+
+
+async def test_an_open_callback_takes_no_outcome_from_anyone() -> None:
+    store, clock = make_store()
+    fresh = await overflow_mid(store, clock, "c1", "+1001")
+    retried = await overflow_mid(store, clock, "c2", "+1002")
+    await take_callback(store, "b1")
+    await take_callback(store, "b1x")
+    await store.callback_outcome(fresh.callback_id, "no_answer", "b1", None)
+    await store.callback_outcome(retried.callback_id, "no_answer", "b1x", None)
+    before = await readable(store)
+    for callback_id, outcome, agent in (
+        (fresh.callback_id, "completed", "b1"),  # the last agent, another outcome: not a retry
+        (fresh.callback_id, "no_answer", "b2"),
+        (fresh.callback_id, "cancelled", None),
+        (retried.callback_id, "no_answer", None),
+    ):
+        with pytest.raises(Conflict) as err:
+            await store.callback_outcome(callback_id, outcome, agent, None)
+        assert err.value.code == "not_assigned", (callback_id, outcome, agent)
+    assert await readable(store) == before
+
+
+async def test_after_a_new_hand_out_the_same_outcome_is_a_new_attempt() -> None:
+    store, clock = make_store()
+    first = await overflow_mid(store, clock, "c1", "+1001")
+    for attempt in (1, 2):
+        await take_callback(store, "b1")
+        after = await store.callback_outcome(first.callback_id, "no_answer", "b1", None)
+        assert after.attempts == attempt
+        clock.advance(RETRY)
+
+
+OUTCOMES = ("completed", "no_answer", "cancelled")
+
+
+async def test_outcome_rule_is_the_same_on_every_store() -> None:
+    """Every state × poster × outcome: the store does what callbacks.check_outcome says (apply,
+    no-op, or which refusal). On Redis that is the Lua engine's second writing of the rule."""
+    states = ("assigned", "open", "open_after_no_answer", "completed", "cancelled")
+    for state in states:
+        for agent in ("b1", "b2", None):
+            for outcome in OUTCOMES:
+                store, clock = make_store()
+                made = await overflow_mid(store, clock, "c1", "+1001")
+                if state != "open":
+                    await take_callback(store, "b1")
+                if state in ("open_after_no_answer", "completed", "cancelled"):
+                    ended = {"open_after_no_answer": "no_answer"}.get(state, state)
+                    await store.callback_outcome(made.callback_id, ended, "b1", None)  # type: ignore[arg-type]
+                [now] = [c for c in await store.callbacks("open", 10) + await store.callbacks("done", 10)]
+                case = (state, agent, outcome)
+                seen = msgspec.to_builtins(now)  # the memory store hands out its own object
+                try:
+                    expected: Any = cb.check_outcome(msgspec.structs.replace(now), outcome, agent)
+                except Conflict as refusal:
+                    expected = refusal.code
+                try:
+                    after = await store.callback_outcome(made.callback_id, outcome, agent, None)
+                    got: Any = msgspec.to_builtins(after) != seen  # True: applied, False: a no-op
+                except Conflict as refusal:
+                    got = refusal.code
+                assert got == expected, case
 
 
 # --- reports ----------------------------------------------------------------------------------------
@@ -363,7 +457,9 @@ async def test_overdue_callbacks_and_the_callback_service_level() -> None:
     assert pending.deadline == T0 + 240 + 3600
     await take_callback(store, "b1")
     await store.callback_outcome(in_time.callback_id, "completed", "b1", None)
-    await store.callback_outcome(lost.callback_id, "cancelled", None, None)
+    assert (await take_callback(store, "b2")).callback_id == late.callback_id  # b2 holds it from now on
+    assert (await take_callback(store, "b3")).callback_id == lost.callback_id
+    await store.callback_outcome(lost.callback_id, "cancelled", "b3", None)
     assert await store.callbacks("overdue", 10) == []
     clock.set(late.deadline)  # exactly at the deadline: not yet overdue
     assert await store.callbacks("overdue", 10) == []
@@ -390,7 +486,8 @@ async def test_overdue_callbacks_and_the_callback_service_level() -> None:
 async def test_closed_callbacks_are_forgotten_after_retention() -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
-    await store.callback_outcome(first.callback_id, "cancelled", None, None)
+    await take_callback(store, "b1")
+    await store.callback_outcome(first.callback_id, "cancelled", "b1", None)
     clock.advance(DAY)
     assert await store.callbacks("done", 10) == []
     with pytest.raises(NotFound):
@@ -411,11 +508,17 @@ def test_pure_outcome_rules() -> None:
     assert not cb.resolve_inbound(made, 10.0)  # assigned: left alone
     cb.apply_outcome(made, "no_answer", "b1", 100.0, policy)
     assert (made.status, made.attempts, made.next_attempt_at, made.agent_id) == ("open", 1, 700.0, None)
-    cb.apply_outcome(made, "no_answer", None, 800.0, policy)
+    assert not cb.apply_outcome(made, "no_answer", "b1", 101.0, policy)  # a retry: no second attempt
+    assert made.attempts == 1
+    with pytest.raises(Conflict) as unheld:
+        cb.apply_outcome(made, "no_answer", "b2", 800.0, policy)
+    assert unheld.value.code == "not_assigned"
+    cb.assign(made, "b2")
+    assert cb.apply_outcome(made, "no_answer", "b2", 800.0, policy)
     assert (made.status, made.attempts, made.closed_at) == ("unreached", 2, 800.0)
     assert not made.active and not made.overdue(1e9)
     with pytest.raises(Conflict):
-        cb.apply_outcome(made, "completed", None, 900.0, policy)
+        cb.apply_outcome(made, "completed", "b2", 900.0, policy)
 
     fresh = cb.new_callback(
         "y", record=record("+2"), tier="mid", queue="q", call_id="c", reason="max_wait", at=0.0, policy=policy
@@ -428,7 +531,8 @@ def test_pure_outcome_rules() -> None:
     late = cb.new_callback(
         "z", record=record("+3"), tier="mid", queue="q", call_id="c", reason="max_wait", at=0.0, policy=policy
     )
-    cb.apply_outcome(late, "completed", None, 3600.0, policy)
+    cb.assign(late, "b3")
+    cb.apply_outcome(late, "completed", "b3", 3600.0, policy)
     assert late.completed_in_time()  # at the deadline counts as in time
     late.closed_at = 3600.5
     assert not late.completed_in_time()
