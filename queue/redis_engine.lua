@@ -30,10 +30,10 @@ local function cb_key(id) return key("cb", id) end
 local function lane_key(queue, rank) return key("q", queue, rank) end
 local function arrivals_key(queue) return key("arr", queue) end
 local function ready_key(queue) return key("ready", queue) end
-local function answers_key(queue) return key("ans", queue) end
 -- Active callbacks of one queue × tier by deadline: ZCARD and ZCOUNT answer the dashboard's
 -- open and overdue counts in O(log n), moved in the same step as K_CBACT.
 local function cb_lane_key(queue, tier) return key("cblane", queue, tier) end
+local function answers_key(queue) return key("ans", queue) end
 
 local function fail(code, message) return { "err", code, message } end
 
@@ -209,8 +209,8 @@ local function cb_close(b, status, now)
   if status == "completed" and now <= tonumber(b.deadline) then redis.call("HINCRBY", K_CBSTAT, "in_time", 1) end
   redis.call("HDEL", K_CBACTIVE, b.caller)
   redis.call("ZREM", K_CBACT, b.callback_id)
-  redis.call("ZADD", K_CBDONE, b.deadline, b.callback_id)
   redis.call("ZREM", cb_lane_key(b.queue, b.tier), b.callback_id)
+  redis.call("ZADD", K_CBDONE, b.deadline, b.callback_id)
   redis.call("ZREM", ready_key(b.queue), b.callback_id)
   redis.call("ZREM", K_SNOOZED, b.callback_id)
   finish("b", b.callback_id, now)
@@ -241,8 +241,8 @@ local function open_callback(c, reason, at)
   redis.call("HSET", K_CBACTIVE, c.caller, id)
   redis.call("ZADD", ready_key(c.queue), num(deadline), id)
   redis.call("ZADD", K_CBACT, num(deadline), id)
-  set_call(c, { callback_id = id })
   redis.call("ZADD", cb_lane_key(c.queue, c.tier), num(deadline), id)
+  set_call(c, { callback_id = id })
 end
 
 local function resolve_inbound(caller, now)
@@ -531,21 +531,21 @@ function ops.next(now, agent, ...)
   local b = load_cb(id)
   cb_status(b, "assigned", now)
   redis.call("HSET", cb_key(id), "agent_id", agent)
-  redis.call("HSET", K_HOLD, agent, "b:" .. id)
   redis.call("HDEL", cb_key(id), "last_outcome", "last_outcome_agent")  -- a new attempt
+  redis.call("HSET", K_HOLD, agent, "b:" .. id)
   return { "work", false, redis.call("HGETALL", cb_key(id)) }
 end
 
-function ops.outcome(now, id, outcome, agent, note)
 -- Owned and idempotent per attempt: callbacks.check_outcome, written a second time. `agent`
 -- is "" when the request named none.
+function ops.outcome(now, id, outcome, agent, note)
   local b = load_cb(id)
   if not b then return fail("callback_not_found", "no callback '" .. id .. "'") end
-  if b.status ~= "open" and b.status ~= "assigned" then
   local k = cb_key(id)
   if agent ~= "" and b.last_outcome == outcome and b.last_outcome_agent == agent then
     return { "callback", redis.call("HGETALL", k) }  -- a retried outcome: the callback as it is
   end
+  if b.status ~= "open" and b.status ~= "assigned" then
     return fail("invalid_state", "callback '" .. id .. "' is " .. b.status .. ": it takes no outcome")
   end
   if b.status ~= "assigned" then
@@ -556,11 +556,11 @@ function ops.outcome(now, id, outcome, agent, note)
     local who = (agent == "") and "no agent_id" or ("not '" .. agent .. "'")
     return fail("not_assigned", "callback '" .. id .. "' is held by agent '" .. b.agent_id .. "', " .. who)
   end
-  redis.call("HDEL", k, "agent_id")
   if note ~= "\0" then redis.call("HSET", k, "note", note) end
   redis.call("HDEL", K_HOLD, b.agent_id)
-  if outcome == "cancelled" then
+  redis.call("HDEL", k, "agent_id")
   redis.call("HSET", k, "last_outcome", outcome, "last_outcome_agent", agent)
+  if outcome == "cancelled" then
     cb_close(b, "cancelled", now)
   else
     local attempts = redis.call("HINCRBY", k, "attempts", 1)

@@ -263,6 +263,8 @@ class RedisCallStore:
                     waiting_now=int(lane[2]),
                     oldest_wait_now_s=None if oldest is None else round(now - float(oldest), 3),
                     intervals=intervals,
+                    callbacks_open=int(lane[4]),
+                    callbacks_overdue=int(lane[5]),
                 )
             )
         return SlaReport(window=window, start=sl.window_start(window, now, self.policy.timezone), now=now, rows=rows)
@@ -272,8 +274,6 @@ class RedisCallStore:
         now = float((await self._op("sweep"))[1])
         minutes = sl.window_minutes(window_s, now)
         keys = [f"{self._ns}:m:{name}:{tier}:{m}" for tier in TIERS for name in names for m in minutes]
-                    callbacks_open=int(lane[4]),
-                    callbacks_overdue=int(lane[5]),
         tallies = await self._read_hashes(keys)
         per_tier = len(names) * len(minutes)
         by_tier = {tier: sl.total(tallies[i * per_tier : (i + 1) * per_tier]) for i, tier in enumerate(TIERS)}

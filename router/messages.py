@@ -163,9 +163,9 @@ class SlaRowView(Figures, kw_only=True):
     tier: Tier
     waiting_now: int
     oldest_wait_now_s: float | None
-    intervals: list[IntervalView] | UnsetType = UNSET
     callbacks_open: Annotated[int, Meta(description="callbacks of this queue × tier open or assigned now")]
     callbacks_overdue: Annotated[int, Meta(description="of those, the ones past their deadline")]
+    intervals: list[IntervalView] | UnsetType = UNSET
 
 
 class SlaView(Struct, kw_only=True):
@@ -182,10 +182,10 @@ class SlaView(Struct, kw_only=True):
 class CallbackListView(Struct, kw_only=True):
     status: Literal["open", "overdue", "done"]
     callbacks: list[CallbackView]
-
     next_cursor: Annotated[
         str | None, Meta(description="pass as cursor= for the next page; null on the last page")
     ] = None
+
 
 class Health(Struct, kw_only=True):
     status: Literal["ok", "unavailable"]
@@ -276,9 +276,9 @@ def sla_view(report: SlaReport, formula: str, formula_text: str, timezone: str, 
                 tier=row.tier,
                 waiting_now=row.waiting_now,
                 oldest_wait_now_s=row.oldest_wait_now_s,
-                intervals=intervals,
                 callbacks_open=row.callbacks_open,
                 callbacks_overdue=row.callbacks_overdue,
+                intervals=intervals,
             )
         )
     return SlaView(
