@@ -537,8 +537,9 @@ function ops.next(now, agent, ...)
 end
 
 -- Owned and idempotent per attempt: callbacks.check_outcome, written a second time. `agent`
--- is "" when the request named none.
-function ops.outcome(now, id, outcome, agent, note)
+-- is "" when the request named none; `has_note` is "1" when it carried a note (any text,
+-- even "" or "\0": no value of the note itself stands for "no note").
+function ops.outcome(now, id, outcome, agent, note, has_note)
   local b = load_cb(id)
   if not b then return fail("callback_not_found", "no callback '" .. id .. "'") end
   local k = cb_key(id)
@@ -556,7 +557,7 @@ function ops.outcome(now, id, outcome, agent, note)
     local who = (agent == "") and "no agent_id" or ("not '" .. agent .. "'")
     return fail("not_assigned", "callback '" .. id .. "' is held by agent '" .. b.agent_id .. "', " .. who)
   end
-  if note ~= "\0" then redis.call("HSET", k, "note", note) end
+  if has_note == "1" then redis.call("HSET", k, "note", note) end
   redis.call("HDEL", K_HOLD, b.agent_id)
   redis.call("HDEL", k, "agent_id")
   redis.call("HSET", k, "last_outcome", outcome, "last_outcome_agent", agent)

@@ -208,7 +208,8 @@ class RedisCallStore:
     async def callback_outcome(
         self, callback_id: str, outcome: Outcome, agent_id: str | None, note: str | None
     ) -> Callback:
-        reply = await self._op("outcome", callback_id, outcome, agent_id or "", "\0" if note is None else note)
+        has_note = "" if note is None else "1"
+        reply = await self._op("outcome", callback_id, outcome, agent_id or "", note or "", has_note)
         return callback_from(_pairs(reply[1]))
 
     async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]:

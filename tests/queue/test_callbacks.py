@@ -412,6 +412,22 @@ async def test_after_a_new_hand_out_the_same_outcome_is_a_new_attempt() -> None:
         clock.advance(RETRY)
 
 
+@pytest.mark.parametrize("note", ["\u0000", "", "a\u0000b", "\u0001\u001f\u007f", "line\nbreak", "中文 ☎"])
+async def test_a_note_is_kept_as_given_on_every_store(note: str) -> None:
+    """Issue 13, item 13: Redis once read a note of "\\0" as "no note"; any text is a note."""
+    store, clock = make_store()
+    first = await overflow_mid(store, clock, "c1", "+1001")
+    await take_callback(store, "b1")
+    after = await store.callback_outcome(first.callback_id, "no_answer", "b1", note)
+    assert after.note == note
+    [listed] = await store.callbacks("open", 10)
+    assert listed.note == note
+    clock.advance(RETRY)
+    await take_callback(store, "b1")
+    kept = await store.callback_outcome(first.callback_id, "completed", "b1", None)  # no note: the last one stays
+    assert kept.note == note
+
+
 OUTCOMES = ("completed", "no_answer", "cancelled")
 
 

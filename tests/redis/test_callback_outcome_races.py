@@ -108,3 +108,13 @@ async def test_a_callback_no_agent_holds_takes_no_outcome(routers: Routers) -> N
     assert status == 200 and work["callback"]["callback_id"] == callback_id
     status, after = await call(http, "POST", url, {"outcome": "no_answer", "agent_id": "agentA"})
     assert status == 200 and after["attempts"] == 2
+
+
+async def test_a_note_of_nul_reads_back_the_same_on_every_store(routers: Routers) -> None:
+    bases, _, http = routers
+    callback_id = await handed_callback(http, bases[0], "agentA")
+    body = {"outcome": "completed", "agent_id": "agentA", "note": "\u0000"}
+    status, done = await call(http, "POST", f"{bases[-1]}/v1/callbacks/{callback_id}/outcome", body)
+    assert status == 200 and done["note"] == "\u0000"
+    _, listed = await call(http, "GET", f"{bases[0]}/admin/callbacks?status=done")
+    assert [c["note"] for c in listed["callbacks"]] == ["\u0000"]
