@@ -6,7 +6,9 @@ callbacks), wraps it in a custom collector and writes it out from a fresh
 `CollectorRegistry`. So any instance behind a load balancer answers the same numbers for a
 shared store, a restart of one instance resets nothing that the store keeps, and there are
 no process/platform metrics of one instance mixed in. (The store read is async and
-`Collector.collect` is not, hence the snapshot first and a registry per scrape.)
+`Collector.collect` is not, hence the snapshot first and a registry per scrape.) The one
+exception is `tierline_requests_shed_total`: load shedding is each process's own decision
+(router/admission.py), so each instance counts its own and Prometheus sums them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from tierline.queue.metrics import MetricsSnapshot
+from tierline.router.admission import SHED, Shed
 from tierline.router.context import services
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -49,10 +52,11 @@ def _le(bound: float) -> str:
 
 
 class StoreCollector(Collector):
-    """Turns one `MetricsSnapshot` into metric families."""
+    """Turns one `MetricsSnapshot` (and this process's shed count) into metric families."""
 
-    def __init__(self, snapshot: MetricsSnapshot) -> None:
+    def __init__(self, snapshot: MetricsSnapshot, shed: Shed | None = None) -> None:
         self.snapshot = snapshot
+        self.shed = shed
 
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot
@@ -101,13 +105,26 @@ class StoreCollector(Collector):
         ):
             yield GaugeMetricFamily(name, help_text, value=float(value))
 
+        if self.shed is not None:
+            # The one figure of this process, not of the store: its own admission decisions.
+            shed = CounterMetricFamily(
+                "tierline_requests_shed",
+                "Call-path requests this process answered 503 overloaded (stage: admission = refused before any "
+                "store work, deadline = fell too far behind to finish in time)",
+                labels=["stage"],
+            )
+            shed.add_metric(["admission"], float(self.shed.at_admission))
+            shed.add_metric(["deadline"], float(self.shed.at_deadline))
+            yield shed
 
-def render(snapshot: MetricsSnapshot) -> bytes:
+
+def render(snapshot: MetricsSnapshot, shed: Shed | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(snapshot))
+    registry.register(StoreCollector(snapshot, shed))
     return generate_latest(registry)
 
 
 async def get_metrics(request: web.Request) -> web.Response:
     snapshot = await services(request).calls.metrics()
-    return web.Response(body=render(snapshot), headers={"Content-Type": CONTENT_TYPE})
+    body = render(snapshot, request.app.get(SHED))
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

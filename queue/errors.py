@@ -35,3 +35,9 @@ class Unavailable(EngineError):
     """The store cannot be reached (503)."""
 
     code = "store_unavailable"
+
+
+class Overloaded(Unavailable):
+    """This process is too busy to serve the request in time (503 with Retry-After); the store may be fine."""
+
+    code = "overloaded"

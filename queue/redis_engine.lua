@@ -1,6 +1,7 @@
 -- The Redis store's engine: every change to queues, calls, callbacks and tallies, as one script.
 --
--- Each request is one EVALSHA of this script (op name in ARGV[1], the caller's clock in ARGV[2]),
+-- Each request is one EVALSHA of this script (op name in ARGV[1], the caller's clock in ARGV[2],
+-- its deadline in ARGV[3]: see the dispatch at the end),
 -- so each is atomic: no call is popped twice, none half-moved, and every counter moves with the
 -- state it counts. Before acting, every op does what has fallen due (ring-no-answer, overflows
 -- at exactly arrival + limit, callback retries, forgetting finished items), as the memory store
@@ -658,7 +659,14 @@ function ops.cbsummary(now)
   return { "summary", redis.call("HGETALL", K_CBSTAT), overdue }
 end
 
+-- ARGV: op name, the caller's (logical) clock, the request's deadline, then the op's own arguments.
+-- The deadline is real wall-clock time (epoch seconds, the tolerated clock skew already taken
+-- off by the router), checked against Redis's own TIME, not the logical clock: a script that
+-- reaches Redis after its router gave up (a stall, a fork, a slow disk) changes nothing.
+-- Calling TIME before writes needs script effects replication, the default since Redis 5.
 local op = ops[ARGV[1]]
 if not op then return fail("unknown_op", "no op " .. tostring(ARGV[1])) end
+local time = redis.call("TIME")
+if tonumber(time[1]) + tonumber(time[2]) / 1e6 > tonumber(ARGV[3]) then return { "late" } end
 local now = tick(tonumber(ARGV[2]))
-return op(now, unpack(ARGV, 3))
+return op(now, unpack(ARGV, 4))

@@ -1,46 +1,169 @@
-"""The connection both Redis stores share: a single Redis or a Cluster, tight timeouts, a breaker.
+"""The connection both Redis stores share: a single Redis or a Cluster, one deadline per request, a breaker.
 
 A router sits in the path of live calls, so a slow or dead Redis must cost a caller a few
-hundred milliseconds at most, never redis-py's default seconds of retries. Every command
-runs under `timeout_s`; a failure opens the breaker for `cooldown_s`, during which requests
-fail at once (no socket touched) so the IVR can take its fallback route; the first request
-after the cool-down tries again, and success closes the breaker. Nothing needs a restart.
+hundred milliseconds at most, never redis-py's default seconds of retries.
+
+- **One deadline per request.** `request_deadline(budget)` (set by the call path's middleware,
+  router/admission.py) bounds every Redis call the request makes together: a route that
+  re-reads the tier meta, looks the caller up and runs the engine script shares one budget.
+  A call with no request around it (the sweeper, admin pages, the CLI) gets its own
+  `2 × timeout_s`. The same deadline goes into the engine script (`script_deadline`), which
+  refuses to change anything once Redis's own clock is past it: a request answered 503 never
+  takes effect later.
+- **The deadline measures Redis, not this process.** When it falls due, a reply that has
+  already reached the socket is still read (the loop was late, Redis was not); a call that
+  ran out of time while this process's event loop was itself far behind (`loop_lag`) fails as
+  `Overloaded`, which does not count against Redis. Only a Redis that held a command for its
+  whole `timeout_s`, or missed a deadline while the loop was responsive, is a Redis failure.
+- **A breaker.** `TRIP_AFTER` Redis failures in a row open it for `cooldown_s`, during which
+  requests fail at once (no socket touched) so the IVR can take its fallback route; the first
+  request after the cool-down tries again, and success closes it. Nothing needs a restart.
+- **No dead pooled connections.** A pooled connection the server closed (a Redis restart)
+  is reconnected when it is checked out, before anything is written on it, so the first
+  requests after a restart succeed; nothing is ever retried after it may have reached Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import select
 import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import DataError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tierline.queue.errors import Unavailable
+from tierline.queue.errors import Overloaded, Unavailable
+from tierline.queue.loop_lag import loop_lag
 
 log = logging.getLogger("tierline.redis")
 
 T = TypeVar("T")
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 80  # above the call path's default admission limit (64), so admitted requests never queue for one
 TRIP_AFTER = 3  # consecutive failures: one slow command under a burst must not stop every call
+# How far a router's wall clock may be from Redis's (plus a script's run time and the reply's
+# trip back) without a refused-late request taking effect: the engine is told to refuse from
+# `deadline - CLOCK_SKEW_S` on (Redis TIME), and the router gives up at `deadline`.
+CLOCK_SKEW_S = 0.1
+LOOP_LATE_S = 0.05  # the loop this late recently: a missed deadline is this process's backlog, not Redis
+REPLY_GRACE_S = 1.0  # longest the loop may take to read a reply that reached the socket before the deadline
 Client = Redis | RedisCluster
 _OUR_BUGS: tuple[type[Exception], ...] = (ResponseError, DataError)
+
+
+class _Budget:
+    """A request's time for Redis: the deadline is fixed by its first Redis call (`at`, event-loop time).
+
+    Starting at the first call, not at the first byte, keeps a client's slow body (bounded
+    elsewhere) from being blamed on Redis.
+    """
+
+    __slots__ = ("at", "seconds")
+
+    def __init__(self, seconds: float, at: float | None = None) -> None:
+        self.seconds, self.at = seconds, at
+
+    def deadline(self, loop: asyncio.AbstractEventLoop) -> float:
+        if self.at is None:
+            self.at = loop.time() + self.seconds
+        return self.at
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("tierline_redis_budget", default=None)
+_CALL_AT: ContextVar[float | None] = ContextVar("tierline_redis_call_deadline", default=None)  # of the call running
+
+
+class DeadlinePassed(TimeoutError):
+    """The engine script refused: it reached Redis after the request's deadline (nothing changed)."""
+
+
+@contextlib.contextmanager
+def request_deadline(budget_s: float) -> Iterator[None]:
+    """Every Redis call made inside shares one deadline: `budget_s` after the first of them starts."""
+    token = _BUDGET.set(_Budget(budget_s))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
 
 
 def is_redis_url(url: str) -> bool:
     return url.split("://", 1)[0] in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
+def _unread(connection: AbstractConnection) -> bool:
+    """Bytes or an end-of-file wait on the connection that nobody has read: a reply, or a server that hung up.
+
+    Looks at what the event loop already buffered and at the kernel's socket (the loop may be
+    behind), without reading anything. Relies on redis-py's parser keeping its asyncio stream
+    in `_stream`; anything unexpected counts as "unread", which at worst costs a reconnect.
+    """
+    try:
+        parser: Any = connection._parser
+        stream = parser._stream
+        if stream is None or stream.at_eof() or stream._buffer:
+            return True
+        reader = getattr(parser, "_reader", None)  # hiredis keeps fed bytes of its own
+        if reader is not None and reader.has_data():
+            return True
+        writer: Any = connection._writer
+        poll = select.poll()
+        poll.register(writer.get_extra_info("socket").fileno(), select.POLLIN)
+        return bool(poll.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
+
+
+class _Pool(BlockingConnectionPool):
+    """Hands out only live connections, and remembers which task holds which (and since when).
+
+    redis-py's own check on checkout is skipped while its maintenance notifications are on
+    ("auto" by default), so a connection the server closed during a restart was handed out and
+    its first command failed: three such failures opened the breaker on a healthy Redis.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held: weakref.WeakKeyDictionary[asyncio.Task[Any], tuple[AbstractConnection, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        # An idle pooled connection has nothing to read; if it has, the server hung up (or the
+        # connection is dirty): reconnect now, while nothing of this command has been sent.
+        if connection.is_connected and _unread(connection):
+            await connection.disconnect(nowait=True)
+        await super().ensure_connection(connection)
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        connection: AbstractConnection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        task = asyncio.current_task()
+        if task is not None:
+            # The command is written right after checkout, in the same step of the task.
+            self.held[task] = (connection, asyncio.get_running_loop().time())
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        task = asyncio.current_task()
+        if task is not None and (held := self.held.get(task)) is not None and held[0] is connection:
+            del self.held[task]
+        await super().release(connection)
+
+
 def connect(url: str, timeout_s: float) -> Client:
     """A client for `redis://host:port/db` (one server) or `redis+cluster://host:port` (a seed node)."""
     options: dict[str, Any] = {
-        "socket_timeout": timeout_s,
         "socket_connect_timeout": timeout_s,
         "retry": Retry(NoBackoff(), 0),
         "max_connections": MAX_CONNECTIONS,
@@ -54,22 +177,69 @@ def connect(url: str, timeout_s: float) -> Client:
             password=parts.password,
             ssl=scheme.startswith("rediss"),
             require_full_coverage=True,
+            socket_timeout=timeout_s,
             **options,
         )
-    # A bounded pool: a burst of requests queues for a connection (within the deadline)
-    # instead of opening hundreds of sockets at once.
-    pool = BlockingConnectionPool.from_url(url, timeout=timeout_s, **options)
+    # A bounded pool: a burst of requests queues for a connection instead of opening hundreds
+    # of sockets at once. No socket or pool timeout of redis-py's own: `RedisLink.run` bounds
+    # every call, and unlike a plain timer it can tell a late loop from a late Redis.
+    pool = _Pool.from_url(url, timeout=None, socket_timeout=None, **options)
     return Redis(connection_pool=pool)
 
 
-class RedisLink:
-    """Runs store commands under a deadline and a circuit breaker; maps failures to `Unavailable`."""
+class _Watch:
+    """The deadline of one `RedisLink.run`: fires at `at`, but lets a reply that already arrived be read."""
 
-    def __init__(self, client: Client, timeout_s: float = 0.25, cooldown_s: float = 1.0) -> None:
+    __slots__ = ("at", "handle", "loop", "outstanding", "pool", "task", "timeout")
+
+    def __init__(self, pool: _Pool | None, at: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.pool, self.at = pool, at
+        self.outstanding: float | None = None  # how long the command in flight had been with Redis
+        self.handle: asyncio.TimerHandle | None = None
+        self.timeout: asyncio.Timeout | None = None
+
+    def arm(self, timeout: asyncio.Timeout) -> None:
+        self.timeout = timeout
+        self.handle = self.loop.call_at(self.at, self.fire)
+
+    def disarm(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+
+    def fire(self) -> None:
+        assert self.timeout is not None
+        now = self.loop.time()
+        held = self.pool.held.get(self.task) if self.pool is not None and self.task is not None else None
+        if held is not None:
+            connection, since = held
+            if _unread(connection) and now < self.at + REPLY_GRACE_S:
+                # Redis answered in time; only this loop has not got round to reading it yet.
+                self.handle = self.loop.call_later(0.001, self.fire)
+                return
+            self.outstanding = now - since
+        self.handle = None
+        self.timeout.reschedule(now)
+
+
+class RedisLink:
+    """Runs store commands under the request's deadline and a circuit breaker; maps failures to `Unavailable`."""
+
+    def __init__(
+        self,
+        client: Client,
+        timeout_s: float = 0.25,
+        cooldown_s: float = 1.0,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.timeout_s = timeout_s
         self.cooldown_s = cooldown_s
+        self.wall = wall  # this router's wall clock (injected by the skew tests)
         self.cluster = isinstance(client, RedisCluster)
+        pool = None if self.cluster else getattr(client, "connection_pool", None)
+        self._pool = pool if isinstance(pool, _Pool) else None
         self._open_until = 0.0  # monotonic; the breaker is open before this instant
         self._failures = 0
 
@@ -77,22 +247,72 @@ class RedisLink:
     def healthy(self) -> bool:
         return self._open_until <= time.monotonic()
 
+    def script_deadline(self) -> str:
+        """The current call's deadline on this router's wall clock, less the tolerated skew (epoch seconds).
+
+        The engine compares it with Redis `TIME` and refuses, changing nothing, once past it.
+        The router waits for the reply until that same deadline (`run`), so a script Redis runs
+        is one whose answer the router still takes.
+        """
+        loop = asyncio.get_running_loop()
+        at = _CALL_AT.get()
+        left = self.timeout_s * 2 if at is None else at - loop.time()
+        return repr(self.wall() + left - CLOCK_SKEW_S)
+
     async def run(self, step: Callable[[], Awaitable[T]], deadline_s: float | None = None) -> T:
-        """Await `step()` unless the breaker is open; any Redis failure or timeout → Unavailable."""
+        """Await `step()` unless the breaker is open; any Redis failure or missed deadline → Unavailable.
+
+        Inside `request_deadline` the request's deadline bounds the call (`deadline_s` is then
+        ignored); outside, the call gets `deadline_s` (default `2 × timeout_s`). A deadline
+        missed while this process's loop was itself behind fails as `Overloaded` (see `_missed`).
+        """
         if not self.healthy:
             raise Unavailable("the Redis store is unreachable; retrying shortly")
+        loop = asyncio.get_running_loop()
+        lag = loop_lag()  # started with the first call, so it has history when a deadline is missed
+        budget = _BUDGET.get()
+        own = None
+        if budget is None:
+            budget = _Budget(deadline_s or self.timeout_s * 2)
+            own = _BUDGET.set(budget)
+        at = budget.deadline(loop)
+        if loop.time() >= at:
+            # The request's budget went on earlier calls (or on waiting for this loop): nothing is sent.
+            raise self._missed(sent=False, lag=lag.recent_max())
+        call = _CALL_AT.set(at)
+        watch = _Watch(self._pool, at)
         try:
-            async with asyncio.timeout(deadline_s or self.timeout_s * 2):
+            async with asyncio.timeout(None) as timeout:
+                watch.arm(timeout)
                 result = await step()
         except (RedisError, OSError, TimeoutError) as exc:
             if type(exc) in _OUR_BUGS:
                 raise  # a script or argument error is ours to fix, not an outage
+            if isinstance(exc, TimeoutError | RedisTimeoutError):
+                # Our deadline, or redis-py's connect timeout (a timer of this same loop).
+                raise self._missed(sent=True, outstanding=watch.outstanding, lag=lag.recent_max()) from None
             self._trip(exc)
             raise Unavailable(f"the Redis store did not answer: {type(exc).__name__}") from None
+        finally:
+            watch.disarm()
+            _CALL_AT.reset(call)
+            if own is not None:
+                _BUDGET.reset(own)
         if self._failures:
             log.warning("Redis is back after %d failed request(s)", self._failures)
             self._failures = 0
         return result
+
+    def _missed(self, sent: bool, lag: float, outstanding: float | None = None) -> Unavailable:
+        """A missed deadline: Redis's failure, or this process's own backlog (`Overloaded`, not counted)."""
+        # Redis is to blame when it held a command for its whole allowance without a word, or
+        # when this loop kept up (then the time can only have gone on waiting for Redis).
+        held_too_long = outstanding is not None and outstanding >= self.timeout_s
+        if not held_too_long and lag >= LOOP_LATE_S:
+            return Overloaded("this router is too busy to answer in time; retry shortly")
+        if sent:
+            self._trip(TimeoutError("deadline"))
+        return Unavailable("the Redis store did not answer in time")
 
     async def ping(self) -> bool:
         try:

@@ -24,7 +24,7 @@ from tierline.queue.clock import Clock
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
 from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
 from tierline.queue.policy import Policy
-from tierline.queue.redis_link import RedisLink
+from tierline.queue.redis_link import DeadlinePassed, RedisLink
 from tierline.queue.store import (
     CallbackFilter,
     CallbackPage,
@@ -133,8 +133,17 @@ class RedisCallStore:
     async def _op(self, *args: str | bytes) -> list[Any]:
         if self._started_at is None:
             await self.open()
-        argv = [args[0], repr(self.clock.now()), *args[1:]]
-        reply: list[Any] = await self._link.run(lambda: self._engine(keys=self._keys, args=argv))
+        link = self._link
+
+        async def engine() -> list[Any]:
+            # The deadline is read inside `run`, where the request's (or this call's) deadline is set.
+            argv = [args[0], repr(self.clock.now()), link.script_deadline(), *args[1:]]
+            reply: list[Any] = await self._engine(keys=self._keys, args=argv)
+            if reply[0] == b"late":
+                raise DeadlinePassed("the engine refused: the request reached Redis after its deadline")
+            return reply
+
+        reply = await link.run(engine)
         if reply[0] == b"err":
             code = reply[1].decode()
             raise _ERRORS.get(code, EngineError)(reply[2].decode(), code=code)

@@ -22,6 +22,7 @@ from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.redis_link import RedisLink, connect, is_redis_url
 from tierline.queue.redis_store import RedisCallStore
 from tierline.router import routing
+from tierline.router.admission import SHED, Shed, make_admission_middleware
 from tierline.router.auth import make_auth_middleware
 from tierline.router.bodies import json_response
 from tierline.router.config import Settings
@@ -102,11 +103,17 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
 
 def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     server = svc.settings.server
+    shed = Shed()
     app = web.Application(
         client_max_size=server.max_body_bytes,
-        middlewares=[error_middleware, make_auth_middleware(server.api_token, server.admin_token)],
+        middlewares=[
+            error_middleware,
+            make_auth_middleware(server.api_token, server.admin_token),
+            make_admission_middleware(server.max_in_flight, 2 * server.redis_timeout_s, shed),
+        ],
     )
     app[SERVICES] = svc
+    app[SHED] = shed
     app[OPENAPI] = msgspec.json.encode(build_openapi(ENDPOINTS, VERSION))
     for table in (v1, admin, forecast_api, public):
         table.add_to(app)

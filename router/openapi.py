@@ -20,7 +20,7 @@ _ERRORS = {
     413: "body too large",
     415: "wrong content type",
     422: "a field missing, unknown, of the wrong type or with an invalid value",
-    503: "store unavailable",
+    503: "the store is unreachable (store_unavailable), or this process is overloaded (overloaded, with Retry-After)",
 }
 _REF = "#/components/schemas/{name}"
 _IDENT_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$"}
