@@ -20,9 +20,7 @@ recent answers, or the default tier, marked `degraded`.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,12 +31,13 @@ import msgspec
 
 from tierline.queue.errors import Conflict, Unavailable
 from tierline.queue.redis_link import RedisLink
-from tierline.tiers import codec
+from tierline.tiers import codec, redis_pack
 from tierline.tiers.codec import FieldNames
 from tierline.tiers.model import TIER_RANK, Tier, TierRecord
-from tierline.tiers.parse import ParsedTiers, TierFileFormat, parse_tier_file
+from tierline.tiers.parse import TierFileFormat
 from tierline.tiers.phone import normalise_caller
-from tierline.tiers.reload import ReloadResult, should_swap
+from tierline.tiers.redis_pack import bucket_of
+from tierline.tiers.reload import ReloadResult
 
 PER_BUCKET: Final = 64
 META_TTL_S: Final = 1.0
@@ -46,10 +45,24 @@ META_TTL_S: Final = 1.0
 # router may keep using it (its cached meta, META_TTL_S, plus a command's longest deadline,
 # 2 × redis_timeout_s ≤ 10 s).
 GRACE_S: Final = 30.0
-WRITE_BATCH: Final = 10_000  # callers per pipeline flush
+WRITE_BATCH: Final = 10_000  # callers per pipeline flush (one command per bucket of ~64)
 IN_FLIGHT: Final = 3
 CACHE_SIZE: Final = 100_000
 Progress = Callable[[int, int], None]
+
+# One bucket of a new version from one argument: `caller, blob, caller, blob, ...`, each a
+# 4-byte big-endian length and its bytes (`redis_pack.pack_buckets`). One argument per bucket keeps the
+# client's per-argument work off the event loop. KEYS[1] the bucket. Returns the callers written.
+_WRITE_BUCKET: Final = """
+local s, pos, items = ARGV[1], 1, {}
+while pos <= #s do
+  local len, at = struct.unpack('>I4', s, pos)
+  items[#items + 1] = string.sub(s, at, at + len - 1)
+  pos = at + len
+end
+redis.call('HSET', KEYS[1], unpack(items))
+return #items / 2
+"""
 
 # Lua: Redis's own clock in milliseconds, so every process agrees on when a version retired.
 _NOW_MS: Final = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
@@ -109,10 +122,6 @@ class _Meta:
     buckets: int
     fields: FieldNames
     read_at: float
-
-
-def bucket_of(caller: str, buckets: int) -> int:
-    return zlib.crc32(caller.encode()) % buckets
 
 
 class RedisTierStore:
@@ -254,32 +263,33 @@ class RedisTierStore:
         if not await self._link.run(lambda: self._client.set(lock, "1", nx=True, ex=3600)):
             raise Conflict("another tier reload is running", code="reload_in_progress")
         try:
-            parsed = await asyncio.to_thread(_parse_path, path, fmt)
-            swapped = should_swap(parsed.loaded, parsed.rejected_count, parsed.data_rows, self._max_reject_ratio)
-            if swapped:
-                await self._prune()
-                await self._write_version(parsed, progress)
-            version = await self.version()
+            async with redis_pack.prepare(path, fmt, PER_BUCKET, self._max_reject_ratio) as prepared:
+                summary = prepared.summary
+                if summary.swapped:
+                    await self._prune()
+                    await self._write_version(prepared, progress)
             return ReloadResult(
-                version=version,
-                loaded=parsed.loaded,
-                rejected=parsed.rejected,
-                rejected_count=parsed.rejected_count,
-                swapped=swapped,
+                version=await self.version(),
+                loaded=summary.loaded,
+                rejected=summary.rejected,
+                rejected_count=summary.rejected_count,
+                swapped=summary.swapped,
             )
         finally:
             await self._link.run(lambda: self._client.delete(lock))
 
-    async def _write_version(self, parsed: ParsedTiers, progress: Progress | None) -> None:
-        client = self._client
+    async def _write_version(self, prepared: redis_pack.PreparedFile, progress: Progress | None) -> None:
+        """Store the child's packed buckets as a new version, then switch to it.
+
+        All the CPU work is the child's (`redis_pack`); here each bucket is one small command
+        (EVAL of `_WRITE_BUCKET` with one argument), batched WRITE_BATCH callers at a time.
+        """
+        client, summary = self._client, prepared.summary
         data_id = int(await self._link.run(lambda: client.hincrby(self._meta_key, "next_id", 1)))
-        buckets = max(1, math.ceil(parsed.loaded / PER_BUCKET))
-        by_bucket: dict[int, dict[str, bytes]] = {}
-        for caller, blob in parsed.records.items():
-            by_bucket.setdefault(bucket_of(caller, buckets), {})[caller] = blob
-        total, done = parsed.loaded, 0
+        buckets = summary.buckets
+        total, done = summary.loaded, 0
         deadline = max(5.0, self._link.timeout_s * 20)
-        # Up to IN_FLIGHT batches at once: the next batch is packed while Redis stores the last.
+        # Up to IN_FLIGHT batches at once: Redis stores one while the next is read and sent.
         in_flight: set[asyncio.Task[object]] = set()
 
         async def flush(pipe: Any, size: int) -> None:
@@ -294,20 +304,23 @@ class RedisTierStore:
             if progress:
                 progress(done, total)
 
-        pipe = client.pipeline(transaction=False)
-        pending = 0
-        if parsed.fields.names:
-            pipe.rpush(self._fields_key(data_id), *parsed.fields.names)
-        for bucket, mapping in by_bucket.items():
-            pipe.hset(self._bucket_key(data_id, bucket), mapping=mapping)
-            pending += len(mapping)
-            if pending >= WRITE_BATCH:
-                await flush(pipe, pending)
-                pipe, pending = client.pipeline(transaction=False), 0
-        await flush(pipe, pending)
-        for task in in_flight:
-            await task
-        meta = {f"v{data_id}:buckets": buckets, f"v{data_id}:count": parsed.loaded}
+        try:
+            pipe = client.pipeline(transaction=False)
+            pending = 0
+            if summary.fields:
+                pipe.rpush(self._fields_key(data_id), *summary.fields)
+            async for bucket, callers, packed in prepared.buckets():
+                pipe.eval(_WRITE_BUCKET, 1, self._bucket_key(data_id, bucket), packed)
+                pending += callers
+                if pending >= WRITE_BATCH:
+                    await flush(pipe, pending)
+                    pipe, pending = client.pipeline(transaction=False), 0
+            await flush(pipe, pending)
+            await asyncio.gather(*in_flight)
+        finally:
+            for task in in_flight:
+                task.cancel()
+        meta = {f"v{data_id}:buckets": buckets, f"v{data_id}:count": summary.loaded}
         await self._link.run(lambda: client.hset(self._meta_key, mapping=meta))
         await self._link.run(lambda: self._switch(keys=[self._meta_key], args=[data_id, "swap"]))
         self._meta = None
@@ -347,8 +360,3 @@ class RedisTierStore:
         """Callers in the live version, kept as a counter beside it (reloads set it, edits move it)."""
         meta = await self._current(force=True)
         return int(await self._link.run(lambda: self._client.hget(self._meta_key, f"v{meta.data_id}:count")) or 0)
-
-
-def _parse_path(path: Path, fmt: TierFileFormat) -> ParsedTiers:
-    with path.open("rb", buffering=1 << 20) as stream:
-        return parse_tier_file(stream, fmt)

@@ -138,7 +138,11 @@ async def test_one_reload_at_a_time(stores: list[RedisTierStore], tmp_path: Path
     one, other = stores
     path = write(tmp_path, "t.csv", "caller,tier\n" + "".join(f"+8613{i:09d},mid\n" for i in range(50_000)))
     first = asyncio.create_task(one.reload_file(path, "csv"))
-    await asyncio.sleep(0.01)
+    lock = "{" + one._ns + "}:tiers:lock"
+    for _ in range(2000):  # until the first reload holds the lock
+        if await other._client.exists(lock):
+            break
+        await asyncio.sleep(0.005)
     from tierline.queue.errors import Conflict
 
     with pytest.raises(Conflict) as refused:
