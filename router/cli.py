@@ -22,6 +22,7 @@ from tierline.router import forecast_cli, reload_cli
 from tierline.router.auth import open_roles
 from tierline.router.config import ConfigError, Settings, load_settings
 from tierline.tiers.parse import TierFileFormat
+from tierline.tiers.redis_store import LEASE_S
 
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
 log = logging.getLogger("tierline")
@@ -165,6 +166,13 @@ def parser() -> argparse.ArgumentParser:
     reload.add_argument("--rollback", action="store_true", help="make the previous table live again (--store only)")
     reload.add_argument(
         "--max-reject-ratio", type=float, default=0.01, help="refuse a file with more bad rows (default %(default)s)"
+    )
+    reload.add_argument(
+        "--lock-lease-s",
+        type=float,
+        default=LEASE_S,
+        help="--store: how long the reload lock outlives a reload that was killed (renewed while it runs; "
+        "default %(default)s)",
     )
     reload.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (default %(default)s)")
     reload.add_argument("--format", choices=("csv", "ndjson"), default=None, help="default: from the file name")

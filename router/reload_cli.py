@@ -33,7 +33,7 @@ def reload_into_store(args: argparse.Namespace, fmt: TierFileFormat | None) -> i
 
 async def _run(args: argparse.Namespace, fmt: TierFileFormat | None) -> int:
     link = RedisLink(connect(args.store, TIMEOUT_S), timeout_s=TIMEOUT_S)
-    store = RedisTierStore(link, args.namespace, max_reject_ratio=args.max_reject_ratio)
+    store = RedisTierStore(link, args.namespace, max_reject_ratio=args.max_reject_ratio, lease_s=args.lock_lease_s)
     console = Console(stderr=True)
     try:
         if args.rollback:

@@ -162,7 +162,9 @@ async def prepare(
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-        await process.wait()
+        # Read the pipes to their end, not just wait: a pipe left unread (its reader paused,
+        # full) never reports its close, and asyncio's wait() waits for that too.
+        await process.communicate()
 
 
 async def _failure(process: asyncio.subprocess.Process) -> RuntimeError:

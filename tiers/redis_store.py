@@ -20,6 +20,9 @@ recent answers, or the default tier, marked `degraded`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -28,8 +31,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+from redis.exceptions import RedisError
 
-from tierline.queue.errors import Conflict, Unavailable
+from tierline.queue.errors import Conflict, EngineError, Unavailable
 from tierline.queue.redis_link import RedisLink
 from tierline.tiers import codec, redis_pack
 from tierline.tiers.codec import FieldNames
@@ -39,12 +43,17 @@ from tierline.tiers.phone import normalise_caller
 from tierline.tiers.redis_pack import bucket_of
 from tierline.tiers.reload import ReloadResult
 
+log = logging.getLogger("tierline.tiers")
+
 PER_BUCKET: Final = 64
 META_TTL_S: Final = 1.0
 # How long a version that stopped being current or previous stays readable: longer than a
 # router may keep using it (its cached meta, META_TTL_S, plus a command's longest deadline,
 # 2 × redis_timeout_s ≤ 10 s).
 GRACE_S: Final = 30.0
+# The reload lock is a lease: renewed every third of it while its reload runs, so a reloader
+# that dies (SIGKILL, a lost host) blocks other reloads for at most this long.
+LEASE_S: Final = 15.0
 WRITE_BATCH: Final = 10_000  # callers per pipeline flush (one command per bucket of ~64)
 IN_FLIGHT: Final = 3
 CACHE_SIZE: Final = 100_000
@@ -67,11 +76,13 @@ return #items / 2
 # Lua: Redis's own clock in milliseconds, so every process agrees on when a version retired.
 _NOW_MS: Final = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
-# Switch atomically. KEYS[1] meta; ARGV[1] the new data id ('' for a rollback), ARGV[2]
-# 'swap' | 'rollback'. A version that stops being current or previous is not deleted here:
-# it is marked `v<id>:retired` (Redis time, ms) and kept readable for the grace period.
-# Returns 1, or 0 for a rollback with no previous version.
+# Switch atomically, if this reload still holds the lock. KEYS[1] meta, KEYS[2] the lock;
+# ARGV[1] the new data id ('' for a rollback), ARGV[2] 'swap' | 'rollback', ARGV[3] the lock's
+# token. A version that stops being current or previous is not deleted here: it is marked
+# `v<id>:retired` (Redis time, ms) and kept readable for the grace period.
+# Returns 1; 0 for a rollback with no previous version; -1 when the lock is not ours (any more).
 _SWITCH: Final = _NOW_MS + """
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end
 local prev = redis.call('HGET', KEYS[1], 'previous')
 local cur = redis.call('HGET', KEYS[1], 'current')
 local retired
@@ -90,8 +101,29 @@ redis.call('HINCRBY', KEYS[1], 'swaps', 1)
 return 1
 """
 
+# A new data id, recorded in the meta with its bucket count before anything is written, so a
+# reload that dies half-way leaves a version the next prune finds. KEYS[1] meta; ARGV[1] buckets.
+_ALLOCATE: Final = """
+local id = redis.call('HINCRBY', KEYS[1], 'next_id', 1)
+redis.call('HSET', KEYS[1], 'v' .. id .. ':buckets', ARGV[1])
+return id
+"""
+
+# The lock's owner alone renews (ARGV[2] ms) or releases it. KEYS[1] the lock; ARGV[1] the token.
+_RENEW: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # The versions that may go: any data id named in the meta (`v<id>:…`) that is neither current
-# nor previous nor retired less than ARGV[1] ms ago. KEYS[1] meta. Returns {id, buckets, ...}.
+# nor previous nor retired less than ARGV[1] ms ago: retired ones past their grace, and the
+# orphans of reloads that died or failed half-way (allocated, never switched to). Only the
+# lock's holder prunes, so no live reload's version is among them. KEYS[1] meta.
+# Returns {id, buckets, ...}.
 _PRUNABLE: Final = _NOW_MS + """
 local cur = redis.call('HGET', KEYS[1], 'current') or '0'
 local prev = redis.call('HGET', KEYS[1], 'previous')
@@ -124,6 +156,62 @@ class _Meta:
     read_at: float
 
 
+class _Lease:
+    """The reload lock, held as a lease: `SET NX PX`, renewed by a background task while held.
+
+    The value is a random token, so only its owner renews or releases it (compare in Lua);
+    a holder that dies lets it lapse within `lease_s`. A holder that finds the lock gone or
+    taken (it could not renew in time) stops writing at its next batch (`check`), and its
+    switch is refused anyway: the switch script compares the token.
+    """
+
+    def __init__(self, link: RedisLink, key: str, lease_s: float, renew: Any, release: Any) -> None:
+        self._link, self._key, self._renew, self._release = link, key, renew, release
+        self._lease_ms = max(1, round(lease_s * 1000))
+        self.token = secrets.token_hex(16)
+        self._lost = False
+        self._renewing: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Lease:
+        client = self._link.client
+        taken = await self._link.run(lambda: client.set(self._key, self.token, nx=True, px=self._lease_ms))
+        if not taken:
+            raise Conflict("another tier reload is running", code="reload_in_progress")
+        self._renewing = asyncio.create_task(self._keep())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._renewing is not None
+        self._renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._renewing
+        with contextlib.suppress(EngineError, RedisError):  # else it lapses within the lease
+            await self._link.run(lambda: self._release(keys=[self._key], args=[self.token]))
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            try:
+                renewed = await self._link.run(lambda: self._renew(keys=[self._key], args=[self.token, self._lease_ms]))
+            except Unavailable:
+                continue  # the next try may still be in time; if not, `check` or the switch will tell
+            if not renewed:
+                log.error("tier reload: the lock lapsed or was taken; this reload stops without switching")
+                self._lost = True
+                return
+
+    def check(self) -> None:
+        if self._lost:
+            raise self.lost_error()
+
+    def lost_error(self) -> Conflict:
+        self._lost = True
+        return Conflict(
+            "this tier reload lost its lock (it could not renew it in time); nothing was switched",
+            code="reload_in_progress",
+        )
+
+
 class RedisTierStore:
     def __init__(
         self,
@@ -133,10 +221,12 @@ class RedisTierStore:
         max_reject_ratio: float = 0.01,
         *,
         grace_s: float = GRACE_S,
+        lease_s: float = LEASE_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._link = link
         self._grace_ms = round(grace_s * 1000)
+        self._lease_s = lease_s
         self._clock = monotonic
         # Replies are bytes: the connection is opened without decode_responses (blobs are binary).
         self._client: Any = link.client
@@ -146,8 +236,12 @@ class RedisTierStore:
         self._max_reject_ratio = max_reject_ratio
         self._meta: _Meta | None = None
         self._cache: OrderedDict[str, TierRecord] = OrderedDict()
+        self._lock_key = "{" + namespace + "}:tiers:lock"  # the meta's slot: one script sees both
         self._switch = self._client.register_script(_SWITCH)
         self._prunable = self._client.register_script(_PRUNABLE)
+        self._allocate = self._client.register_script(_ALLOCATE)
+        self._renew = self._client.register_script(_RENEW)
+        self._release = self._client.register_script(_RELEASE)
 
     def _bucket_key(self, data_id: int, bucket: int) -> str:
         return f"{self._ns}:t:{data_id}:{bucket}"
@@ -259,15 +353,13 @@ class RedisTierStore:
     async def reload_file(
         self, path: Path, fmt: TierFileFormat, progress: Progress | None = None
     ) -> ReloadResult:
-        lock = "{" + self._ns + "}:tiers:lock"
-        if not await self._link.run(lambda: self._client.set(lock, "1", nx=True, ex=3600)):
-            raise Conflict("another tier reload is running", code="reload_in_progress")
-        try:
+        async with self._lease() as lease:
             async with redis_pack.prepare(path, fmt, PER_BUCKET, self._max_reject_ratio) as prepared:
                 summary = prepared.summary
                 if summary.swapped:
+                    lease.check()
                     await self._prune()
-                    await self._write_version(prepared, progress)
+                    await self._write_version(prepared, lease, progress)
             return ReloadResult(
                 version=await self.version(),
                 loaded=summary.loaded,
@@ -275,18 +367,23 @@ class RedisTierStore:
                 rejected_count=summary.rejected_count,
                 swapped=summary.swapped,
             )
-        finally:
-            await self._link.run(lambda: self._client.delete(lock))
 
-    async def _write_version(self, prepared: redis_pack.PreparedFile, progress: Progress | None) -> None:
+    def _lease(self) -> _Lease:
+        return _Lease(self._link, self._lock_key, self._lease_s, self._renew, self._release)
+
+    async def _write_version(
+        self, prepared: redis_pack.PreparedFile, lease: _Lease, progress: Progress | None
+    ) -> None:
         """Store the child's packed buckets as a new version, then switch to it.
 
         All the CPU work is the child's (`redis_pack`); here each bucket is one small command
         (EVAL of `_WRITE_BUCKET` with one argument), batched WRITE_BATCH callers at a time.
+        A write that fails before the switch drops what it wrote (or, if Redis cannot be
+        reached, leaves it to the next reload's prune).
         """
         client, summary = self._client, prepared.summary
-        data_id = int(await self._link.run(lambda: client.hincrby(self._meta_key, "next_id", 1)))
         buckets = summary.buckets
+        data_id = int(await self._link.run(lambda: self._allocate(keys=[self._meta_key], args=[buckets])))
         total, done = summary.loaded, 0
         deadline = max(5.0, self._link.timeout_s * 20)
         # Up to IN_FLIGHT batches at once: Redis stores one while the next is read and sent.
@@ -294,6 +391,7 @@ class RedisTierStore:
 
         async def flush(pipe: Any, size: int) -> None:
             nonlocal done
+            lease.check()
             while len(in_flight) >= IN_FLIGHT:
                 finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 in_flight.difference_update(finished)
@@ -317,23 +415,38 @@ class RedisTierStore:
                     pipe, pending = client.pipeline(transaction=False), 0
             await flush(pipe, pending)
             await asyncio.gather(*in_flight)
-        finally:
-            for task in in_flight:
-                task.cancel()
-        meta = {f"v{data_id}:buckets": buckets, f"v{data_id}:count": summary.loaded}
-        await self._link.run(lambda: client.hset(self._meta_key, mapping=meta))
-        await self._link.run(lambda: self._switch(keys=[self._meta_key], args=[data_id, "swap"]))
+            await self._link.run(lambda: client.hset(self._meta_key, f"v{data_id}:count", summary.loaded))
+        except Exception:
+            # Batches already sent may still be running: let them end (each within its
+            # deadline) before dropping, or they would write again after the drop.
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            with contextlib.suppress(EngineError, RedisError):
+                await self._drop(data_id, buckets)
+            raise
+        # Past here the version is never dropped on failure: a switch whose answer was lost
+        # may have made it live.
+        switched = await self._link.run(
+            lambda: self._switch(keys=[self._meta_key, self._lock_key], args=[data_id, "swap", lease.token])
+        )
+        if switched == -1:  # the lock is not ours any more: nothing switched, the version is ours to drop
+            await self._drop(data_id, buckets)
+            raise lease.lost_error()
         self._meta = None
         await self._prune()
 
     async def rollback(self) -> int | None:
         """Make the previous version live again (the current one retires); None if none is kept."""
-        switched = await self._link.run(lambda: self._switch(keys=[self._meta_key], args=["", "rollback"]))
-        if not switched:
-            return None
-        self._meta = None
-        await self._prune()
-        return await self.version()
+        async with self._lease() as lease:
+            switched = await self._link.run(
+                lambda: self._switch(keys=[self._meta_key, self._lock_key], args=["", "rollback", lease.token])
+            )
+            if switched == -1:
+                raise lease.lost_error()
+            if not switched:
+                return None
+            self._meta = None
+            await self._prune()
+            return await self.version()
 
     async def _prune(self) -> None:
         """Drop every version no router can still be reading (see `_PRUNABLE`)."""
