@@ -2,19 +2,39 @@
 
 Layout (namespace `ns`):
 - `{ns}:tiers` — the meta hash: `current` (the live data version), `previous` (kept for
-  rollback), `swaps` (the public version number), and per data version `v<id>:buckets`.
+  rollback), `swaps` (the public version number), `next_id`, and per data version
+  `v<id>:buckets` (written when the id is allocated, before any bucket), `v<id>:count`, and
+  `v<id>:retired` (Redis time in ms, once it is neither current nor previous).
+- `{ns}:tiers:lock` — the reload lock (same slot as the meta): a random token, a lease.
 - `ns:t:<id>:<bucket>` — a small hash of `caller → codec blob` (tier rank and CRM fields).
   About 64 callers per bucket keeps each hash a listpack under Redis's default
   `hash-max-listpack-entries` (128): ~35 bytes per caller instead of ~100 for a key each.
   Bucket keys carry no hash tag, so a cluster spreads them over every master.
 - `ns:t:<id>:fields` — the CRM column names a blob's field ids point into.
 
-A reload writes a whole new data version with pipelined HSETs, then switches `current` in
-one atomic HSET: a look-up anywhere sees the old version or the new one, never a mix. Each
-process reads the meta at most once a second, so for up to a second after a switch it may
-still answer from the previous version, which is why that one is kept until the next reload
-(and for `--rollback`). When Redis cannot answer, a look-up answers from a bounded cache of
-recent answers, or the default tier, marked `degraded`.
+A reload parses, buckets and packs the file in a child process (`redis_pack`: that CPU work
+never runs on a router's event loop), writes a whole new data version with one small EVAL
+per bucket, then switches `current` in one atomic script: a look-up anywhere sees the old
+version or the new one, never a mix.
+
+Retention ("old or new record, never nothing"): each process caches which version is live
+for META_TTL_S (1 s) and keeps looking up (and routing, in the engine script) in that version
+meanwhile. So no switch deletes anything: the version a swap pushes out of `previous`, or a
+rollback pushes out of `current`, is marked retired and stays readable for GRACE_S (30 s,
+far longer than the cache plus a command's longest deadline). The next reload or rollback
+(the lock's holder) drops every version that is neither current, previous nor retired
+within its grace. Between reloads Redis thus holds up to three versions: live, previous
+(for `--rollback`) and the one retired by the last swap.
+
+The lock is a lease of LEASE_S (15 s) renewed every third of it while the reload runs, held by
+a random token that only its owner renews or releases (compared in Lua; the switch compares
+it too, so a reload that lost its lock switches nothing). A reloader that dies blocks other
+reloads for at most the lease; what it half-wrote (an id allocated, never switched to) is an
+orphan that the next reload drops; a reload failing on a Redis error drops what it wrote at
+once, or leaves it to the next reload if Redis cannot be reached.
+
+When Redis cannot answer, a look-up answers from a bounded cache of recent answers, or the
+default tier, marked `degraded`.
 """
 
 from __future__ import annotations
