@@ -11,10 +11,13 @@ hundred milliseconds at most, never redis-py's default seconds of retries.
   refuses to change anything once Redis's own clock is past it: a request answered 503 never
   takes effect later.
 - **The deadline measures Redis, not this process.** When it falls due, a reply that has
-  already reached the socket is still read (the loop was late, Redis was not); a call that
-  ran out of time while this process's event loop was itself far behind (`loop_lag`) fails as
-  `Overloaded`, which does not count against Redis. Only a Redis that held a command for its
-  whole `timeout_s`, or missed a deadline while the loop was responsive, is a Redis failure.
+  already reached the socket is still read (the loop was late, Redis was not). While this
+  process's event loop is itself behind (`loop_lag`), its backlog stretches the deadline (a
+  command still gets `timeout_s` from when it was sent, up to `BACKLOG_BUDGETS` budgets), and
+  what misses even that fails as `Overloaded`, which does not count against Redis. Only a
+  Redis that held a command for its whole `timeout_s`, or missed a deadline while the loop
+  kept up, is a Redis failure. An overloaded process is meant to shed load before that, at
+  admission (router/admission.py).
 - **A breaker.** `TRIP_AFTER` Redis failures in a row open it for `cooldown_s`, during which
   requests fail at once (no socket touched) so the IVR can take its fallback route; the first
   request after the cool-down tries again, and success closes it. Nothing needs a restart.
@@ -31,7 +34,7 @@ import logging
 import select
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -41,22 +44,23 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import DataError, RedisError, ResponseError
+from redis.exceptions import DataError, NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tierline.queue.errors import Overloaded, Unavailable
-from tierline.queue.loop_lag import loop_lag
+from tierline.queue.loop_lag import LoopLag, loop_lag
 
 log = logging.getLogger("tierline.redis")
 
 T = TypeVar("T")
-MAX_CONNECTIONS = 80  # above the call path's default admission limit (64), so admitted requests never queue for one
+MAX_CONNECTIONS = 144  # above the call path's default admission limit (128): admitted requests never queue for one
 TRIP_AFTER = 3  # consecutive failures: one slow command under a burst must not stop every call
 # How far a router's wall clock may be from Redis's (plus a script's run time and the reply's
 # trip back) without a refused-late request taking effect: the engine is told to refuse from
 # `deadline - CLOCK_SKEW_S` on (Redis TIME), and the router gives up at `deadline`.
 CLOCK_SKEW_S = 0.1
 LOOP_LATE_S = 0.05  # the loop this late recently: a missed deadline is this process's backlog, not Redis
+BACKLOG_BUDGETS = 25  # a backlog stretches a deadline this far (0.4 s → 10 s) at most: a bound, not a timeout
 REPLY_GRACE_S = 1.0  # longest the loop may take to read a reply that reached the socket before the deadline
 Client = Redis | RedisCluster
 _OUR_BUGS: tuple[type[Exception], ...] = (ResponseError, DataError)
@@ -164,7 +168,6 @@ class _Pool(BlockingConnectionPool):
 def connect(url: str, timeout_s: float) -> Client:
     """A client for `redis://host:port/db` (one server) or `redis+cluster://host:port` (a seed node)."""
     options: dict[str, Any] = {
-        "socket_connect_timeout": timeout_s,
         "retry": Retry(NoBackoff(), 0),
         "max_connections": MAX_CONNECTIONS,
     }
@@ -178,24 +181,37 @@ def connect(url: str, timeout_s: float) -> Client:
             ssl=scheme.startswith("rediss"),
             require_full_coverage=True,
             socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
             **options,
         )
     # A bounded pool: a burst of requests queues for a connection instead of opening hundreds
-    # of sockets at once. No socket or pool timeout of redis-py's own: `RedisLink.run` bounds
-    # every call, and unlike a plain timer it can tell a late loop from a late Redis.
-    pool = _Pool.from_url(url, timeout=None, socket_timeout=None, **options)
+    # of sockets at once. No socket, connect or pool timeout of redis-py's own: `RedisLink.run`
+    # bounds every call, and unlike a plain timer it can tell a late loop from a late Redis.
+    # No CLIENT SETINFO on each new connection either: a burst opens dozens at once.
+    pool = _Pool.from_url(
+        url, timeout=None, socket_timeout=None, socket_connect_timeout=None, driver_info=None, **options
+    )
     return Redis(connection_pool=pool)
 
 
 class _Watch:
-    """The deadline of one `RedisLink.run`: fires at `at`, but lets a reply that already arrived be read."""
+    """The deadline of one `RedisLink.run`: fires at `at`, but does not blame Redis for this loop's backlog.
 
-    __slots__ = ("at", "handle", "loop", "outstanding", "pool", "task", "timeout")
+    A reply that already reached the socket is read. While the loop is behind (`lag`), Redis
+    still gets `allowance` from when the command was sent, up to `cap`.
+    """
 
-    def __init__(self, pool: _Pool | None, at: float) -> None:
+    __slots__ = (
+        "allowance", "at", "cap", "handle", "lag", "loop", "outstanding", "pool", "stretched", "task", "timeout"
+    )
+
+    def __init__(
+        self, pool: _Pool | None, at: float, cap: float, allowance: float, lag: LoopLag, stretched: bool
+    ) -> None:
         self.loop = asyncio.get_running_loop()
         self.task = asyncio.current_task()
-        self.pool, self.at = pool, at
+        self.pool, self.at, self.cap, self.allowance, self.lag = pool, at, cap, allowance, lag
+        self.stretched = stretched  # the deadline already gave way to this loop's backlog
         self.outstanding: float | None = None  # how long the command in flight had been with Redis
         self.handle: asyncio.TimerHandle | None = None
         self.timeout: asyncio.Timeout | None = None
@@ -212,13 +228,23 @@ class _Watch:
         assert self.timeout is not None
         now = self.loop.time()
         held = self.pool.held.get(self.task) if self.pool is not None and self.task is not None else None
+        outstanding = None
         if held is not None:
             connection, since = held
             if _unread(connection) and now < self.at + REPLY_GRACE_S:
                 # Redis answered in time; only this loop has not got round to reading it yet.
                 self.handle = self.loop.call_later(0.001, self.fire)
                 return
-            self.outstanding = now - since
+            outstanding = now - since
+        behind = self.lag.recent_max() >= LOOP_LATE_S
+        if now < self.cap and (outstanding or 0.0) < self.allowance and (behind or (self.stretched and held)):
+            # The time went on this process's backlog, not on Redis: give Redis its allowance
+            # (from the send, even once the loop has caught up again).
+            self.stretched = True
+            due = now + self.allowance - (outstanding or 0.0)
+            self.handle = self.loop.call_at(min(due, self.cap), self.fire)
+            return
+        self.outstanding = outstanding
         self.handle = None
         self.timeout.reschedule(now)
 
@@ -259,12 +285,39 @@ class RedisLink:
         left = self.timeout_s * 2 if at is None else at - loop.time()
         return repr(self.wall() + left - CLOCK_SKEW_S)
 
+    async def evalsha(self, script: Any, keys: Sequence[str], args: Callable[[str], Sequence[str | bytes]]) -> Any:
+        """Run a registered script with `args(script_deadline)`; call it inside `run`.
+
+        On a single Redis the deadline is read once a live connection is in hand, right before
+        the write: opening a connection in a burst, on a loop that is behind, can take longer
+        than the deadline leaves, and a deadline read before that would make Redis refuse a
+        command this router still waits for. (A Cluster client runs the script its own way.)
+        """
+        if self._pool is None:
+            return await script(keys=keys, args=args(self.script_deadline()))
+        connection = await self._pool.get_connection()
+        try:
+            for attempt in range(2):
+                await connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args(self.script_deadline()))
+                try:
+                    return await connection.read_response()
+                except NoScriptError:
+                    if attempt:
+                        raise
+                    # A restarted Redis knows no scripts: load it on this connection, then run it.
+                    await connection.send_command("SCRIPT", "LOAD", script.script)
+                    await connection.read_response()
+        finally:
+            await self._pool.release(connection)
+
     async def run(self, step: Callable[[], Awaitable[T]], deadline_s: float | None = None) -> T:
         """Await `step()` unless the breaker is open; any Redis failure or missed deadline → Unavailable.
 
         Inside `request_deadline` the request's deadline bounds the call (`deadline_s` is then
-        ignored); outside, the call gets `deadline_s` (default `2 × timeout_s`). A deadline
-        missed while this process's loop was itself behind fails as `Overloaded` (see `_missed`).
+        ignored); outside, the call gets `deadline_s` (default `2 × timeout_s`). While this
+        process's loop is itself behind, its backlog does not count as Redis's time: a call
+        still gets `timeout_s` from when it is sent, up to `BACKLOG_BUDGETS` budgets past the
+        deadline; what does not fit fails as `Overloaded`, which the breaker does not count.
         """
         if not self.healthy:
             raise Unavailable("the Redis store is unreachable; retrying shortly")
@@ -276,11 +329,21 @@ class RedisLink:
             budget = _Budget(deadline_s or self.timeout_s * 2)
             own = _BUDGET.set(budget)
         at = budget.deadline(loop)
-        if loop.time() >= at:
+        cap = at + BACKLOG_BUDGETS * budget.seconds  # how far this process's own backlog may stretch it
+        now = loop.time()
+        late = lag.recent_max()
+        stretched = late >= LOOP_LATE_S
+        if stretched:
+            if now >= cap:
+                raise Overloaded("this router is too busy to answer in time; retry shortly")
+            # A call made now still gets a whole budget, plus what this loop may take to get its
+            # command written (it is late by `late` at each step): its script deadline says so too.
+            at = min(max(at, now + budget.seconds + late), cap)
+        elif now >= at:
             # The request's budget went on earlier calls (or on waiting for this loop): nothing is sent.
             raise self._missed(sent=False, lag=lag.recent_max())
         call = _CALL_AT.set(at)
-        watch = _Watch(self._pool, at)
+        watch = _Watch(self._pool, at, cap, self.timeout_s, lag, stretched)
         try:
             async with asyncio.timeout(None) as timeout:
                 watch.arm(timeout)
@@ -290,7 +353,9 @@ class RedisLink:
                 raise  # a script or argument error is ours to fix, not an outage
             if isinstance(exc, TimeoutError | RedisTimeoutError):
                 # Our deadline, or redis-py's connect timeout (a timer of this same loop).
-                raise self._missed(sent=True, outstanding=watch.outstanding, lag=lag.recent_max()) from None
+                raise self._missed(
+                    sent=True, outstanding=watch.outstanding, lag=lag.recent_max(), stretched=watch.stretched
+                ) from None
             self._trip(exc)
             raise Unavailable(f"the Redis store did not answer: {type(exc).__name__}") from None
         finally:
@@ -303,12 +368,12 @@ class RedisLink:
             self._failures = 0
         return result
 
-    def _missed(self, sent: bool, lag: float, outstanding: float | None = None) -> Unavailable:
+    def _missed(self, sent: bool, lag: float, outstanding: float | None = None, stretched: bool = False) -> Unavailable:
         """A missed deadline: Redis's failure, or this process's own backlog (`Overloaded`, not counted)."""
         # Redis is to blame when it held a command for its whole allowance without a word, or
         # when this loop kept up (then the time can only have gone on waiting for Redis).
         held_too_long = outstanding is not None and outstanding >= self.timeout_s
-        if not held_too_long and lag >= LOOP_LATE_S:
+        if not held_too_long and (lag >= LOOP_LATE_S or stretched):
             return Overloaded("this router is too busy to answer in time; retry shortly")
         if sent:
             self._trip(TimeoutError("deadline"))

@@ -135,10 +135,11 @@ class RedisCallStore:
             await self.open()
         link = self._link
 
+        def argv(deadline: str) -> list[str | bytes]:
+            return [args[0], repr(self.clock.now()), deadline, *args[1:]]
+
         async def engine() -> list[Any]:
-            # The deadline is read inside `run`, where the request's (or this call's) deadline is set.
-            argv = [args[0], repr(self.clock.now()), link.script_deadline(), *args[1:]]
-            reply: list[Any] = await self._engine(keys=self._keys, args=argv)
+            reply: list[Any] = await link.evalsha(self._engine, self._keys, argv)
             if reply[0] == b"late":
                 raise DeadlinePassed("the engine refused: the request reached Redis after its deadline")
             return reply

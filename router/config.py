@@ -35,7 +35,7 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Call-path (/v1) requests in progress in this process beyond which a new one is answered
     # 503 `overloaded` at once (0 = no limit): a saturated process sheds load early and
     # explicitly instead of timing out half-done work.
-    max_in_flight: Annotated[int, msgspec.Meta(ge=0)] = 64
+    max_in_flight: Annotated[int, msgspec.Meta(ge=0)] = 128
     # Redis store only: the key prefix (several deployments can share one Redis), and the
     # longest Redis may hold one command before it counts as failing; a /v1 request's Redis
     # calls share one deadline of twice this (503 / degraded look-ups past it).
