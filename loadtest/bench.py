@@ -27,7 +27,7 @@ core 1 with taskset when there are two cores or more):
 - `--store redis…` adds Tierline on the Redis store, compared with the Redis ceiling
   (see REDIS STORE HOOK below); `--store redis` means the throwaway server, database 1.
 
-Queue: the pure WaitList (tierline.queue.waitlist), µs per enqueue, pop, remove from the
+Queue: the pure WaitList (tierline.queue.waitlist), CPU µs per enqueue, pop, remove from the
 middle and position at 10², 10⁴ and 10⁶ waiting calls (10², 10³, 10⁴ with --quick), and
 the growth from the smallest to the largest size.
 
@@ -489,6 +489,8 @@ QUEUE_OPS = ("enqueue", "pop", "remove", "position")
 
 
 def bench_waitlist(size: int, ops: int, rng: random.Random) -> dict[str, float]:
+    """µs per operation, in CPU time of this process: time the machine gives to other jobs
+    does not count (the cache misses they cause still do)."""
     from tierline.queue.ordering import Place
     from tierline.queue.waitlist import WaitList
 
@@ -511,9 +513,9 @@ def bench_waitlist(size: int, ops: int, rng: random.Random) -> dict[str, float]:
         spent = 0.0
         for _ in range(rounds):
             gc.disable()
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             done = work()
-            spent += time.perf_counter() - t0
+            spent += time.process_time() - t0
             gc.enable()
             undo(done)
         return spent / (rounds * batch) * 1e6
@@ -544,10 +546,10 @@ def bench_waitlist(size: int, ops: int, rng: random.Random) -> dict[str, float]:
 
     def remove() -> list[Any]:
         picks[:] = rng.sample(members, batch)  # anywhere in the queue: hang-ups
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for tier, place in picks:
             waitlist.remove(tier, place)
-        return [time.perf_counter() - t0]
+        return [time.process_time() - t0]
 
     def position() -> None:
         for tier, place in picks:
@@ -665,7 +667,10 @@ def goals_for(http: list[HttpFigure], queue: dict[str, dict[str, float]], tiers:
         small, large = queue[sizes[0]], queue[sizes[-1]]
         span = f"{int(sizes[-1]):.0e}/{int(sizes[0]):.0e}".replace("e+0", "e")
         for op in QUEUE_OPS:
-            goals.append(Goal(f"WaitList {op} growth {span}", large[op] / small[op], 3.0, "<=", "x"))
+            # Enqueue and pop work at the ends of the lanes; remove and position find a call
+            # anywhere, so at 10^6 they pay cache misses a short queue does not (issue 14: 5x).
+            limit = 5.0 if op in ("remove", "position") else 3.0
+            goals.append(Goal(f"WaitList {op} growth {span}", large[op] / small[op], limit, "<=", "x"))
     if tiers:
         rows = f"{int(tiers['rows']):,} rows"
         goals.append(Goal(f"tier reload rows/s ({rows})", tiers["reload_rows_per_s"], 100_000, ">="))
@@ -734,7 +739,7 @@ def render(report: dict[str, Any]) -> str:
     if queue:
         sizes = sorted(queue, key=int)
         lines.append("")
-        lines.append("Queue: pure WaitList (tierline.queue.waitlist), µs per operation, best of 3")
+        lines.append("Queue: pure WaitList (tierline.queue.waitlist), CPU µs per operation, best of 3")
         lines.append(f"{'waiting calls':<15}" + "".join(f"{op:>10}" for op in QUEUE_OPS))
         for size in sizes:
             lines.append(f"{fmt_size(size):<15}" + "".join(f"{queue[size][op]:>10.2f}" for op in QUEUE_OPS))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
+from tierline.queue import lane as lane_module
 from tierline.queue.ordering import Place, aging_cutoff, effective_rank, is_aged, precedence, score
 from tierline.queue.waitlist import WaitList
-from tierline.tiers.model import Tier
+from tierline.tiers.model import TIERS, Tier
 
 NOW = 1000.0
 
@@ -252,3 +256,74 @@ def test_ordering_functions() -> None:
     assert aging_cutoff(100.0, 30.0) == 70.0
     assert score("vip", 5) < score("mid", 1) < score("standard", 1) < score("blacklisted", 0)
     assert score("mid", 2) - score("mid", 1) == 1
+
+
+# --- the mechanism: no comparison of places, whatever the length -------------------------------
+
+compared = 0
+
+
+class CountingPlace(Place, frozen=True):
+    """A place that counts how often it is compared."""
+
+    def __lt__(self, other: Any) -> bool:
+        global compared
+        compared += 1
+        return bool(Place.__lt__(self, other))
+
+    def __eq__(self, other: object) -> bool:
+        global compared
+        compared += 1
+        return bool(Place.__eq__(self, other))
+
+    __hash__ = Place.__hash__
+
+
+def comparisons_per_remove_and_position(size: int) -> float:
+    global compared
+    rng = random.Random(size)
+    waitlist = WaitList()
+    calls = [(rng.choice(TIERS), CountingPlace(1000.0 + i, i, f"c{i}")) for i in range(size)]
+    for tier, place in calls:
+        waitlist.add(tier, place)
+    picks = rng.sample(calls, 50)
+    compared = 0
+    for tier, place in picks:
+        copy = CountingPlace(place.arrived_at, place.seq, place.call_id)  # as the memory store passes it
+        waitlist.position(tier, copy, 2000.0)
+        waitlist.remove(tier, copy)
+    return compared / (2 * len(picks))
+
+
+def test_remove_and_position_compare_no_more_places_in_a_long_queue_than_in_a_short_one() -> None:
+    # A sorted list bisects: about log2(n) comparisons, 7 at 100 calls and 14 at 20,000. A slot
+    # is found by hashing: at most one comparison (the dict's equality check), at any length.
+    short, long = comparisons_per_remove_and_position(100), comparisons_per_remove_and_position(20_000)
+    assert long <= 1.0
+    assert long <= short
+
+
+def test_positions_match_a_full_sort_across_many_blocks() -> None:
+    rng = random.Random(7)
+    aging_s = 30.0
+    waitlist = WaitList(aging_s)
+    waiting: dict[str, tuple[Tier, Place]] = {}
+    tiers: list[Tier] = list(TIERS)
+    for i in range(4 * lane_module.BLOCK):
+        tier = rng.choices(tiers, [5, 20, 72, 3])[0]
+        place = Place(float(i // 3), i, f"c{i}")  # three arrivals per instant
+        waitlist.add(tier, place)
+        waiting[place.call_id] = (tier, place)
+        if rng.random() < 0.3:  # a hang-up anywhere in the queue
+            gone = waiting.pop(rng.choice(list(waiting)))
+            waitlist.remove(*gone)
+        if rng.random() < 0.1 and (head := waitlist.pop(float(i // 3))) is not None:
+            waiting.pop(head[1].call_id)
+            if rng.random() < 0.5:  # no answer: back to its place
+                waitlist.add(*head)
+                waiting[head[1].call_id] = head
+    now = float(4 * lane_module.BLOCK // 3)
+    order = sorted(waiting.values(), key=lambda tp: precedence(tp[0], tp[1], now, aging_s))
+    assert [waitlist.position(tier, place, now) for tier, place in order] == list(range(1, len(order) + 1))
+    assert len(waitlist) == len(order)
+    assert [waitlist.pop(now) for _ in order] == order
