@@ -16,7 +16,7 @@ from tierline.admin.dashboard import dashboard_asset, dashboard_page, dashboard_
 from tierline.admin.metrics import get_metrics
 from tierline.queue.paging import MAX_PAGE
 from tierline.queue.service_level import FORMULAS, Window
-from tierline.router.bodies import json_response, query_choice, query_int, read_json
+from tierline.router.bodies import json_response, query_choice, query_int, read_json, receiving
 from tierline.router.context import services
 from tierline.router.endpoints import EndpointTable, QueryParam
 from tierline.router.errors import ApiError
@@ -107,7 +107,13 @@ async def reload_tiers(request: web.Request) -> web.Response:
         path = Path(folder) / f"tiers.{fmt}"
         size = 0
         with path.open("wb") as out:
-            async for chunk in request.content.iter_chunked(1 << 20):
+            while True:
+                # The deadline is per MiB, not for the whole file: a big file may take minutes
+                # to arrive, but a client that stops sending must not hold the reload open.
+                async with receiving(request):
+                    chunk = await request.content.read(1 << 20)
+                if not chunk:
+                    break
                 size += len(chunk)
                 if size > limit:
                     raise ApiError(413, "payload_too_large", f"the tier file is larger than {limit} bytes")

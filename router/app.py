@@ -24,7 +24,7 @@ from tierline.queue.redis_store import RedisCallStore
 from tierline.router import routing
 from tierline.router.admission import SHED, Shed, make_admission_middleware
 from tierline.router.auth import make_auth_middleware
-from tierline.router.bodies import json_response
+from tierline.router.bodies import BODY_READ_TIMEOUT, json_response
 from tierline.router.config import Settings
 from tierline.router.context import SERVICES, Services, services
 from tierline.router.endpoints import Endpoint, EndpointTable
@@ -114,6 +114,7 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     )
     app[SERVICES] = svc
     app[SHED] = shed
+    app[BODY_READ_TIMEOUT] = server.body_read_timeout_s
     app[OPENAPI] = msgspec.json.encode(build_openapi(ENDPOINTS, VERSION))
     for table in (v1, admin, forecast_api, public):
         table.add_to(app)

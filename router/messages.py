@@ -17,7 +17,7 @@ from tierline.queue.callbacks import Callback, CallbackReason, CallbackStatus, O
 from tierline.queue.calls import CallStatus, OverflowReason
 from tierline.queue.service_level import Figures, Window
 from tierline.queue.store import CallbackSummary, CallSnapshot, SlaReport, Work
-from tierline.tiers.model import Tier, TierRecord
+from tierline.tiers.model import MAX_CRM_FIELDS, MAX_CRM_NAME, MAX_CRM_VALUE, Tier, TierRecord
 
 Ident = Annotated[
     str,
@@ -29,7 +29,8 @@ CallerNumber = Annotated[
 ]
 Note = Annotated[str, Meta(max_length=2000)]
 CrmFields = Annotated[
-    dict[Annotated[str, Meta(min_length=1, max_length=64)], Annotated[str, Meta(max_length=1024)]], Meta(max_length=64)
+    dict[Annotated[str, Meta(min_length=1, max_length=MAX_CRM_NAME)], Annotated[str, Meta(max_length=MAX_CRM_VALUE)]],
+    Meta(max_length=MAX_CRM_FIELDS),
 ]
 
 
