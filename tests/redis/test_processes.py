@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ async def test_three_routers_one_engine_even_when_one_is_killed(routers: list[Ro
                 now_calls.append(await resp.json())
         by_position = sorted(now_calls, key=lambda c: c["position"])
         assert [c["position"] for c in by_position] == list(range(1, len(callers) + 1))
-        keys = [(TIER_RANK[c["tier"]], c["arrived_at"]) for c in by_position]
+        keys = [(TIER_RANK[c["tier"]], datetime.fromisoformat(c["arrived_at"])) for c in by_position]
         assert keys == sorted(keys)
 
         # Phase 2: eight agents pull through all three routers; the third is killed midway.
@@ -174,7 +175,8 @@ async def test_three_routers_one_engine_even_when_one_is_killed(routers: list[Ro
         assert set(ids) == {f"call-{i}" for i in range(len(callers))}, "a call was lost"
         # Everything waited from the start, so each agent's offers come in precedence order.
         for n, agent_offers in offers.items():
-            keys = [(TIER_RANK[c["tier"]], c["arrived_at"]) for c in agent_offers]
+            # Compared as times: RFC 3339 text drops a zero fraction ("…37Z" sorts after "…37.003Z").
+            keys = [(TIER_RANK[c["tier"]], datetime.fromisoformat(c["arrived_at"])) for c in agent_offers]
             assert keys == sorted(keys), f"agent-{n} was offered a call out of precedence order"
 
         async with http.get(f"{alive[0].base}/admin/sla?window=60m") as resp:
