@@ -60,6 +60,10 @@ class Ledger:
         by_interval = self._intervals.get((queue, tier), {})
         return [(i, by_interval.get(i) or sl.Tally()) for i in sl.today_intervals(now, self._policy.timezone)]
 
+    def interval(self, queue: str, tier: Tier, interval: int) -> sl.Tally:
+        """One interval's tally (the live one, not a copy; empty if nothing happened)."""
+        return self._intervals.get((queue, tier), {}).get(interval) or sl.Tally()
+
     def today(self, queue: str, tier: Tier, now: float) -> sl.Tally:
         return sl.total(t for _, t in self.intervals(queue, tier, now))
 

@@ -27,12 +27,12 @@ from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
 from tierline.queue.ledger import Ledger
 from tierline.queue.metrics import MetricsSnapshot, metrics_row
 from tierline.queue.policy import Policy
+from tierline.queue.settled import SettledDay
 from tierline.queue.store import (
     CallbackFilter,
     CallbackPage,
     CallbackSummary,
     CallSnapshot,
-    IntervalFigures,
     SlaReport,
     SlaRow,
     Traffic,
@@ -69,6 +69,7 @@ class MemoryCallStore:
         self._answers: dict[str, deque[float]] = {name: deque() for name in policy.queues}
         self._finished: deque[tuple[float, Literal["call", "callback"], str]] = deque()
         self._ledger = Ledger(policy)
+        self._settled = SettledDay(policy)
         self._last_prune = self._started_at
 
     # --- IVR ------------------------------------------------------------------------------
@@ -226,12 +227,10 @@ class MemoryCallStore:
                 policy = self.policy.tier(tier)
                 intervals = None
                 if window == "today":
-                    per_interval = self._ledger.intervals(name, tier, now)
-                    tally = sl.total(t for _, t in per_interval)
-                    intervals = [
-                        IntervalFigures(start=sl.interval_start(i), figures=sl.figures(t, policy, formula))
-                        for i, t in per_interval
-                    ]
+                    lane = (name, tier)
+                    slots = sl.today_intervals(now, self.policy.timezone)
+                    fetched = {i: self._ledger.interval(name, tier, i) for i in self._settled.wanted(lane, slots)}
+                    tally, intervals = self._settled.row(lane, slots, now, fetched)
                 else:
                     tally = self._ledger.rolling(name, tier, window, now)
                 oldest = waitlist.oldest(tier)

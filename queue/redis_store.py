@@ -25,12 +25,12 @@ from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
 from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
 from tierline.queue.policy import Policy
 from tierline.queue.redis_link import DeadlinePassed, RedisLink
+from tierline.queue.settled import SettledDay
 from tierline.queue.store import (
     CallbackFilter,
     CallbackPage,
     CallbackSummary,
     CallSnapshot,
-    IntervalFigures,
     SlaReport,
     SlaRow,
     Traffic,
@@ -116,6 +116,7 @@ class RedisCallStore:
         self._engine = link.client.register_script(lua_config(policy, namespace) + ENGINE_SOURCE)
         self._keys = [f"{self._ns}:clock"]
         self._started_at: float | None = None
+        self._settled = SettledDay(policy)
 
     async def open(self) -> None:
         """Note when the shared store first served (the start of the EWT history)."""
@@ -245,32 +246,38 @@ class RedisCallStore:
         names = [self._queue(queue)] if queue is not None else list(self.policy.queues)
         lanes = await self._op("lanes", *names)
         now = float(lanes[2])
+        pairs = [(name, tier) for name in names for tier in TIERS]
+        today = sl.today_intervals(now, self.policy.timezone)
         if window == "today":
-            slots = list(sl.today_intervals(now, self.policy.timezone))
+            # Settled intervals are kept by this process (queue/settled.py): read the rest only.
+            wanted = [self._settled.wanted(pair, today) for pair in pairs]
             prefix = "i"
         else:
-            slots = list(sl.rolling_minutes(window, now))
+            minutes = list(sl.rolling_minutes(window, now))
+            wanted = [minutes] * len(pairs)
             prefix = "m"
-        pairs = [(name, tier) for name in names for tier in TIERS]
-        keys = [f"{self._ns}:{prefix}:{name}:{tier}:{slot}" for name, tier in pairs for slot in slots]
-        tallies = await self._read_hashes(keys)
+        keys = [
+            f"{self._ns}:{prefix}:{name}:{tier}:{slot}"
+            for (name, tier), slots in zip(pairs, wanted, strict=True)
+            for slot in slots
+        ]
+        tallies = iter(await self._read_hashes(keys))
         formula = self.policy.sla_formula
         rows = []
-        for index, ((name, tier), lane) in enumerate(zip(pairs, lanes[1], strict=True)):
+        for (name, tier), slots, lane in zip(pairs, wanted, lanes[1], strict=True):
             policy = self.policy.tier(tier)
-            per_slot = tallies[index * len(slots) : (index + 1) * len(slots)]
+            fetched = {slot: next(tallies) for slot in slots}
             intervals = None
             if window == "today":
-                intervals = [
-                    IntervalFigures(start=sl.interval_start(i), figures=sl.figures(t, policy, formula))
-                    for i, t in zip(slots, per_slot, strict=True)
-                ]
+                tally, intervals = self._settled.row((name, tier), today, now, fetched)
+            else:
+                tally = sl.total(fetched.values())
             oldest = lane[3]
             rows.append(
                 SlaRow(
                     queue=name,
                     tier=tier,
-                    figures=sl.figures(sl.total(per_slot), policy, formula),
+                    figures=sl.figures(tally, policy, formula),
                     waiting_now=int(lane[2]),
                     oldest_wait_now_s=None if oldest is None else round(now - float(oldest), 3),
                     intervals=intervals,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from tierline.queue import service_level as sl
@@ -395,3 +397,34 @@ def test_windows_arithmetic() -> None:
     assert sl.valid_timezone("Asia/Shanghai")
     assert not sl.valid_timezone("Mars/Olympus_Mons")
     assert not sl.valid_timezone("")
+
+
+async def test_today_kept_across_polls_equals_today_read_afresh() -> None:
+    """The settled intervals a store keeps between polls (queue/settled.py) change no figure:
+    over a day of arrivals, answers, abandons and overflows (some dated at their due time,
+    in an interval already past), each poll equals a read by a store that kept nothing."""
+    from tierline.queue.settled import SettledDay
+
+    policy = scenario_policy()
+    store, clock = make_store(policy)
+    rng = random.Random(20261130)
+    waiting: list[str] = []
+    for step in range(160):
+        clock.advance(rng.choice([5.0, 40.0, 200.0, 900.0, 2400.0]))
+        call_id = f"c{step}"
+        tier: Tier = rng.choice(["vip", "mid", "standard", "blacklisted"])
+        await store.route(call_id, record(f"+86100{step:05d}", tier), "default")
+        waiting.append(call_id)
+        if rng.random() < 0.5 and waiting:
+            done = waiting.pop(rng.randrange(len(waiting)))
+            snapshot = await store.get_call(done)
+            if snapshot.call.status == "waiting":
+                await (store.answer(done, f"a{step}") if rng.random() < 0.7 else store.abandon(done))
+        if step % 7 == 0:
+            kept = await store.sla(None, "today")
+            settled = store._settled  # type: ignore[attr-defined]
+            store._settled = SettledDay(policy)  # type: ignore[attr-defined]
+            fresh = await store.sla(None, "today")
+            store._settled = settled  # type: ignore[attr-defined]
+            assert kept.rows == fresh.rows, f"step {step}"
+            assert sum(r.figures.offered for r in kept.rows) > 0 or step == 0
