@@ -11,8 +11,9 @@ every 50 ms: Redis counts as healthy while every PING is answered within 10 ms.
 Prints the answers by code (ok, overloaded, store_unavailable, other) and PING figures, then
 PASS (exit 0) when no answer was `store_unavailable` while every PING was answered within
 10 ms; MISS (exit 1) when some was while Redis was healthy; INCONCLUSIVE (exit 2) when a PING
-itself took over 10 ms, so the machine starved Redis too and the run proves nothing. A busy router may answer `503 overloaded` (explicit shedding, with
-Retry-After); it must not blame Redis. Kills everything it started, however it ends.
+itself took over 10 ms, so the machine starved Redis too and the run proves nothing. A busy
+router may answer `503 overloaded` (explicit shedding, with Retry-After); it must not blame Redis.
+Kills everything it started, however it ends.
 """
 
 from __future__ import annotations
