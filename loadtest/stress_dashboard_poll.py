@@ -33,6 +33,8 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
+from stress_support import wait_ready
+
 from tests.support.redis_servers import RedisServer, free_port
 
 CONFIG = """\
@@ -64,19 +66,6 @@ def start_router(store: str, config: Path) -> tuple[str, subprocess.Popen[bytes]
         stderr=subprocess.DEVNULL,
     )
     return f"http://127.0.0.1:{port}", process
-
-
-async def wait_ready(http: ClientSession, base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            async with http.get(f"{base}/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("the router did not become ready")
 
 
 async def open_callbacks(http: ClientSession, base: str, n: int) -> float:

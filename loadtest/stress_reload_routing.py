@@ -29,6 +29,8 @@ from aiohttp import ClientSession, ClientTimeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
+from stress_support import wait_ready
+
 from tests.support.redis_servers import RedisServer, free_port
 
 TIERS = ("vip", "mid", "standard", "blacklisted")
@@ -58,19 +60,6 @@ def start_router(redis_url: str, config: Path, log: Path) -> tuple[str, subproce
             stderr=err,
         )
     return f"http://127.0.0.1:{port}", process
-
-
-async def wait_ready(http: ClientSession, base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            async with http.get(f"{base}/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("the router did not become ready")
 
 
 async def reload(http: ClientSession, base: str, path: Path) -> dict[str, object]:

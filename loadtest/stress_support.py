@@ -54,16 +54,8 @@ class Fleet:
         return process
 
     async def wait_ready(self, http: ClientSession) -> None:
-        deadline = time.monotonic() + 30
         for base in self.routers:
-            while True:
-                with contextlib.suppress(OSError):
-                    async with http.get(f"{base}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"router {base} did not become ready")
-                await asyncio.sleep(0.1)
+            await wait_ready(http, base)
 
     def close(self) -> None:
         for process in self.processes:
@@ -71,6 +63,19 @@ class Fleet:
                 process.kill()
             process.wait(timeout=10)
         self.redis.cleanup()
+
+
+async def wait_ready(http: ClientSession, base: str, timeout_s: float = 30.0) -> None:
+    """Until the router at `base` answers /readyz with 200 (its store reachable)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError):
+            async with http.get(f"{base}/readyz") as resp:
+                if resp.status == 200:
+                    return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"router {base} did not become ready")
+        await asyncio.sleep(0.1)
 
 
 @contextlib.contextmanager
