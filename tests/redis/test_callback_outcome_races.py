@@ -36,11 +36,16 @@ async def routers(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterato
     namespace = new_namespace()
     servers = []
     for _ in range(count):
-        settings = load_settings(config, env=env, overrides={"redis_namespace": namespace})
+        # This test is about ownership and idempotence, not deadlines: a generous Redis budget
+        # keeps a loaded CI machine from turning a cold router's first burst into 503s.
+        settings = load_settings(config, env=env, overrides={"redis_namespace": namespace, "redis_timeout_s": 1.0})
         server = TestServer(build_app(open_services(settings, clock), sweeper=False), host="127.0.0.1")
         await server.start_server()
         servers.append(server)
     async with ClientSession() as http:
+        for server in servers:  # warm: connections open and the engine script loaded, as in service
+            async with http.get(f"http://127.0.0.1:{server.port}/readyz") as resp:
+                assert resp.status == 200
         yield [f"http://127.0.0.1:{s.port}" for s in servers], clock, http
     for server in servers:
         await server.close()
