@@ -468,8 +468,19 @@ def cmd_verify(base, work, phase, kind, bound_ms=None):
             elif doc.get("tier") != tiers_by_id[cid]:
                 bad("TIERLINE: {} has tier {!r}, expected {!r}".format(cid, doc.get("tier"), tiers_by_id[cid]))
         if kind == "overflow":
-            st, doc = api.req("GET", "/admin/callbacks?status=open&limit=1000")
-            cbs = doc.get("callbacks", []) if isinstance(doc, dict) else []
+            # The list comes a page at a time (at most 100 a page): follow the cursor to the end.
+            cbs: list[dict[str, object]] = []
+            path = "/admin/callbacks?status=open&limit=100"
+            for _ in range(1000):
+                st, doc = api.req("GET", path)
+                if st != 200 or not isinstance(doc, dict):
+                    bad(f"TIERLINE: GET {path} answered {st} {doc}")
+                    break
+                cbs.extend(doc.get("callbacks", []))
+                if not doc.get("next_cursor"):
+                    break
+                cursor = urllib.parse.quote(doc["next_cursor"], safe="")
+                path = f"/admin/callbacks?status=open&limit=100&cursor={cursor}"
             for c in calls:
                 if c["tier"] == "mid" and c["expect"] == "overflowed":
                     cb = acd.get(c["id"], {}).get("cb")
@@ -618,6 +629,7 @@ def cmd_fake(mode, port):
     srv.bind(("127.0.0.1", int(port)))
     srv.listen(512)
     held = []
+    printing = threading.Lock()
 
     def serve(conn):
         try:
@@ -644,7 +656,11 @@ def cmd_fake(mode, port):
                 if mode == "slow":
                     # a valid answer, 150 ms late; prints what was asked, for the check
                     line = head.split(b"\r\n", 1)[0].decode("latin-1")
-                    print(line + " " + rest[:need].decode("utf-8", "replace"), flush=True)
+                    # One write under a lock: print() from several threads can put one request's
+                    # newline after another's text, and the check then misses a reported abandon.
+                    with printing:
+                        sys.stdout.write(line + " " + rest[:need].decode("utf-8", "replace") + "\n")
+                        sys.stdout.flush()
                     time.sleep(0.15)
                     m = re.search(rb'"call_id":"([^"]*)"', rest[:need])
                     cid = m.group(1) if m else b"x"
