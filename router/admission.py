@@ -35,8 +35,9 @@ class Shed:
 SHED = web.AppKey("shed", Shed)
 
 
-def make_admission_middleware(max_in_flight: int, budget_s: float, shed: Shed) -> Middleware:
-    """`max_in_flight` 0 = no limit. `budget_s`: the deadline of every admitted call-path request."""
+def make_admission_middleware(max_in_flight: int, budget_s: float | None, shed: Shed) -> Middleware:
+    """`max_in_flight` 0 = no limit. `budget_s`: the deadline of every admitted call-path request
+    (None on the memory store, which makes no Redis calls to bound)."""
     in_flight = 0
 
     @web.middleware
@@ -49,6 +50,8 @@ def make_admission_middleware(max_in_flight: int, budget_s: float, shed: Shed) -
             return _overloaded(f"{in_flight} requests in progress here (limit {max_in_flight}); retry shortly")
         in_flight += 1
         try:
+            if budget_s is None:
+                return await handler(request)
             with request_deadline(budget_s):
                 return await handler(request)
         except Overloaded as exc:

@@ -109,7 +109,9 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
         middlewares=[
             error_middleware,
             make_auth_middleware(server.api_token, server.admin_token),
-            make_admission_middleware(server.max_in_flight, 2 * server.redis_timeout_s, shed),
+            make_admission_middleware(
+                server.max_in_flight, 2 * server.redis_timeout_s if is_redis_url(server.store) else None, shed
+            ),
         ],
     )
     app[SERVICES] = svc
