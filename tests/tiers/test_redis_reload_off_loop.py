@@ -22,14 +22,7 @@ from tierline.queue.redis_link import RedisLink, connect
 from tierline.tiers.parse import BadTierFile
 from tierline.tiers.redis_store import RedisTierStore
 
-pytestmark = pytest.mark.parametrize("server", ["redis", "cluster"], indirect=True)
-
 HEAVY = {"parse_tier_file", "pack_buckets", "bucket_of", "_parse_csv", "_parse_ndjson"}
-
-
-@pytest.fixture
-def server(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url"))
 
 
 class Calls:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,21 +10,6 @@ import pytest
 from tests.conftest import new_namespace
 from tierline.queue.redis_link import RedisLink, connect
 from tierline.tiers.redis_store import RedisTierStore
-
-pytestmark = pytest.mark.parametrize("server", ["redis", "cluster"], indirect=True)
-
-
-@pytest.fixture
-def server(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url"))
-
-
-@pytest.fixture
-async def links(server: str) -> AsyncIterator[list[RedisLink]]:
-    made: list[RedisLink] = []
-    yield made
-    for link in made:
-        await link.close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ is dropped once its grace period is over.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -31,19 +30,6 @@ class StillClock:
 
     def __call__(self) -> float:
         return 100.0
-
-
-@pytest.fixture(params=["redis", "cluster"])
-def server(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url"))
-
-
-@pytest.fixture
-async def links(server: str) -> AsyncIterator[list[RedisLink]]:
-    made: list[RedisLink] = []
-    yield made
-    for link in made:
-        await link.close()
 
 
 def new_link(server: str, links: list[RedisLink]) -> RedisLink:

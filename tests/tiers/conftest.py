@@ -1,0 +1,23 @@
+"""The Redis tier-store tests' servers: each such test runs on a single real Redis and on a real Cluster."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tierline.queue.redis_link import RedisLink
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def server(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url"))
+
+
+@pytest.fixture
+async def links(server: str) -> AsyncIterator[list[RedisLink]]:
+    """Links a test opens (append them); closed when it ends."""
+    made: list[RedisLink] = []
+    yield made
+    for link in made:
+        await link.close()
