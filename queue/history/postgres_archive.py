@@ -1,0 +1,320 @@
+"""The archive on PostgreSQL (asyncpg): the production choice, shared by any number of processes.
+
+A batch is copied (COPY, binary) into a per-connection temporary staging table and moved into
+`events` with INSERT … ON CONFLICT DO NOTHING RETURNING: the returned ids are the rows that
+are new, and only those move the tallies, in the same transaction. A connection lost half way
+(a COPY cut, a server restart) commits nothing; the batch is simply sent again.
+
+`events` is partitioned by month of `at` (UTC); its key is (at, epoch, seq) because a unique
+key on a partitioned table must include the partition key. An event's time never changes, so
+the key is as unique as the id. Partitions are created on demand for the months a batch
+touches; retention drops whole partitions. Schema changes are numbered migrations applied at
+`open` under an advisory lock, so processes starting together apply each once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import asyncpg
+
+from tierline.queue.history import events as ev
+from tierline.queue.history.archive import (
+    DEFAULT_RETENTION_MONTHS,
+    AgentRow,
+    TallyRow,
+    month_start,
+    months_between,
+    retention_cutoff,
+)
+from tierline.queue.history.tallies import (
+    AGENT_FIELDS,
+    COUNT_FIELDS,
+    SUMMED,
+    TALLY_FIELDS,
+    AgentTally,
+    IntervalTally,
+    tally,
+)
+
+# pg_advisory locks are one bigint namespace per database: these are ours ("TLHIST" + n).
+MIGRATION_LOCK: Final = 0x544C48495354_01
+PARTITION_LOCK: Final = 0x544C48495354_02
+
+PARTITION_NAME: Final = re.compile(r"^events_(\d{4})_(\d{2})$")
+EVENT_COLUMNS: Final = (
+    "at",
+    "epoch",
+    "seq",
+    "kind",
+    "call_id",
+    "callback_id",
+    "caller",
+    "tier",
+    "queue",
+    "agent",
+    "body",
+)
+
+
+def _type(name: str) -> str:
+    return "bigint" if name in COUNT_FIELDS else "double precision"
+
+
+def _columns(names: Sequence[str]) -> str:
+    return ", ".join(f"{n} {_type(n)} NOT NULL DEFAULT 0" for n in names)
+
+
+# Numbered, applied in order, each once; never edit a shipped one: add the next number.
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
+    (
+        1,
+        f"""
+        CREATE TABLE events (
+            at timestamptz NOT NULL, epoch bigint NOT NULL, seq bigint NOT NULL, kind text NOT NULL,
+            call_id text, callback_id text, caller text, tier text, queue text, agent text,
+            body jsonb NOT NULL,
+            PRIMARY KEY (at, epoch, seq)
+        ) PARTITION BY RANGE (at);
+        CREATE INDEX events_call ON events (call_id) WHERE call_id IS NOT NULL;
+        CREATE INDEX events_callback ON events (callback_id) WHERE callback_id IS NOT NULL;
+        CREATE TABLE store_epochs (epoch bigint PRIMARY KEY, claimed_at timestamptz);
+        CREATE TABLE interval_tallies (
+            interval bigint NOT NULL, queue text NOT NULL, tier text NOT NULL, {_columns(TALLY_FIELDS)},
+            PRIMARY KEY (interval, queue, tier)
+        );
+        CREATE TABLE agent_tallies (
+            interval bigint NOT NULL, agent text NOT NULL, {_columns(AGENT_FIELDS)},
+            PRIMARY KEY (interval, agent)
+        );
+        """,
+    ),
+)
+
+_STAGING: Final = "history_staging"
+_CREATE_STAGING: Final = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_MOVE: Final = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT {', '.join(EVENT_COLUMNS)} FROM {_STAGING}"
+    " ON CONFLICT DO NOTHING RETURNING epoch, seq"
+)
+
+
+def _upsert(table: str, keys: Sequence[tuple[str, str]], fields: Sequence[str], summed: Sequence[str]) -> str:
+    names = [k for k, _ in keys] + list(fields)
+    types = [t for _, t in keys] + [_type(f) for f in fields]
+    unnest = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
+    updates = [f"{f} = {table}.{f} + excluded.{f}" for f in summed]
+    updates += [f"{f} = greatest({table}.{f}, excluded.{f})" for f in fields if f not in summed]
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT * FROM unnest({unnest})"
+        f" ON CONFLICT ({', '.join(k for k, _ in keys)}) DO UPDATE SET {', '.join(updates)}"
+    )
+
+
+_TALLY_UPSERT: Final = _upsert(
+    "interval_tallies", (("interval", "bigint"), ("queue", "text"), ("tier", "text")), TALLY_FIELDS, SUMMED
+)
+_AGENT_UPSERT: Final = _upsert("agent_tallies", (("interval", "bigint"), ("agent", "text")), AGENT_FIELDS, AGENT_FIELDS)
+
+
+def partition_name(month: datetime) -> str:
+    return f"events_{month.year:04d}_{month.month:02d}"
+
+
+def _record(event: ev.Event) -> tuple[Any, ...]:
+    return (
+        datetime.fromtimestamp(event.at, UTC),
+        event.id.epoch,
+        event.id.seq,
+        ev.kind_of(event),
+        event.call_id,
+        event.callback_id,
+        event.caller,
+        event.tier,
+        event.queue,
+        event.agent,
+        ev.encode(event).decode(),
+    )
+
+
+def _columns_of(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+class PostgresArchive:
+    def __init__(self, dsn: str, *, max_connections: int = 4, timeout_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self._max = max_connections
+        self._timeout = timeout_s
+        self._pool: asyncpg.Pool | None = None
+        self._months: set[datetime] = set()  # partitions known to exist
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the PostgreSQL archive is not open")
+        return self._pool
+
+    async def open(self) -> list[int]:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=1, max_size=self._max, timeout=self._timeout, command_timeout=self._timeout * 6
+            )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz)"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, script in MIGRATIONS:
+                if version not in done:
+                    await conn.execute(script)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, now())", version)
+                    applied.append(version)
+        self._months = set(await self._partitions())
+        return applied
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def migrations(self) -> list[int]:
+        return [r["version"] for r in await self.pool.fetch("SELECT version FROM schema_migrations ORDER BY 1")]
+
+    async def claim_epoch(self, now: float) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Serialises claims across processes; readers of the table are not blocked.
+            await conn.execute("LOCK TABLE store_epochs IN SHARE ROW EXCLUSIVE MODE")
+            epoch = ev.new_epoch(now, await conn.fetchval("SELECT max(epoch) FROM store_epochs"))
+            await conn.execute("INSERT INTO store_epochs VALUES ($1, to_timestamp($2))", epoch, now)
+        return epoch
+
+    async def _partitions(self, conn: asyncpg.Connection | None = None) -> list[datetime]:
+        rows = await (conn or self.pool).fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'events'::regclass"
+        )
+        months = []
+        for row in rows:
+            if match := PARTITION_NAME.match(row["relname"]):
+                months.append(month_start(int(match[1]), int(match[2])))
+        return sorted(months)
+
+    async def partitions(self) -> list[str]:
+        return [partition_name(m) for m in await self._partitions()]
+
+    async def _ensure_partitions(self, conn: asyncpg.Connection, batch: Sequence[ev.Event]) -> None:
+        first, last = min(e.at for e in batch), max(e.at for e in batch)
+        missing = [m for m in months_between(first, last) if m not in self._months]
+        if not missing:
+            return
+        # In their own transaction, before the batch's: DDL takes locks the data path should not
+        # hold, and the advisory lock makes two processes touching a new month take turns.
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
+            for month in missing:
+                upper = month_start(month.year, month.month + 1)
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {partition_name(month)} PARTITION OF events"
+                    f" FOR VALUES FROM ('{month.isoformat()}') TO ('{upper.isoformat()}')"
+                )
+        self._months.update(missing)
+
+    async def ingest(self, batch: Sequence[ev.Event]) -> int:
+        unique = list({e.id: e for e in reversed(batch)}.values())  # first of repeated ids wins
+        if not unique:
+            return 0
+        async with self.pool.acquire() as conn:
+            await self._ensure_partitions(conn, unique)
+            try:
+                return await self._ingest(conn, unique)
+            except asyncpg.CheckViolationError:
+                # "no partition for row": another process's retention dropped a partition we
+                # believed in. Forget what we knew and try once more.
+                self._months = set(await self._partitions())
+                await self._ensure_partitions(conn, unique)
+                return await self._ingest(conn, unique)
+
+    async def _ingest(self, conn: asyncpg.Connection, batch: list[ev.Event]) -> int:
+        by_id = {(e.id.epoch, e.id.seq): e for e in batch}
+        async with conn.transaction():
+            await conn.execute(_CREATE_STAGING)
+            await conn.copy_records_to_table(_STAGING, records=[_record(e) for e in batch], columns=EVENT_COLUMNS)
+            new = [by_id[(r[0], r[1])] for r in await conn.fetch(_MOVE)]
+            lanes, agents = tally(new)
+            if lanes:
+                rows = [(*key, *(getattr(t, f) for f in TALLY_FIELDS)) for key, t in lanes.items()]
+                await conn.execute(_TALLY_UPSERT, *_columns_of(rows, 3 + len(TALLY_FIELDS)))
+            if agents:
+                rows = [(*key, *(getattr(t, f) for f in AGENT_FIELDS)) for key, t in agents.items()]
+                await conn.execute(_AGENT_UPSERT, *_columns_of(rows, 2 + len(AGENT_FIELDS)))
+            if new:
+                await conn.execute(
+                    "INSERT INTO store_epochs (epoch) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING",
+                    sorted({e.id.epoch for e in new}),
+                )
+        return len(new)
+
+    async def interval_tallies(
+        self, start: int, end: int, queues: Collection[str] | None = None, tiers: Collection[str] | None = None
+    ) -> list[TallyRow]:
+        rows = await self.pool.fetch(
+            f"SELECT interval, queue, tier, {', '.join(TALLY_FIELDS)} FROM interval_tallies"
+            " WHERE interval >= $1 AND interval < $2"
+            " AND ($3::text[] IS NULL OR queue = ANY($3)) AND ($4::text[] IS NULL OR tier = ANY($4))"
+            " ORDER BY interval, queue, tier",
+            start,
+            end,
+            None if queues is None else list(queues),
+            None if tiers is None else list(tiers),
+        )
+        return [
+            TallyRow(interval=r[0], queue=r[1], tier=r[2], tally=IntervalTally(**{f: r[f] for f in TALLY_FIELDS}))
+            for r in rows
+        ]
+
+    async def agent_tallies(self, start: int, end: int, agents: Collection[str] | None = None) -> list[AgentRow]:
+        rows = await self.pool.fetch(
+            f"SELECT interval, agent, {', '.join(AGENT_FIELDS)} FROM agent_tallies"
+            " WHERE interval >= $1 AND interval < $2 AND ($3::text[] IS NULL OR agent = ANY($3))"
+            " ORDER BY interval, agent",
+            start,
+            end,
+            None if agents is None else list(agents),
+        )
+        return [AgentRow(interval=r[0], agent=r[1], tally=AgentTally(**{f: r[f] for f in AGENT_FIELDS})) for r in rows]
+
+    async def call_events(self, call_id: str) -> list[ev.Event]:
+        rows = await self.pool.fetch(
+            "SELECT body::text FROM events WHERE call_id = $1 OR callback_id IN"
+            " (SELECT callback_id FROM events WHERE call_id = $1 AND callback_id IS NOT NULL)"
+            " ORDER BY at, epoch, seq",
+            call_id,
+        )
+        return [ev.decode(r[0]) for r in rows]
+
+    async def count_events(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM events"))
+
+    async def drop_expired(self, now: float, months: int = DEFAULT_RETENTION_MONTHS) -> list[str]:
+        cutoff = retention_cutoff(now, months)
+        dropped = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
+            for month in await self._partitions(conn):
+                if month_start(month.year, month.month + 1) <= cutoff:
+                    await conn.execute(f"DROP TABLE {partition_name(month)}")
+                    dropped.append(partition_name(month))
+        self._months = set(await self._partitions())
+        return dropped
