@@ -1,12 +1,12 @@
-"""Shared builders for the queue tests: a store (memory, Redis or Cluster) on a manual clock, tier records."""
+"""Shared builders for the queue tests: tier records, callback ids, the type of the `make_store` fixture."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Protocol
 
 from tierline.queue.clock import ManualClock
-from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.policy import Policy
 from tierline.queue.store import CallStore
 from tierline.tiers.model import Tier, TierRecord
@@ -24,14 +24,8 @@ def counter_ids(prefix: str = "cb") -> Callable[[], str]:
     return lambda: f"{prefix}-{next(numbers)}"
 
 
-# Which store `make_store` builds: the `each_store` fixture (tests/queue/conftest.py) sets it
-# for the modules that run on every store; the default builds memory stores.
-StoreBuilder = Callable[[Policy, ManualClock], CallStore]
-builder: list[StoreBuilder] = []
+class MakeStore(Protocol):
+    """The `make_store` fixture (tests/queue/conftest.py): a fresh store of the run's kind, on a
+    manual clock that starts at `start`."""
 
-
-def make_store(policy: Policy | None = None, start: float = T0) -> tuple[CallStore, ManualClock]:
-    clock = ManualClock(start)
-    if builder:
-        return builder[-1](policy or Policy(), clock), clock
-    return MemoryCallStore(policy or Policy(), clock, new_id=counter_ids()), clock
+    def __call__(self, policy: Policy | None = None, start: float = T0) -> tuple[CallStore, ManualClock]: ...

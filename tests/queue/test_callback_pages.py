@@ -1,6 +1,6 @@
 """Supervisors' callback reads: bounded pages with a cursor, and counters that equal the lists.
 
-Runs on memory, a real Redis and a real Redis Cluster (`each_store`). The counts the
+Runs on memory, a real Redis and a real Redis Cluster (the `make_store` fixture). The counts the
 dashboard shows (per queue × tier open and overdue, the summary, /metrics) are indexes the
 engine moves with each callback; the property test holds them equal to what walking the
 lists page by page finds, after random creates, hand-outs, outcomes, inbound answers and
@@ -23,9 +23,7 @@ from tierline.queue.errors import EngineError, Invalid
 from tierline.queue.policy import CallbackPolicy, Policy, QueuePolicy
 from tierline.queue.store import CallbackFilter, CallStore
 
-from .helpers import make_store, record
-
-pytestmark = pytest.mark.usefixtures("each_store")
+from .helpers import MakeStore, record
 
 QUEUES = ("q1", "q2")
 POLICY = Policy(
@@ -60,7 +58,7 @@ def order(found: list[Callback]) -> list[tuple[float, str]]:
     return [(c.deadline, c.callback_id) for c in found]
 
 
-async def test_pages_list_every_callback_once_in_deadline_order_with_ties() -> None:
+async def test_pages_list_every_callback_once_in_deadline_order_with_ties(make_store: MakeStore) -> None:
     store, clock = make_store(POLICY)
     # Five callers per round overflow at the same instant: equal deadlines, ordered by id.
     for round_ in range(3):
@@ -76,7 +74,7 @@ async def test_pages_list_every_callback_once_in_deadline_order_with_ties() -> N
     assert last.next_cursor is None  # exactly a page: no empty page after it
 
 
-async def test_a_cursor_survives_changes_between_pages() -> None:
+async def test_a_cursor_survives_changes_between_pages(make_store: MakeStore) -> None:
     store, clock = make_store(POLICY)
     for i in range(6):
         await store.route(f"c{i}", record(f"+100{i}", "mid"), "q1")
@@ -104,7 +102,7 @@ async def test_a_cursor_survives_changes_between_pages() -> None:
     assert order(rest) == after_first  # none twice, none of those still open skipped
 
 
-async def test_overdue_and_done_pages() -> None:
+async def test_overdue_and_done_pages(make_store: MakeStore) -> None:
     store, clock = make_store(POLICY)
     for i in range(5):
         await overflow(store, clock, f"c{i}", f"+100{i}")
@@ -123,7 +121,7 @@ async def test_overdue_and_done_pages() -> None:
 
 
 @pytest.mark.parametrize("limit", [0, paging.MAX_PAGE + 1, 10_000])
-async def test_a_page_larger_than_the_bound_is_refused(limit: int) -> None:
+async def test_a_page_larger_than_the_bound_is_refused(make_store: MakeStore, limit: int) -> None:
     store, _ = make_store(POLICY)
     with pytest.raises(Invalid) as refused:
         await store.callback_page("open", limit, None)
@@ -134,7 +132,7 @@ async def test_a_page_larger_than_the_bound_is_refused(limit: int) -> None:
     "cursor",
     ["", "not base64!", "bm9wZQ", paging.encode_cursor("done", (1.0, "cb-1")), "WyJvcGVuIiwxLjAsIiJd"],
 )
-async def test_a_cursor_not_made_for_this_list_is_refused(cursor: str) -> None:
+async def test_a_cursor_not_made_for_this_list_is_refused(make_store: MakeStore, cursor: str) -> None:
     store, _ = make_store(POLICY)
     with pytest.raises(Invalid) as refused:
         await store.callback_page("open", 10, cursor)
@@ -186,7 +184,7 @@ async def check_counters(store: CallStore, clock: ManualClock) -> None:
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(STEP, min_size=1, max_size=25))
-async def test_counters_equal_what_the_lists_hold(steps: list[tuple[Any, ...]]) -> None:
+async def test_counters_equal_what_the_lists_hold(make_store: MakeStore, steps: list[tuple[Any, ...]]) -> None:
     store, clock = make_store(POLICY)
     holding: dict[str, str] = {}  # agent -> callback id it was handed
     for calls, step in enumerate(steps):

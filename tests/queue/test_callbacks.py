@@ -15,11 +15,10 @@ from tierline.queue.policy import CallbackPolicy, Policy, QueuePolicy, TierPolic
 from tierline.queue.store import CallStore
 from tierline.tiers.model import Tier
 
-from .helpers import T0, make_store, record
+from .helpers import T0, MakeStore, record
 
-# One behaviour suite, three stores: memory, a real Redis, a real Redis Cluster.
-pytestmark = pytest.mark.usefixtures("each_store")
-
+# One behaviour suite, three stores: a test that takes `make_store` runs on memory, a real Redis
+# and a real Redis Cluster.
 DAY = 24 * 3600.0
 RETRY = 30 * 60.0
 
@@ -49,7 +48,7 @@ async def readable(store: CallStore) -> Any:
 # --- creation ----------------------------------------------------------------------------------
 
 
-async def test_mid_overflow_creates_a_callback_with_the_record_and_a_24h_deadline() -> None:
+async def test_mid_overflow_creates_a_callback_with_the_record_and_a_24h_deadline(make_store: MakeStore) -> None:
     store, clock = make_store()
     found = await overflow_mid(store, clock, "c1", "+1001", customer_id="C-1", name="Li Na")
     assert found.callback_id == "cb-1"
@@ -66,7 +65,7 @@ async def test_mid_overflow_creates_a_callback_with_the_record_and_a_24h_deadlin
     assert [c.callback_id for c in await store.callbacks("open", 10)] == ["cb-1"]
 
 
-async def test_mid_full_queue_overflow_creates_a_callback_at_arrival() -> None:
+async def test_mid_full_queue_overflow_creates_a_callback_at_arrival(make_store: MakeStore) -> None:
     store, clock = make_store(Policy(queues={"default": QueuePolicy(max_waiting=1)}))
     await store.route("s1", record("+1000"), "default")
     clock.advance(5)
@@ -78,7 +77,7 @@ async def test_mid_full_queue_overflow_creates_a_callback_at_arrival() -> None:
     assert snap.callback.record.crm == {"customer_id": "C-1"}
 
 
-async def test_a_second_overflow_keeps_one_callback_and_the_earliest_deadline() -> None:
+async def test_a_second_overflow_keeps_one_callback_and_the_earliest_deadline(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     clock.advance(40)
@@ -106,7 +105,9 @@ async def test_merge_keeps_the_earliest_deadline_whichever_comes_first() -> None
 
 
 @pytest.mark.parametrize(("wait", "creates"), [(4.5, False), (5.0, True), (30.0, True)])
-async def test_mid_abandon_creates_a_callback_only_after_short_abandon_s(wait: float, creates: bool) -> None:
+async def test_mid_abandon_creates_a_callback_only_after_short_abandon_s(
+    make_store: MakeStore, wait: float, creates: bool
+) -> None:
     store, clock = make_store()
     await store.route("c1", record("+1001", "mid"), "default")
     clock.advance(wait)
@@ -122,7 +123,7 @@ async def test_mid_abandon_creates_a_callback_only_after_short_abandon_s(wait: f
         assert await store.callbacks("open", 10) == []
 
 
-async def test_mid_abandon_while_ringing_creates_a_callback() -> None:
+async def test_mid_abandon_while_ringing_creates_a_callback(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("c1", record("+1001", "mid"), "default")
     clock.advance(10)
@@ -132,7 +133,7 @@ async def test_mid_abandon_while_ringing_creates_a_callback() -> None:
     assert snap.callback is not None and snap.callback.reason == "abandoned"
 
 
-async def test_only_mid_calls_get_callbacks() -> None:
+async def test_only_mid_calls_get_callbacks(make_store: MakeStore) -> None:
     policy = Policy(
         queues={"default": QueuePolicy(max_waiting=1)},
         tiers={"standard": TierPolicy(overflow_after_s=30), "blacklisted": TierPolicy(overflow_after_s=30)},
@@ -159,7 +160,7 @@ async def test_only_mid_calls_get_callbacks() -> None:
 # --- inbound resolution -----------------------------------------------------------------------------
 
 
-async def test_inbound_answer_closes_an_open_callback_as_resolved_inbound() -> None:
+async def test_inbound_answer_closes_an_open_callback_as_resolved_inbound(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await store.route("other", record("+1999", "mid"), "default")
@@ -181,7 +182,7 @@ async def test_inbound_answer_closes_an_open_callback_as_resolved_inbound() -> N
     assert again.callback_id != first.callback_id and again.status == "open"
 
 
-async def test_inbound_answer_leaves_an_assigned_callback_to_its_agent() -> None:
+async def test_inbound_answer_leaves_an_assigned_callback_to_its_agent(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     taken = await take_callback(store, "b1")
@@ -197,7 +198,7 @@ async def test_inbound_answer_leaves_an_assigned_callback_to_its_agent() -> None
 # --- handing out --------------------------------------------------------------------------------
 
 
-async def test_next_work_while_holding_a_callback_returns_it_again() -> None:
+async def test_next_work_while_holding_a_callback_returns_it_again(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await overflow_mid(store, clock, "c2", "+1002")
@@ -212,7 +213,7 @@ async def test_next_work_while_holding_a_callback_returns_it_again() -> None:
     assert other.caller == "+1002"
 
 
-async def test_callbacks_are_handed_out_by_deadline_and_filtered_by_queue() -> None:
+async def test_callbacks_are_handed_out_by_deadline_and_filtered_by_queue(make_store: MakeStore) -> None:
     store, clock = make_store(Policy(queues={"a": QueuePolicy(), "b": QueuePolicy()}))
     await store.route("c1", record("+1001", "mid"), "b")
     clock.advance(10)
@@ -230,7 +231,7 @@ async def test_callbacks_are_handed_out_by_deadline_and_filtered_by_queue() -> N
 # --- outcomes -------------------------------------------------------------------------------------
 
 
-async def test_completed_closes_and_frees_the_agent() -> None:
+async def test_completed_closes_and_frees_the_agent(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await overflow_mid(store, clock, "c2", "+1002")
@@ -251,7 +252,7 @@ async def test_completed_closes_and_frees_the_agent() -> None:
     assert summary.service_level == 1.0
 
 
-async def test_no_answer_is_retried_after_30_minutes_and_not_before() -> None:
+async def test_no_answer_is_retried_after_30_minutes_and_not_before(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")
@@ -266,7 +267,7 @@ async def test_no_answer_is_retried_after_30_minutes_and_not_before() -> None:
     assert again.callback_id == first.callback_id and again.attempts == 1
 
 
-async def test_three_unanswered_attempts_close_as_unreached() -> None:
+async def test_three_unanswered_attempts_close_as_unreached(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     for attempt in (1, 2, 3):
@@ -284,7 +285,7 @@ async def test_three_unanswered_attempts_close_as_unreached() -> None:
     assert (summary.unreached, summary.open, summary.service_level) == (1, 0, 0.0)
 
 
-async def test_no_answer_with_no_time_left_before_the_deadline_is_unreached() -> None:
+async def test_no_answer_with_no_time_left_before_the_deadline_is_unreached(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     clock.set(first.deadline - RETRY + 1)  # a retry would come after the deadline
@@ -293,7 +294,7 @@ async def test_no_answer_with_no_time_left_before_the_deadline_is_unreached() ->
     assert (after.status, after.attempts) == ("unreached", 1)
 
 
-async def test_no_answer_with_a_retry_exactly_at_the_deadline_is_still_retried() -> None:
+async def test_no_answer_with_a_retry_exactly_at_the_deadline_is_still_retried(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     clock.set(first.deadline - RETRY)
@@ -302,7 +303,7 @@ async def test_no_answer_with_a_retry_exactly_at_the_deadline_is_still_retried()
     assert (after.status, after.next_attempt_at) == ("open", first.deadline)
 
 
-async def test_cancelled_closes_without_an_attempt() -> None:
+async def test_cancelled_closes_without_an_attempt(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")
@@ -313,7 +314,7 @@ async def test_cancelled_closes_without_an_attempt() -> None:
     assert (summary.cancelled, summary.service_level) == (1, None)
 
 
-async def test_a_cancelled_attempt_takes_the_callback_off_the_work_list() -> None:
+async def test_a_cancelled_attempt_takes_the_callback_off_the_work_list(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")
@@ -325,7 +326,7 @@ async def test_a_cancelled_attempt_takes_the_callback_off_the_work_list() -> Non
     assert await store.next_work("b1", None) is None
 
 
-async def test_outcomes_that_are_refused_change_nothing() -> None:
+async def test_outcomes_that_are_refused_change_nothing(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")
@@ -350,7 +351,7 @@ async def test_outcomes_that_are_refused_change_nothing() -> None:
 # --- outcomes are owned and idempotent per attempt (issue 13, item 4) ------------------------------
 
 
-async def test_a_retried_no_answer_uses_no_second_attempt() -> None:
+async def test_a_retried_no_answer_uses_no_second_attempt(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")
@@ -369,7 +370,7 @@ async def test_a_retried_no_answer_uses_no_second_attempt() -> None:
     assert await readable(store) == before
 
 
-async def test_a_retried_completed_answers_the_closed_callback_as_it_is() -> None:
+async def test_a_retried_completed_answers_the_closed_callback_as_it_is(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")
@@ -381,7 +382,7 @@ async def test_a_retried_completed_answers_the_closed_callback_as_it_is() -> Non
     assert await readable(store) == before
 
 
-async def test_an_open_callback_takes_no_outcome_from_anyone() -> None:
+async def test_an_open_callback_takes_no_outcome_from_anyone(make_store: MakeStore) -> None:
     store, clock = make_store()
     fresh = await overflow_mid(store, clock, "c1", "+1001")
     retried = await overflow_mid(store, clock, "c2", "+1002")
@@ -402,7 +403,7 @@ async def test_an_open_callback_takes_no_outcome_from_anyone() -> None:
     assert await readable(store) == before
 
 
-async def test_after_a_new_hand_out_the_same_outcome_is_a_new_attempt() -> None:
+async def test_after_a_new_hand_out_the_same_outcome_is_a_new_attempt(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     for attempt in (1, 2):
@@ -413,7 +414,7 @@ async def test_after_a_new_hand_out_the_same_outcome_is_a_new_attempt() -> None:
 
 
 @pytest.mark.parametrize("note", ["\u0000", "", "a\u0000b", "\u0001\u001f\u007f", "line\nbreak", "中文 ☎"])
-async def test_a_note_is_kept_as_given_on_every_store(note: str) -> None:
+async def test_a_note_is_kept_as_given_on_every_store(make_store: MakeStore, note: str) -> None:
     """Issue 13, item 13: Redis once read a note of "\\0" as "no note"; any text is a note."""
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
@@ -431,7 +432,7 @@ async def test_a_note_is_kept_as_given_on_every_store(note: str) -> None:
 OUTCOMES = ("completed", "no_answer", "cancelled")
 
 
-async def test_outcome_rule_is_the_same_on_every_store() -> None:
+async def test_outcome_rule_is_the_same_on_every_store(make_store: MakeStore) -> None:
     """Every state × poster × outcome: the store does what callbacks.check_outcome says (apply,
     no-op, or which refusal). On Redis that is the Lua engine's second writing of the rule."""
     states = ("assigned", "open", "open_after_no_answer", "completed", "cancelled")
@@ -463,7 +464,7 @@ async def test_outcome_rule_is_the_same_on_every_store() -> None:
 # --- reports ----------------------------------------------------------------------------------------
 
 
-async def test_overdue_callbacks_and_the_callback_service_level() -> None:
+async def test_overdue_callbacks_and_the_callback_service_level(make_store: MakeStore) -> None:
     # A one-hour callback window keeps every closed callback within the 24 h retention.
     store, clock = make_store(Policy(callbacks=CallbackPolicy(window_s=3600.0)))
     in_time = await overflow_mid(store, clock, "c1", "+1001")  # deadline T0+60+3600
@@ -499,7 +500,7 @@ async def test_overdue_callbacks_and_the_callback_service_level() -> None:
     ]
 
 
-async def test_closed_callbacks_are_forgotten_after_retention() -> None:
+async def test_closed_callbacks_are_forgotten_after_retention(make_store: MakeStore) -> None:
     store, clock = make_store()
     first = await overflow_mid(store, clock, "c1", "+1001")
     await take_callback(store, "b1")

@@ -7,10 +7,10 @@ import pytest
 from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
 from tierline.queue.policy import Policy, QueuePolicy
 
-from .helpers import T0, make_store, record
+from .helpers import T0, MakeStore, record
 
-# One behaviour suite, three stores: memory, a real Redis, a real Redis Cluster.
-pytestmark = pytest.mark.usefixtures("each_store")
+# One behaviour suite, three stores: a test that takes `make_store` runs on memory, a real Redis
+# and a real Redis Cluster.
 
 
 def test_pure_estimate() -> None:
@@ -23,7 +23,7 @@ def test_pure_estimate() -> None:
     assert estimated_wait(5, 10, 900.0) == 450.0
 
 
-async def test_no_estimate_without_answer_history() -> None:
+async def test_no_estimate_without_answer_history(make_store: MakeStore) -> None:
     store, clock = make_store()
     snap, _ = await store.route("c1", record("+1"), "default")
     assert snap.position == 1 and snap.estimated_wait_s is None
@@ -31,7 +31,7 @@ async def test_no_estimate_without_answer_history() -> None:
     assert (await store.get_call("c1")).estimated_wait_s is None
 
 
-async def test_estimate_from_the_answers_of_the_last_15_minutes() -> None:
+async def test_estimate_from_the_answers_of_the_last_15_minutes(make_store: MakeStore) -> None:
     store, clock = make_store()  # the store starts at T0
     for i in range(1, 6):
         await store.route(f"c{i}", record(f"+{i}"), "default")
@@ -56,7 +56,7 @@ async def test_estimate_from_the_answers_of_the_last_15_minutes() -> None:
 
 
 @pytest.mark.parametrize("status", ["offered", "answered"])
-async def test_no_estimate_for_a_call_that_is_not_waiting(status: str) -> None:
+async def test_no_estimate_for_a_call_that_is_not_waiting(make_store: MakeStore, status: str) -> None:
     store, clock = make_store()
     await store.route("c0", record("+0"), "default")
     clock.advance(10)
@@ -70,7 +70,7 @@ async def test_no_estimate_for_a_call_that_is_not_waiting(status: str) -> None:
     assert snap.position is None and snap.estimated_wait_s is None
 
 
-async def test_answers_in_another_queue_do_not_count() -> None:
+async def test_answers_in_another_queue_do_not_count(make_store: MakeStore) -> None:
     store, clock = make_store(Policy(queues={"a": QueuePolicy(), "b": QueuePolicy()}))
     await store.route("x", record("+1"), "a")
     await store.route("y", record("+2"), "b")

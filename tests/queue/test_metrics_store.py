@@ -11,14 +11,12 @@ import pytest
 from tierline.queue.metrics import LifetimeTally, apply_increments, lifetime_increments, wait_bounds
 from tierline.queue.policy import Policy, TierPolicy
 
-from .helpers import make_store, record
-
-pytestmark = pytest.mark.usefixtures("each_store")
+from .helpers import MakeStore, record
 
 WAITS = [0.0, 5.0, 12.0, 12.001, 20.0, 301.0]  # 12 s: a configured threshold, so also an edge
 
 
-async def test_lifetime_counters_and_histogram_follow_the_pure_rule() -> None:
+async def test_lifetime_counters_and_histogram_follow_the_pure_rule(make_store: MakeStore) -> None:
     policy = Policy(tiers={"vip": TierPolicy(sla_threshold_s=12.0)})
     store, clock = make_store(policy)
     bounds = wait_bounds(policy.tier(t).sla_threshold_s for t in ("vip", "mid", "standard", "blacklisted"))
@@ -42,7 +40,11 @@ async def test_lifetime_counters_and_histogram_follow_the_pure_rule() -> None:
     assert snapshot.wait_bounds == list(bounds)
     vip = next(r for r in snapshot.rows if (r.queue, r.tier) == ("default", "vip"))
     assert (vip.arrived, vip.answered, vip.answered_within, vip.abandoned, vip.short_abandoned) == (
-        expected.arrived, expected.answered, expected.answered_within, expected.abandoned, expected.short_abandoned
+        expected.arrived,
+        expected.answered,
+        expected.answered_within,
+        expected.abandoned,
+        expected.short_abandoned,
     )
     assert vip.answer_wait_buckets == expected.answer_wait_buckets
     assert vip.answer_wait_sum == pytest.approx(sum(WAITS))

@@ -14,10 +14,10 @@ from tierline.queue.policy import Policy, QueuePolicy
 from tierline.queue.store import CallStore
 from tierline.tiers.model import Tier
 
-from .helpers import T0, make_store, record
+from .helpers import T0, MakeStore, record
 
-# One behaviour suite, three stores: memory, a real Redis, a real Redis Cluster.
-pytestmark = pytest.mark.usefixtures("each_store")
+# One behaviour suite, three stores: a test that takes `make_store` runs on memory, a real Redis
+# and a real Redis Cluster.
 
 
 def two_queues(**queues: QueuePolicy) -> Policy:
@@ -37,15 +37,15 @@ async def waiting_standard_count(store: CallStore, queue: str = "default") -> in
     return sum(row.waiting_now for row in report.rows)
 
 
-def test_each_store_is_a_call_store(each_store: str) -> None:
+def test_each_store_is_a_call_store(make_store: MakeStore, store_kind: str) -> None:
     store: CallStore = make_store()[0]  # checked by mypy; at run time, that it builds the right kind
-    assert type(store).__name__ == ("MemoryCallStore" if each_store == "memory" else "RedisCallStore")
+    assert type(store).__name__ == ("MemoryCallStore" if store_kind == "memory" else "RedisCallStore")
 
 
 # --- route --------------------------------------------------------------------------------------
 
 
-async def test_route_queues_a_new_call() -> None:
+async def test_route_queues_a_new_call(make_store: MakeStore) -> None:
     store, _clock = make_store()
     snap, created = await store.route("c1", record("+1001", "mid"), "default")
     assert created is True
@@ -58,7 +58,7 @@ async def test_route_queues_a_new_call() -> None:
     assert snap.callback is None
 
 
-async def test_route_is_idempotent_per_call_id() -> None:
+async def test_route_is_idempotent_per_call_id(make_store: MakeStore) -> None:
     store, clock = make_store()
     first, created = await store.route("c1", record("+1001"), "default")
     assert created
@@ -77,7 +77,7 @@ async def test_route_is_idempotent_per_call_id() -> None:
     ("caller", "queue"),
     [("+1002", "a"), ("+1001", "b"), ("+1002", "b")],
 )
-async def test_route_same_id_for_another_call_is_a_conflict(caller: str, queue: str) -> None:
+async def test_route_same_id_for_another_call_is_a_conflict(make_store: MakeStore, caller: str, queue: str) -> None:
     store, _clock = make_store(two_queues())
     await store.route("c1", record("+1001"), "a")
     before = await state_of(store, "c1")
@@ -87,7 +87,7 @@ async def test_route_same_id_for_another_call_is_a_conflict(caller: str, queue: 
     assert await state_of(store, "c1") == before
 
 
-async def test_route_to_an_unknown_queue_is_refused_and_changes_nothing() -> None:
+async def test_route_to_an_unknown_queue_is_refused_and_changes_nothing(make_store: MakeStore) -> None:
     store, _clock = make_store()
     await store.route("c0", record("+1000"), "default")
     before = await state_of(store, "c0")
@@ -102,7 +102,7 @@ async def test_route_to_an_unknown_queue_is_refused_and_changes_nothing() -> Non
     assert snap.call.seq == 2
 
 
-async def test_unknown_call_is_not_found() -> None:
+async def test_unknown_call_is_not_found(make_store: MakeStore) -> None:
     store, _ = make_store()
     for action in (store.get_call, store.abandon, store.end):
         with pytest.raises(NotFound) as err:
@@ -114,7 +114,7 @@ async def test_unknown_call_is_not_found() -> None:
         await store.requeue("ghost", None)
 
 
-async def test_a_call_keeps_the_tier_it_arrived_with() -> None:
+async def test_a_call_keeps_the_tier_it_arrived_with(make_store: MakeStore) -> None:
     store, _clock = make_store()
     await store.route("c1", record("+1001", "standard"), "default")
     # The caller became VIP since; the same call_id posted again describes the same call.
@@ -126,7 +126,7 @@ async def test_a_call_keeps_the_tier_it_arrived_with() -> None:
 # --- order, position, requeue -------------------------------------------------------------------
 
 
-async def test_vip_now_is_ahead_of_a_standard_who_waited_ten_minutes() -> None:
+async def test_vip_now_is_ahead_of_a_standard_who_waited_ten_minutes(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("s", record("+1001", "standard"), "default")
     clock.advance(600)
@@ -138,7 +138,7 @@ async def test_vip_now_is_ahead_of_a_standard_who_waited_ten_minutes() -> None:
     assert work.call.call.call_id == "v"
 
 
-async def test_position_is_null_for_calls_that_are_not_waiting() -> None:
+async def test_position_is_null_for_calls_that_are_not_waiting(make_store: MakeStore) -> None:
     store, _clock = make_store()
     await store.route("c1", record("+1001"), "default")
     await store.next_work("a1", None)
@@ -148,7 +148,7 @@ async def test_position_is_null_for_calls_that_are_not_waiting() -> None:
     assert snap.estimated_wait_s is None
 
 
-async def test_requeue_keeps_the_original_place() -> None:
+async def test_requeue_keeps_the_original_place(make_store: MakeStore) -> None:
     store, clock = make_store()
     for i in (1, 2, 3):
         await store.route(f"s{i}", record(f"+100{i}"), "default")
@@ -168,7 +168,7 @@ async def test_requeue_keeps_the_original_place() -> None:
     assert work is not None and work.call is not None and work.call.call.call_id == "s1"
 
 
-async def test_ring_no_answer_requeues_at_the_original_place_after_offer_timeout() -> None:
+async def test_ring_no_answer_requeues_at_the_original_place_after_offer_timeout(make_store: MakeStore) -> None:
     store, clock = make_store()  # offer_timeout_s = 30
     await store.route("s1", record("+1001"), "default")
     clock.advance(1)
@@ -190,7 +190,7 @@ async def test_ring_no_answer_requeues_at_the_original_place_after_offer_timeout
     assert again.call.call.offered_at == offered_at + 30
 
 
-async def test_ring_no_answer_noticed_late_still_overflows_at_arrival_plus_limit() -> None:
+async def test_ring_no_answer_noticed_late_still_overflows_at_arrival_plus_limit(make_store: MakeStore) -> None:
     # A mid call rings at an agent from T0+10 to T0+40 (offer_timeout_s 30), is back in the
     # queue, and so overflows at exactly T0+60 (overflow_after_s), even though the engine
     # only looks again at T0+100.
@@ -206,7 +206,7 @@ async def test_ring_no_answer_noticed_late_still_overflows_at_arrival_plus_limit
     assert call.left_at == T0 + 60
 
 
-async def test_ring_no_answer_past_the_limit_overflows_when_the_ringing_stops() -> None:
+async def test_ring_no_answer_past_the_limit_overflows_when_the_ringing_stops(make_store: MakeStore) -> None:
     # Offered at T0+50, before its limit; it rings until T0+80 and cannot come back to wait.
     store, clock = make_store()
     await store.route("m1", record("+1001", "mid"), "default")
@@ -222,7 +222,7 @@ async def test_ring_no_answer_past_the_limit_overflows_when_the_ringing_stops() 
     assert work.callback.deadline == T0 + 80 + 24 * 3600
 
 
-async def test_a_requeue_at_exactly_arrival_plus_limit_overflows_at_once() -> None:
+async def test_a_requeue_at_exactly_arrival_plus_limit_overflows_at_once(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("m1", record("+1001", "mid"), "default")
     clock.set(T0 + 50)
@@ -235,7 +235,7 @@ async def test_a_requeue_at_exactly_arrival_plus_limit_overflows_at_once() -> No
     assert snap.position is None
 
 
-async def test_an_offered_call_answered_before_the_timeout_is_answered() -> None:
+async def test_an_offered_call_answered_before_the_timeout_is_answered(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("c1", record("+1001"), "default")
     await store.next_work("a1", None)
@@ -250,7 +250,7 @@ async def test_an_offered_call_answered_before_the_timeout_is_answered() -> None
 # --- max_waiting and overflow ---------------------------------------------------------------------
 
 
-async def test_full_queue_overflows_non_vips_exactly_at_the_limit_and_admits_vips() -> None:
+async def test_full_queue_overflows_non_vips_exactly_at_the_limit_and_admits_vips(make_store: MakeStore) -> None:
     store, clock = make_store(Policy(queues={"default": QueuePolicy(max_waiting=3)}))
     await store.route("s1", record("+1001"), "default")
     await store.route("s2", record("+1002"), "default")
@@ -279,7 +279,7 @@ async def test_full_queue_overflows_non_vips_exactly_at_the_limit_and_admits_vip
     assert snap.call.status == "waiting" and snap.position == 3
 
 
-async def test_mid_overflows_at_exactly_arrival_plus_60_by_a_sweep() -> None:
+async def test_mid_overflows_at_exactly_arrival_plus_60_by_a_sweep(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("m1", record("+1001", "mid"), "default")
     await store.route("s1", record("+1002", "standard"), "default")
@@ -299,7 +299,7 @@ async def test_mid_overflows_at_exactly_arrival_plus_60_by_a_sweep() -> None:
     assert (await store.get_call("s1")).call.status == "waiting"
 
 
-async def test_mid_overflow_nobody_polling_lands_at_arrival_plus_60_in_the_books() -> None:
+async def test_mid_overflow_nobody_polling_lands_at_arrival_plus_60_in_the_books(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("m1", record("+1001", "mid"), "default")
     clock.set(T0 + 1000)  # nobody looked for 1000 s: interval T0+900.. is not the overflow's
@@ -315,7 +315,7 @@ async def test_mid_overflow_nobody_polling_lands_at_arrival_plus_60_in_the_books
     assert call.left_at == T0 + 60
 
 
-async def test_an_overflowed_call_is_never_offered() -> None:
+async def test_an_overflowed_call_is_never_offered(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("m1", record("+1001", "mid"), "default")
     clock.set(T0 + 60)
@@ -327,7 +327,7 @@ async def test_an_overflowed_call_is_never_offered() -> None:
     assert err.value.code == "invalid_state"
 
 
-async def test_a_call_just_before_its_limit_is_still_offered() -> None:
+async def test_a_call_just_before_its_limit_is_still_offered(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("m1", record("+1001", "mid"), "default")
     clock.set(T0 + 59)
@@ -339,7 +339,7 @@ async def test_a_call_just_before_its_limit_is_still_offered() -> None:
     assert (await store.get_call("m1")).call.status == "answered"
 
 
-async def test_vips_never_overflow_on_wait_even_if_configured() -> None:
+async def test_vips_never_overflow_on_wait_even_if_configured(make_store: MakeStore) -> None:
     from tierline.queue.policy import TierPolicy
 
     store, clock = make_store(Policy(tiers={"vip": TierPolicy(overflow_after_s=10)}))
@@ -353,7 +353,7 @@ async def test_vips_never_overflow_on_wait_even_if_configured() -> None:
 STATES = ("waiting", "offered", "answered", "ended", "abandoned", "overflowed")
 
 
-async def call_in(state: str) -> tuple[CallStore, ManualClock]:
+async def call_in(make_store: MakeStore, state: str) -> tuple[CallStore, ManualClock]:
     """A store holding call `c1` (mid, caller +1001) in `state`; offered/answered by agent a1."""
     store, clock = make_store()
     await store.route("c1", record("+1001", "mid"), "default")
@@ -413,8 +413,8 @@ async def act(store: CallStore, action: str, agent_id: str = "a1") -> Any:
 
 
 @pytest.mark.parametrize(("action", "state"), sorted(MOVES))
-async def test_each_state_move(action: str, state: str) -> None:
-    store, _clock = await call_in(state)
+async def test_each_state_move(make_store: MakeStore, action: str, state: str) -> None:
+    store, _clock = await call_in(make_store, state)
     before = await state_of(store, "c1")
     expected = MOVES[(action, state)]
     if expected is None:
@@ -434,8 +434,10 @@ async def test_each_state_move(action: str, state: str) -> None:
 
 
 @pytest.mark.parametrize(("action", "state"), [("answer", "offered"), ("requeue", "offered"), ("answer", "answered")])
-async def test_moves_by_another_agent_are_refused_and_change_nothing(action: str, state: str) -> None:
-    store, _clock = await call_in(state)
+async def test_moves_by_another_agent_are_refused_and_change_nothing(
+    make_store: MakeStore, action: str, state: str
+) -> None:
+    store, _clock = await call_in(make_store, state)
     before = await state_of(store, "c1")
     with pytest.raises(Conflict) as err:
         await act(store, action, agent_id="a2")
@@ -447,14 +449,14 @@ async def test_moves_by_another_agent_are_refused_and_change_nothing(action: str
         assert work is not None and work.call is not None and work.call.call.call_id == "c1"
 
 
-async def test_requeue_without_agent_id_is_allowed_for_an_offered_call() -> None:
-    store, _clock = await call_in("offered")
+async def test_requeue_without_agent_id_is_allowed_for_an_offered_call(make_store: MakeStore) -> None:
+    store, _clock = await call_in(make_store, "offered")
     snap = await store.requeue("c1", None)
     assert snap.call.status == "waiting" and snap.position == 1
 
 
-async def test_answer_an_abandoned_call_is_refused_and_changes_nothing() -> None:
-    store, _clock = await call_in("abandoned")
+async def test_answer_an_abandoned_call_is_refused_and_changes_nothing(make_store: MakeStore) -> None:
+    store, _clock = await call_in(make_store, "abandoned")
     before = await state_of(store, "c1")
     with pytest.raises(Conflict) as err:
         await store.answer("c1", "a1")
@@ -465,7 +467,7 @@ async def test_answer_an_abandoned_call_is_refused_and_changes_nothing() -> None
     assert (mid.figures.answered, mid.figures.abandoned) == (0, 1)
 
 
-async def test_answer_repeat_by_the_same_agent_counts_once() -> None:
+async def test_answer_repeat_by_the_same_agent_counts_once(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("c1", record("+1001"), "default")
     clock.advance(4)
@@ -478,7 +480,7 @@ async def test_answer_repeat_by_the_same_agent_counts_once() -> None:
     assert row.figures.asa_s == 4.0
 
 
-async def test_answer_a_waiting_call_while_holding_work_is_agent_busy() -> None:
+async def test_answer_a_waiting_call_while_holding_work_is_agent_busy(make_store: MakeStore) -> None:
     store, _clock = make_store()
     await store.route("c1", record("+1001"), "default")
     await store.route("c2", record("+1002"), "default")
@@ -490,7 +492,7 @@ async def test_answer_a_waiting_call_while_holding_work_is_agent_busy() -> None:
     assert await state_of(store, "c2") == before
 
 
-async def test_abandon_or_end_frees_the_agent() -> None:
+async def test_abandon_or_end_frees_the_agent(make_store: MakeStore) -> None:
     store, _clock = make_store()
     for i in (1, 2, 3):
         await store.route(f"c{i}", record(f"+100{i}"), "default")
@@ -507,7 +509,7 @@ async def test_abandon_or_end_frees_the_agent() -> None:
 # --- next_work ------------------------------------------------------------------------------------
 
 
-async def test_next_work_with_an_offered_call_returns_the_same_call() -> None:
+async def test_next_work_with_an_offered_call_returns_the_same_call(make_store: MakeStore) -> None:
     store, clock = make_store(two_queues())
     await store.route("c1", record("+1001"), "a")
     await store.route("c2", record("+1002", "vip"), "b")
@@ -523,7 +525,7 @@ async def test_next_work_with_an_offered_call_returns_the_same_call() -> None:
     assert (await store.get_call("c2")).call.status == "waiting"
 
 
-async def test_next_work_on_an_answered_call_is_agent_busy() -> None:
+async def test_next_work_on_an_answered_call_is_agent_busy(make_store: MakeStore) -> None:
     store, _clock = make_store()
     await store.route("c1", record("+1001"), "default")
     await store.route("c2", record("+1002"), "default")
@@ -536,7 +538,7 @@ async def test_next_work_on_an_answered_call_is_agent_busy() -> None:
     assert await state_of(store, "c2") == before
 
 
-async def test_next_work_gives_the_callers_record() -> None:
+async def test_next_work_gives_the_callers_record(make_store: MakeStore) -> None:
     store, _clock = make_store()
     rec = record("+1001", "vip", customer_id="C-1", name="Li Na")
     await store.route("c1", rec, "default")
@@ -547,12 +549,12 @@ async def test_next_work_gives_the_callers_record() -> None:
     assert work.call.call.status == "offered" and work.call.call.agent_id == "a1"
 
 
-async def test_next_work_with_nothing_waiting_is_none() -> None:
+async def test_next_work_with_nothing_waiting_is_none(make_store: MakeStore) -> None:
     store, _clock = make_store()
     assert await store.next_work("a1", None) is None
 
 
-async def test_next_work_picks_the_best_across_queues_and_honours_the_filter() -> None:
+async def test_next_work_picks_the_best_across_queues_and_honours_the_filter(make_store: MakeStore) -> None:
     store, clock = make_store(two_queues())
     await store.route("s-a", record("+1001", "standard"), "a")
     clock.advance(1)
@@ -571,7 +573,7 @@ async def test_next_work_picks_the_best_across_queues_and_honours_the_filter() -
     assert order == ["m-b1", "m-b2", "s-a"]
 
 
-async def test_next_work_with_an_unknown_queue_is_refused() -> None:
+async def test_next_work_with_an_unknown_queue_is_refused(make_store: MakeStore) -> None:
     store, _clock = make_store()
     await store.route("c1", record("+1001"), "default")
     with pytest.raises(Invalid) as err:
@@ -580,7 +582,7 @@ async def test_next_work_with_an_unknown_queue_is_refused() -> None:
     assert (await store.get_call("c1")).call.status == "waiting"
 
 
-async def test_next_work_serves_inbound_before_callbacks() -> None:
+async def test_next_work_serves_inbound_before_callbacks(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("m1", record("+1001", "mid"), "default")
     clock.set(T0 + 60)  # m1 overflows: a callback is due now
@@ -596,7 +598,7 @@ async def test_next_work_serves_inbound_before_callbacks() -> None:
 # --- retention ----------------------------------------------------------------------------------------
 
 
-async def test_finished_calls_are_forgotten_after_retention_and_the_id_can_be_reused() -> None:
+async def test_finished_calls_are_forgotten_after_retention_and_the_id_can_be_reused(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("c1", record("+1001"), "default")
     await store.abandon("c1")

@@ -12,11 +12,10 @@ from tierline.queue.policy import Policy, ResolvedTierPolicy, SlaFormula, TierPo
 from tierline.queue.store import CallStore, SlaReport, SlaRow
 from tierline.tiers.model import Tier
 
-from .helpers import T0, make_store, record
+from .helpers import T0, MakeStore, record
 
-# One behaviour suite, three stores: memory, a real Redis, a real Redis Cluster.
-pytestmark = pytest.mark.usefixtures("each_store")
-
+# One behaviour suite, three stores: a test that takes `make_store` runs on memory, a real Redis
+# and a real Redis Cluster.
 HOUR = 3600.0
 
 
@@ -108,7 +107,7 @@ def test_every_formula_is_covered_by_the_scenario() -> None:
 
 
 @pytest.mark.parametrize("window", ["15m", "60m", "today"])
-async def test_scenario_figures_under_the_default_formula(window: sl.Window) -> None:
+async def test_scenario_figures_under_the_default_formula(make_store: MakeStore, window: sl.Window) -> None:
     store, clock = make_store(scenario_policy())
     await run_scenario(store, clock)
     report = await store.sla(None, window)
@@ -142,7 +141,7 @@ async def test_scenario_figures_under_the_default_formula(window: sl.Window) -> 
 
 
 @pytest.mark.parametrize("formula", sorted(EXPECTED_LEVEL))
-async def test_scenario_under_each_formula(formula: SlaFormula) -> None:
+async def test_scenario_under_each_formula(make_store: MakeStore, formula: SlaFormula) -> None:
     store, clock = make_store(scenario_policy(sla_formula=formula))
     await run_scenario(store, clock)
     report = await store.sla("default", "60m")
@@ -156,7 +155,7 @@ async def test_scenario_under_each_formula(formula: SlaFormula) -> None:
     assert (vip.offered, std.offered, vip.answered_within_threshold, std.answered_within_threshold) == (5, 4, 2, 1)
 
 
-async def test_met_compares_the_level_with_the_configured_target() -> None:
+async def test_met_compares_the_level_with_the_configured_target(make_store: MakeStore) -> None:
     # standard default level is 1/3: a 0.3 target is met, a 0.34 one is not.
     for target, met in ((0.3, True), (0.34, False)):
         policy = Policy(tiers={"standard": TierPolicy(overflow_after_s=50.0, sla_target=target)})
@@ -165,7 +164,7 @@ async def test_met_compares_the_level_with_the_configured_target() -> None:
         assert row(await store.sla(None, "15m"), "standard").figures.met is met
 
 
-async def test_waiting_now_and_oldest_wait_now() -> None:
+async def test_waiting_now_and_oldest_wait_now(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("s1", record("+1"), "default")
     clock.advance(7)
@@ -179,7 +178,7 @@ async def test_waiting_now_and_oldest_wait_now() -> None:
     assert std.figures.arrived == 2 and std.figures.offered == 0
 
 
-async def test_a_call_counts_in_the_minute_its_wait_ended() -> None:
+async def test_a_call_counts_in_the_minute_its_wait_ended(make_store: MakeStore) -> None:
     store, clock = make_store()
     await store.route("s1", record("+1"), "default")  # arrives in minute 0
     clock.set(T0 + 16 * 60 + 30)  # answered in minute 16, after waiting 990 s
@@ -189,7 +188,7 @@ async def test_a_call_counts_in_the_minute_its_wait_ended() -> None:
     assert fig.arrived == 0  # its arrival, in minute 0, is outside the window
 
 
-async def test_rolling_15m_and_60m_windows() -> None:
+async def test_rolling_15m_and_60m_windows(make_store: MakeStore) -> None:
     store, clock = make_store(scenario_policy())
     await run_scenario(store, clock)  # everything in minute 0
     clock.set(T0 + 10 * 60)  # minute 10: one more VIP, answered after 5 s
@@ -224,7 +223,7 @@ async def test_rolling_15m_and_60m_windows() -> None:
     assert row(await store.sla(None, "60m"), "vip").figures.offered == 1
 
 
-async def test_today_in_utc_starts_at_utc_midnight_with_15_minute_intervals() -> None:
+async def test_today_in_utc_starts_at_utc_midnight_with_15_minute_intervals(make_store: MakeStore) -> None:
     store, clock = make_store(scenario_policy())
     await run_scenario(store, clock)
     report = await store.sla(None, "today")
@@ -241,7 +240,7 @@ async def test_today_in_utc_starts_at_utc_midnight_with_15_minute_intervals() ->
     assert row(await store.sla(None, "15m"), "vip").intervals is None
 
 
-async def test_today_in_shanghai() -> None:
+async def test_today_in_shanghai(make_store: MakeStore) -> None:
     # T0 is 16:00 in Shanghai (UTC+8). Local midnight is at T0 + 8 h.
     store, clock = make_store(Policy(timezone="Asia/Shanghai"))
     local_midnight = T0 + 8 * HOUR
@@ -274,7 +273,7 @@ async def test_today_in_shanghai() -> None:
     assert len(row(await other.sla(None, "today"), "vip").intervals or []) == 96
 
 
-async def test_sla_for_one_queue_and_for_an_unknown_one() -> None:
+async def test_sla_for_one_queue_and_for_an_unknown_one(make_store: MakeStore) -> None:
     from tierline.queue.errors import Invalid
     from tierline.queue.policy import QueuePolicy
 
@@ -399,7 +398,7 @@ def test_windows_arithmetic() -> None:
     assert not sl.valid_timezone("")
 
 
-async def test_today_kept_across_polls_equals_today_read_afresh() -> None:
+async def test_today_kept_across_polls_equals_today_read_afresh(make_store: MakeStore) -> None:
     """The settled intervals a store keeps between polls (queue/settled.py) change no figure:
     over a day of arrivals, answers, abandons and overflows (some dated at their due time,
     in an interval already past), each poll equals a read by a store that kept nothing."""
