@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ResponseError
 
-from tests.conftest import new_namespace
+from tests.conftest import new_namespace, server_url
 from tests.support.redis_servers import RedisServer
 from tierline.queue.errors import Conflict, EngineError
 from tierline.queue.redis_link import RedisLink, connect
@@ -52,9 +52,22 @@ def lock_key(namespace: str) -> str:
 def start_reload(path: Path, redis_url: str, namespace: str, lease_s: float) -> subprocess.Popen[bytes]:
     """`tierline reload-tiers FILE --store …` as the nightly job runs it, in its own process group."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tierline.router.cli", "reload-tiers", str(path), "--store", redis_url,
-         "--namespace", namespace, "--lock-lease-s", str(lease_s)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "tierline.router.cli",
+            "reload-tiers",
+            str(path),
+            "--store",
+            redis_url,
+            "--namespace",
+            namespace,
+            "--lock-lease-s",
+            str(lease_s),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -134,7 +147,7 @@ async def test_a_reload_failing_on_a_redis_error_leaves_nothing_after_the_next_r
 
 @pytest.fixture(params=["redis", "cluster"])
 async def two_links(request: pytest.FixtureRequest) -> AsyncIterator[list[RedisLink]]:
-    url = request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
+    url = server_url(request, request.param)
     made = [RedisLink(connect(url, 5.0), timeout_s=5.0) for _ in range(2)]
     yield made
     for each in made:

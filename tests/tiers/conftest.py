@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.conftest import server_url
 from tierline.queue.redis_link import RedisLink
 
 
 @pytest.fixture(params=["redis", "cluster"])
 def server(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url"))
+    return server_url(request, request.param)
 
 
 @pytest.fixture
