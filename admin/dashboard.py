@@ -1,4 +1,5 @@
-"""`GET /admin/`: the supervisors' live dashboard, a static page with no build step.
+"""The supervisors' live dashboard (`GET /admin/`, served by router/admin_api.py): a static
+page with no build step, and the rule of which files it may serve.
 
 The page (`static/dashboard.html`, `.js`, `.css`, shipped as package data) is public: a
 browser cannot send a bearer header when it navigates, and the page holds no data. Its
@@ -15,10 +16,6 @@ answers, whichever instance behind a load balancer takes it.
 from __future__ import annotations
 
 from importlib import resources
-
-from aiohttp import web
-
-from tierline.router.errors import ApiError
 
 ASSET_TYPES = {
     ".html": "text/html",
@@ -39,26 +36,14 @@ SECURITY_HEADERS = {
 }
 
 
-def _asset(name: str) -> tuple[bytes, str]:
+def asset(name: str) -> tuple[bytes, str] | None:
+    """A shipped asset's bytes and content type; None for a name that is not one (unknown,
+    hidden, or reaching outside the folder)."""
     suffix = name[name.rfind(".") :] if "." in name else ""
     kind = ASSET_TYPES.get(suffix)
     if kind is None or "/" in name or name.startswith("."):
-        raise ApiError(404, "not_found", f"no dashboard asset {name!r}")
+        return None
     path = resources.files("tierline.admin").joinpath("static", name)
     if not path.is_file():
-        raise ApiError(404, "not_found", f"no dashboard asset {name!r}")
+        return None
     return path.read_bytes(), kind
-
-
-async def dashboard_page(request: web.Request) -> web.Response:
-    body, kind = _asset(PAGE)
-    return web.Response(body=body, content_type=kind, charset="utf-8", headers=SECURITY_HEADERS)
-
-
-async def dashboard_asset(request: web.Request) -> web.Response:
-    body, kind = _asset(request.match_info["name"])
-    return web.Response(body=body, content_type=kind, charset="utf-8", headers=SECURITY_HEADERS)
-
-
-async def dashboard_redirect(request: web.Request) -> web.Response:
-    raise web.HTTPPermanentRedirect("/admin/")

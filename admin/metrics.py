@@ -1,4 +1,5 @@
-"""`GET /metrics`: the Prometheus text format, every figure read from the call store.
+"""The Prometheus text format of `GET /metrics` (served by router/admin_api.py), every figure
+read from the call store.
 
 Nothing is counted in this process's memory: each scrape reads `CallStore.metrics()` (a
 snapshot of lifetime counters, the answered-wait histogram, the queues right now and the
@@ -8,21 +9,30 @@ shared store, a restart of one instance resets nothing that the store keeps, and
 no process/platform metrics of one instance mixed in. (The store read is async and
 `Collector.collect` is not, hence the snapshot first and a registry per scrape.) The one
 exception is `tierline_requests_shed_total`: load shedding is each process's own decision
-(router/admission.py), so each instance counts its own and Prometheus sums them.
+(router/plumbing/middleware.py), so each instance counts its own and Prometheus sums them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tierline.queue.metrics import MetricsSnapshot
-from tierline.router.admission import SHED, Shed
-from tierline.router.context import services
+
+
+class ShedCounts(Protocol):
+    """This process's `503 overloaded` answers (the HTTP layer's admission counts them)."""
+
+    @property
+    def at_admission(self) -> int: ...
+
+    @property
+    def at_deadline(self) -> int: ...
+
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LABELS = ["queue", "tier"]
@@ -54,7 +64,7 @@ def _le(bound: float) -> str:
 class StoreCollector(Collector):
     """Turns one `MetricsSnapshot` (and this process's shed count) into metric families."""
 
-    def __init__(self, snapshot: MetricsSnapshot, shed: Shed | None = None) -> None:
+    def __init__(self, snapshot: MetricsSnapshot, shed: ShedCounts | None = None) -> None:
         self.snapshot = snapshot
         self.shed = shed
 
@@ -118,13 +128,7 @@ class StoreCollector(Collector):
             yield shed
 
 
-def render(snapshot: MetricsSnapshot, shed: Shed | None = None) -> bytes:
+def render(snapshot: MetricsSnapshot, shed: ShedCounts | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(snapshot, shed))
     return generate_latest(registry)
-
-
-async def get_metrics(request: web.Request) -> web.Response:
-    snapshot = await services(request).calls.metrics()
-    body = render(snapshot, request.app.get(SHED))
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

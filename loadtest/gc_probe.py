@@ -30,12 +30,14 @@ MODES = ("as-is", "frozen", "gc-off")
 
 
 def serve(mode: str, argv: list[str]) -> int:
+    from aiohttp import web
+
     from tierline.router import cli
 
     if mode == "gc-off":
         gc.disable()
     elif mode == "frozen":
-        run_app = cli.web.run_app
+        run_app = web.run_app
 
         def frozen_run_app(app: Any, **kw: Any) -> Any:
             async def freeze(_: Any) -> None:
@@ -45,7 +47,7 @@ def serve(mode: str, argv: list[str]) -> int:
             app.on_startup.append(freeze)
             return run_app(app, **kw)
 
-        cli.web.run_app = frozen_run_app  # type: ignore[attr-defined]
+        web.run_app = frozen_run_app
     return cli.main(argv)
 
 

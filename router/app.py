@@ -1,7 +1,8 @@
-"""The aiohttp application: routes from the v1 and admin tables, middlewares, the sweeper.
+"""The composition root: the one place that picks the stores and assembles the app.
 
-`build_app` wires given stores (tests pass their own clock); `open_services` picks the
-stores named by the settings.
+`open_services` opens the stores named by the settings; `build_app` wires given services
+(tests pass their own clock) into the route tables of both surfaces, the middlewares and
+the sweeper. Nothing else constructs a store or an application.
 """
 
 from __future__ import annotations
@@ -14,66 +15,41 @@ from importlib.metadata import PackageNotFoundError, version
 
 import msgspec
 from aiohttp import web
+from aiohttp.web import AbstractRoute
 
-from tierline.admin.forecast import forecast_api
-from tierline.admin.routes import admin
 from tierline.queue.clock import Clock, SystemClock
 from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.redis_link import RedisLink, connect, is_redis_url
 from tierline.queue.redis_store import RedisCallStore
 from tierline.router import routing
-from tierline.router.admission import SHED, Shed, make_admission_middleware
-from tierline.router.auth import make_auth_middleware
-from tierline.router.bodies import BODY_READ_TIMEOUT, json_response
+from tierline.router.admin_api import admin
 from tierline.router.config import Settings
-from tierline.router.context import SERVICES, Services, services
-from tierline.router.endpoints import Endpoint, EndpointTable
-from tierline.router.errors import error_middleware
-from tierline.router.messages import Health
-from tierline.router.openapi import build_openapi
+from tierline.router.forecast_api import forecast_api
+from tierline.router.plumbing.bodies import BODY_READ_TIMEOUT
+from tierline.router.plumbing.context import SERVICES, Services
+from tierline.router.plumbing.endpoints import Endpoint, Role
+from tierline.router.plumbing.middleware import (
+    SHED,
+    Shed,
+    error_middleware,
+    make_admission_middleware,
+    make_auth_middleware,
+)
+from tierline.router.plumbing.openapi import build_openapi
+from tierline.router.public import OPENAPI, public
 from tierline.router.v1 import v1
 from tierline.tiers.memory import MemoryTierStore
 from tierline.tiers.redis_store import RedisTierStore
 
 log = logging.getLogger("tierline")
 
-public = EndpointTable()
-
 try:
     VERSION = version("tierline")
 except PackageNotFoundError:  # running from a source tree that was never installed
     VERSION = "0.0.0"
 
-
-@public.route("GET", "/healthz", summary="Liveness: the process answers", role="public", responses={200: Health})
-async def healthz(request: web.Request) -> web.Response:
-    return json_response(Health(status="ok", store=services(request).settings.server.store.split("://")[0]))
-
-
-@public.route(
-    "GET",
-    "/readyz",
-    summary="Readiness: the store is reachable",
-    role="public",
-    responses={200: Health, 503: Health},
-)
-async def readyz(request: web.Request) -> web.Response:
-    svc = services(request)
-    store = svc.settings.server.store.split("://")[0]
-    if not await svc.calls.ping():
-        return json_response(Health(status="unavailable", store=store), 503)
-    return json_response(
-        Health(status="ok", store=store, tiers_version=await svc.tiers.version(), tiers_loaded=await svc.tiers.count())
-    )
-
-
-@public.route("GET", "/openapi.json", summary="This API's OpenAPI document", role="public", responses={200: None})
-async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[OPENAPI], content_type="application/json")
-
-
-ENDPOINTS: list[Endpoint] = [*v1.endpoints, *admin.endpoints, *forecast_api.endpoints, *public.endpoints]
-OPENAPI = web.AppKey("openapi", bytes)
+TABLES = (v1, admin, forecast_api, public)
+ENDPOINTS: list[Endpoint] = [endpoint for table in TABLES for endpoint in table.endpoints]
 
 
 def open_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -104,11 +80,12 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
 def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     server = svc.settings.server
     shed = Shed()
+    roles: dict[AbstractRoute, Role] = {}  # filled as the tables register their routes, below
     app = web.Application(
         client_max_size=server.max_body_bytes,
         middlewares=[
             error_middleware,
-            make_auth_middleware(server.api_token, server.admin_token),
+            make_auth_middleware(server.api_token, server.admin_token, roles),
             make_admission_middleware(
                 server.max_in_flight, 2 * server.redis_timeout_s if is_redis_url(server.store) else None, shed
             ),
@@ -118,8 +95,8 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     app[SHED] = shed
     app[BODY_READ_TIMEOUT] = server.body_read_timeout_s
     app[OPENAPI] = msgspec.json.encode(build_openapi(ENDPOINTS, VERSION))
-    for table in (v1, admin, forecast_api, public):
-        table.add_to(app)
+    for table in TABLES:
+        table.add_to(app, roles)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)
     app.on_cleanup.append(_close_stores)

@@ -2,6 +2,8 @@
 
 The file decodes straight into `Settings` (the engine's `Policy` plus a `[server]` table),
 so an unknown key or a wrong type is an error at start, not a surprise on the busiest day.
+Every environment variable Tierline reads is read here, and every default is the one
+declared on these structs (`DEFAULTS`; the command line shows and uses the same values).
 """
 
 from __future__ import annotations
@@ -63,6 +65,17 @@ _ENV = {
 _TRUE = {"1", "true", "yes", "on"}
 
 
+def env_config_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """`TIERLINE_CONFIG`: the settings file when `--config` is not given."""
+    value = (os.environ if env is None else env).get(ENV_PREFIX + "CONFIG")
+    return Path(value) if value else None
+
+
+def env_admin_token(env: Mapping[str, str] | None = None) -> str | None:
+    """`TIERLINE_ADMIN_TOKEN` for the commands that call a running service's /admin API."""
+    return (os.environ if env is None else env).get(ENV_PREFIX + "ADMIN_TOKEN") or None
+
+
 def load_settings(
     path: Path | None = None, env: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None
 ) -> Settings:
@@ -108,3 +121,7 @@ def _where(raw: Mapping[str, object]) -> str:
         except msgspec.ValidationError:
             return f" in [{name}]" if isinstance(value, dict) else f": {name}"
     return ""
+
+
+DEFAULTS = Settings()
+DEFAULT_URL = f"http://{DEFAULTS.server.host}:{DEFAULTS.server.port}"  # where the CLIs find the service

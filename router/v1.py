@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tierline.router.bodies import json_response, path_ident, read_json
-from tierline.router.context import services
-from tierline.router.endpoints import EndpointTable
-from tierline.router.messages import (
+from tierline.router.plumbing.bodies import json_response, read_json
+from tierline.router.plumbing.context import services
+from tierline.router.plumbing.endpoints import EndpointTable
+from tierline.router.plumbing.messages import (
     AnswerBody,
     CallbackView,
     CallView,
@@ -27,6 +27,7 @@ from tierline.router.messages import (
     record_view,
     work_view,
 )
+from tierline.router.plumbing.params import path_param
 from tierline.tiers.phone import normalise_caller
 
 v1 = EndpointTable()
@@ -50,7 +51,7 @@ async def route_call(request: web.Request) -> web.Response:
 
 @v1.route("GET", "/v1/calls/{call_id}", summary="A call as it is now", role="api", responses={200: CallView})
 async def get_call(request: web.Request) -> web.Response:
-    snapshot = await services(request).calls.get_call(request.match_info["call_id"])
+    snapshot = await services(request).calls.get_call(path_param(request, "call_id"))
     return json_response(call_view(snapshot))
 
 
@@ -64,7 +65,7 @@ async def get_call(request: web.Request) -> web.Response:
 )
 async def answer_call(request: web.Request) -> web.Response:
     body = await read_json(request, AnswerBody)
-    snapshot = await services(request).calls.answer(request.match_info["call_id"], body.agent_id)
+    snapshot = await services(request).calls.answer(path_param(request, "call_id"), body.agent_id)
     return json_response(call_view(snapshot))
 
 
@@ -78,7 +79,7 @@ async def answer_call(request: web.Request) -> web.Response:
 )
 async def requeue_call(request: web.Request) -> web.Response:
     body = await read_json(request, RequeueBody)
-    snapshot = await services(request).calls.requeue(request.match_info["call_id"], body.agent_id)
+    snapshot = await services(request).calls.requeue(path_param(request, "call_id"), body.agent_id)
     return json_response(call_view(snapshot))
 
 
@@ -92,7 +93,7 @@ async def requeue_call(request: web.Request) -> web.Response:
 )
 async def abandon_call(request: web.Request) -> web.Response:
     await read_json(request, EmptyBody)
-    snapshot = await services(request).calls.abandon(request.match_info["call_id"])
+    snapshot = await services(request).calls.abandon(path_param(request, "call_id"))
     return json_response(call_view(snapshot))
 
 
@@ -106,7 +107,7 @@ async def abandon_call(request: web.Request) -> web.Response:
 )
 async def end_call(request: web.Request) -> web.Response:
     await read_json(request, EmptyBody)
-    snapshot = await services(request).calls.end(request.match_info["call_id"])
+    snapshot = await services(request).calls.end(path_param(request, "call_id"))
     return json_response(call_view(snapshot))
 
 
@@ -120,7 +121,7 @@ async def end_call(request: web.Request) -> web.Response:
 )
 async def next_work(request: web.Request) -> web.Response:
     body = await read_json(request, NextBody)
-    agent_id = path_ident(request, "agent_id")
+    agent_id = path_param(request, "agent_id")
     work = await services(request).calls.next_work(agent_id, body.queues)
     if work is None:
         return web.Response(status=204)
@@ -135,7 +136,7 @@ async def next_work(request: web.Request) -> web.Response:
     responses={200: TierRecordView},
 )
 async def get_caller(request: web.Request) -> web.Response:
-    caller = normalise_caller(request.match_info["caller"])
+    caller = path_param(request, "caller")
     record = await services(request).tiers.lookup(caller)
     return json_response(record_view(record))
 
@@ -152,6 +153,6 @@ async def get_caller(request: web.Request) -> web.Response:
 async def callback_outcome(request: web.Request) -> web.Response:
     body = await read_json(request, OutcomeBody)
     callback = await services(request).calls.callback_outcome(
-        request.match_info["callback_id"], body.outcome, body.agent_id, body.note
+        path_param(request, "callback_id"), body.outcome, body.agent_id, body.note
     )
     return json_response(callback_view(callback))

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from tierline.queue.clock import ManualClock
 from tierline.router.app import build_app, open_services
 from tierline.router.config import Settings, load_settings
-from tierline.router.context import Services
+from tierline.router.plumbing.context import Services
 
 
 class Api:

@@ -267,11 +267,11 @@ async def test_cli_sends_the_admin_token(make_api: ApiFactory) -> None:
     assert "pass aht_s" in out
 
 
-async def test_cli_unreachable_exits_2() -> None:
+async def test_cli_unreachable_exits_3() -> None:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     code, _, err = await run_cli("--url", f"http://127.0.0.1:{port}")
-    assert code == 2 and "cannot reach" in err
+    assert code == 3 and "cannot reach" in err

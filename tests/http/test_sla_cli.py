@@ -14,7 +14,7 @@ from rich.console import Console
 
 from tests.http.conftest import Api, ApiFactory
 from tierline.admin.sla_status import sla_status
-from tierline.router.sla_cli import SlaFetchError, fetch_sla, run_sla, watch
+from tierline.router.cli.sla import SlaFetchError, fetch_sla, run_sla, watch
 
 ADMIN_TOKEN = "boss-secret-9"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -162,5 +162,5 @@ async def test_sla_errors_are_clear(make_api: ApiFactory, capsys: pytest.Capture
     with pytest.raises(SlaFetchError, match=r"refused /admin/sla \(401\)"):
         await asyncio.to_thread(fetch_sla, api.base, "wrong", "15m")
     args = argparse.Namespace(url="http://127.0.0.1:9", admin_token=None, window="15m", queue=None, watch=None)
-    assert await asyncio.to_thread(run_sla, args, Console(file=io.StringIO())) == 2
+    assert await asyncio.to_thread(run_sla, args, Console(file=io.StringIO())) == 3
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err

@@ -33,6 +33,7 @@ def wait_until_up(base: str, proc: subprocess.Popen[Any]) -> None:
         time.sleep(0.05)
     raise AssertionError("tierline serve did not start")
 
+
 TOKENS = {"TIERLINE_API_TOKEN": "ivr-secret-1", "TIERLINE_ADMIN_TOKEN": "boss-secret-2"}
 
 

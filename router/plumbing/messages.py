@@ -19,9 +19,17 @@ from tierline.queue.service_level import Figures, Window
 from tierline.queue.store import CallbackSummary, CallSnapshot, SlaReport, Work
 from tierline.tiers.model import MAX_CRM_FIELDS, MAX_CRM_NAME, MAX_CRM_VALUE, Tier, TierRecord
 
+# An id (call, agent, callback) wherever it appears: in a body here, in a path in params.py.
+IDENT_CHARS = "A-Za-z0-9._:@-"
+IDENT_MAX = 128
 Ident = Annotated[
     str,
-    Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$", description="1-128 of A-Za-z0-9._:@-"),
+    Meta(
+        min_length=1,
+        max_length=IDENT_MAX,
+        pattern=f"^[{IDENT_CHARS}]+$",
+        description=f"1-{IDENT_MAX} of {IDENT_CHARS}",
+    ),
 ]
 QueueName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
 CallerNumber = Annotated[
@@ -183,9 +191,9 @@ class SlaView(Struct, kw_only=True):
 class CallbackListView(Struct, kw_only=True):
     status: Literal["open", "overdue", "done"]
     callbacks: list[CallbackView]
-    next_cursor: Annotated[
-        str | None, Meta(description="pass as cursor= for the next page; null on the last page")
-    ] = None
+    next_cursor: Annotated[str | None, Meta(description="pass as cursor= for the next page; null on the last page")] = (
+        None
+    )
 
 
 class Health(Struct, kw_only=True):

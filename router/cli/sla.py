@@ -6,14 +6,13 @@ One row per queue × tier, coloured by target and worded too (met / at risk / mi
 no target: the rule is `admin/sla_status.py`, the same as the dashboard's), then the
 callbacks. `--watch` redraws every SECONDS (default 2) until Ctrl-C; on a terminal the
 table is redrawn in place, otherwise each refresh is printed after the last. The token
-defaults to `TIERLINE_ADMIN_TOKEN`. Exit codes: 0 shown, 2 the service could not be
-reached or refused the request.
+defaults to `TIERLINE_ADMIN_TOKEN`. Exit codes (`exit_codes.Exit`): 0 shown (or the watch
+ended), 1 the service refused the request, 2 usage, 3 the service could not be reached.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +24,9 @@ from rich.table import Table
 from rich.text import Text
 
 from tierline.admin.sla_status import Status, sla_status
-from tierline.router.admin_client import AdminRefused, AdminUnreachable, admin_get
+from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable, admin_get
+from tierline.router.cli.exit_codes import Exit
+from tierline.router.config import DEFAULT_URL
 
 WINDOWS = ("15m", "60m", "today")
 STATUS_STYLE: dict[Status, str] = {
@@ -39,12 +40,14 @@ STATUS_MARK: dict[Status, str] = {"met": "✓", "at risk": "!", "missed": "✗",
 
 
 class SlaFetchError(Exception):
-    pass
+    def __init__(self, message: str, code: Exit) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-def add_sla_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sla = commands.add_parser("sla", help="show the service level per queue × tier in the terminal")
-    sla.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (default %(default)s)")
+    sla.add_argument("--url", default=DEFAULT_URL, help="the running service (default %(default)s)")
     sla.add_argument("--admin-token", default=None, help="bearer token for /admin (env TIERLINE_ADMIN_TOKEN)")
     sla.add_argument("--window", choices=WINDOWS, default="15m", help="rolling 15m or 60m, or today (default 15m)")
     sla.add_argument("--queue", default=None, help="one queue (default: all)")
@@ -64,9 +67,9 @@ def fetch_sla(url: str, token: str | None, window: str, queue: str | None = None
     try:
         return admin_get(url, "/admin/sla", {"window": window, "queue": queue or None}, token, timeout)
     except AdminRefused as exc:
-        raise SlaFetchError(f"{url} refused /admin/sla {exc}") from None
+        raise SlaFetchError(f"{url} refused /admin/sla {exc}", Exit.REFUSED) from None
     except AdminUnreachable as exc:
-        raise SlaFetchError(str(exc)) from None
+        raise SlaFetchError(str(exc), Exit.UNREACHABLE) from None
 
 
 def pct(value: float | None) -> str:
@@ -182,11 +185,12 @@ def watch(
                 done += 1
     except KeyboardInterrupt:
         pass
-    return 0
+    return Exit.OK
 
 
 def run_sla(args: argparse.Namespace, console: Console | None = None, rounds: int | None = None) -> int:
-    token = args.admin_token or os.environ.get("TIERLINE_ADMIN_TOKEN")
+    """`args.admin_token`: given, or the environment's (`main` fills it in)."""
+    token = args.admin_token
     if console is None:
         console = Console() if sys.stdout.isatty() else Console(width=160)
 
@@ -196,12 +200,12 @@ def run_sla(args: argparse.Namespace, console: Console | None = None, rounds: in
     if args.watch is not None:
         if args.watch <= 0:
             print("tierline: --watch needs a positive number of seconds", file=sys.stderr)
-            return 2
+            return Exit.USAGE
         return watch(console, fetch, args.watch, rounds)
     try:
         report = fetch()
     except SlaFetchError as exc:
         print(f"tierline: {exc}", file=sys.stderr)
-        return 2
+        return exc.code
     console.print(render(report))
-    return 0
+    return Exit.OK

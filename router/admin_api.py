@@ -1,4 +1,5 @@
-"""`/admin`: what supervisors read (service level, callbacks) and how the CRM feeds tiers.
+"""`/admin` and `/metrics`: what supervisors read (service level, callbacks, the dashboard,
+Prometheus) and how the CRM feeds tiers. The forecast is forecast_api.py.
 
 The reload streams its body to a temporary file, bounded by `max_reload_bytes`, and hands
 the file to the tier store, which parses it off the event loop and swaps atomically.
@@ -12,15 +13,14 @@ from typing import Literal, cast
 
 from aiohttp import web
 
-from tierline.admin.dashboard import dashboard_asset, dashboard_page, dashboard_redirect
-from tierline.admin.metrics import get_metrics
+from tierline.admin import dashboard, metrics
 from tierline.queue.paging import MAX_PAGE
 from tierline.queue.service_level import FORMULAS, Window
-from tierline.router.bodies import json_response, query_choice, query_int, read_json, receiving
-from tierline.router.context import services
-from tierline.router.endpoints import EndpointTable, QueryParam
-from tierline.router.errors import ApiError
-from tierline.router.messages import (
+from tierline.router.plumbing.bodies import json_response, query_choice, query_int, read_json, receiving
+from tierline.router.plumbing.context import services
+from tierline.router.plumbing.endpoints import EndpointTable, QueryParam
+from tierline.router.plumbing.errors import ApiError
+from tierline.router.plumbing.messages import (
     CallbackListView,
     SlaView,
     TierEditBody,
@@ -29,9 +29,10 @@ from tierline.router.messages import (
     record_view,
     sla_view,
 )
+from tierline.router.plumbing.middleware import SHED
+from tierline.router.plumbing.params import path_param
 from tierline.tiers.model import parse_tier
 from tierline.tiers.parse import BadTierFile
-from tierline.tiers.phone import normalise_caller
 from tierline.tiers.reload import ReloadResult
 
 admin = EndpointTable()
@@ -135,7 +136,7 @@ async def reload_tiers(request: web.Request) -> web.Response:
 )
 async def put_tier(request: web.Request) -> web.Response:
     body = await read_json(request, TierEditBody)
-    caller = normalise_caller(request.match_info["caller"])
+    caller = path_param(request, "caller")
     tier = parse_tier(body.tier)
     if tier is None:
         raise ApiError(422, "invalid_tier", f"tier must be vip, mid, standard or blacklisted, not {body.tier!r}")
@@ -151,37 +152,60 @@ async def put_tier(request: web.Request) -> web.Response:
     responses={204: None},
 )
 async def delete_tier(request: web.Request) -> web.Response:
-    caller = normalise_caller(request.match_info["caller"])
+    caller = path_param(request, "caller")
     await services(request).tiers.delete(caller)
     return web.Response(status=204)
 
 
-# --- the live dashboard and Prometheus (handlers in admin/dashboard.py and admin/metrics.py) --
+# --- the live dashboard (pages and assets: admin/dashboard.py) and Prometheus (admin/metrics.py) --
 
-admin.route(
+
+@admin.route(
     "GET",
     "/admin/",
     summary="The live dashboard page (public; its script sends the admin token on its own requests)",
     role="public",
     responses={200: None},
     produces="text/html",
-)(dashboard_page)
-admin.route(
-    "GET", "/admin", summary="Redirect to the dashboard, /admin/", role="public", responses={308: None}
-)(dashboard_redirect)
-admin.route(
+)
+async def dashboard_page(request: web.Request) -> web.Response:
+    return _asset_response(dashboard.PAGE)
+
+
+@admin.route("GET", "/admin", summary="Redirect to the dashboard, /admin/", role="public", responses={308: None})
+async def dashboard_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect("/admin/")
+
+
+@admin.route(
     "GET",
     "/admin/static/{name}",
     summary="The dashboard's script and style sheet (public)",
     role="public",
     responses={200: None},
     produces="text/*",
-)(dashboard_asset)
-admin.route(
+)
+async def dashboard_asset(request: web.Request) -> web.Response:
+    return _asset_response(path_param(request, "name"))
+
+
+def _asset_response(name: str) -> web.Response:
+    found = dashboard.asset(name)
+    if found is None:
+        raise ApiError(404, "not_found", f"no dashboard asset {name!r}")
+    body, kind = found
+    return web.Response(body=body, content_type=kind, charset="utf-8", headers=dashboard.SECURITY_HEADERS)
+
+
+@admin.route(
     "GET",
     "/metrics",
     summary="Prometheus text format: call counters, waiting, answered-wait histogram, callbacks (from the store)",
     role="admin",
     responses={200: None},
     produces="text/plain",
-)(get_metrics)
+)
+async def get_metrics(request: web.Request) -> web.Response:
+    snapshot = await services(request).calls.metrics()
+    body = metrics.render(snapshot, request.app.get(SHED))
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})

@@ -1,30 +1,27 @@
 """`tierline forecast`: ask a running service for its Erlang C staffing forecast, print a table.
 
-`cli.py` only calls `add_parser`; the request and the table live here. Exit 0 with a
-forecast, 1 when the service refuses the request (the error is printed), 2 when it cannot
-be reached.
+Exit codes (`exit_codes.Exit`): 0 with a forecast, 1 when the service refuses the request
+(the error is printed), 2 usage, 3 when the service cannot be reached.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from tierline.router.admin_client import AdminRefused, AdminUnreachable, admin_get
+from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable, admin_get
+from tierline.router.cli.exit_codes import Exit
+from tierline.router.config import DEFAULT_URL
 
 
-def add_parser(commands: Any) -> None:
-    """Register `forecast` on the `tierline` sub-command parsers."""
-    sub: argparse.ArgumentParser = commands.add_parser(
-        "forecast", help="Erlang C staffing forecast per tier from a running service"
-    )
-    sub.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (default %(default)s)")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sub = commands.add_parser("forecast", help="Erlang C staffing forecast per tier from a running service")
+    sub.add_argument("--url", default=DEFAULT_URL, help="the running service (default %(default)s)")
     sub.add_argument("--admin-token", default=None, help="bearer token for /admin (env TIERLINE_ADMIN_TOKEN)")
     sub.add_argument("--queue", default=None, help="one queue (default: all queues as one agent pool)")
     sub.add_argument("--agents", type=int, default=None, help="figures at this many agents (default: agents needed)")
@@ -43,20 +40,19 @@ def run(args: argparse.Namespace) -> int:
         "arrivals_per_hour": args.arrivals_per_hour,
         "aht_s": args.aht_s,
     }
-    token = args.admin_token or os.environ.get("TIERLINE_ADMIN_TOKEN")
     try:
-        body = admin_get(args.url, "/admin/forecast", params, token, timeout=30)
+        body = admin_get(args.url, "/admin/forecast", params, args.admin_token, timeout=30)
     except AdminRefused as exc:
         print(f"tierline: forecast refused {exc}", file=sys.stderr)
-        return 1
+        return Exit.REFUSED
     except AdminUnreachable as exc:
         print(f"tierline: {exc}", file=sys.stderr)
-        return 2
+        return Exit.UNREACHABLE
     if args.json:
         print(json.dumps(body, indent=2))
     else:
         render(body, Console(width=120, highlight=False, markup=False))
-    return 0
+    return Exit.OK
 
 
 def _pct(value: float | None) -> str:

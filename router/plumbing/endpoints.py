@@ -1,19 +1,38 @@
-"""The route table: each endpoint declared once, with its body and answers.
+"""The route table: each endpoint declared once, with its role, body and answers.
 
-The app registers its handlers from this table and `/openapi.json` is generated from it,
-so the document cannot drift from what is served.
+The app registers its handlers from this table, the auth middleware reads each route's role
+from it and `/openapi.json` is generated from it, so neither can drift from what is served.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
+from aiohttp.web import AbstractRoute
+
+from tierline.router.plumbing.params import PATH_PARAMS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Role = Literal["public", "api", "admin"]
+
+CALL_PATH = "/v1/"  # the IVR/agent surface: api token, admission limit and deadline
+
+
+def surface_role(path: str) -> Role:
+    """The role of a path that matches no endpoint (404, 405): that of the surface it lies in."""
+    if path.startswith(CALL_PATH):
+        return "api"
+    if path.startswith("/admin") or path == "/metrics":
+        return "admin"
+    return "public"
+
+
+def path_params(path: str) -> list[str]:
+    return re.findall(r"{(\w+)}", path)
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,9 @@ class EndpointTable:
 
         return register
 
-    def add_to(self, app: web.Application) -> None:
+    def add_to(self, app: web.Application, roles: MutableMapping[AbstractRoute, Role]) -> None:
         for endpoint in self.endpoints:
-            app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+            undeclared = [name for name in path_params(endpoint.path) if name not in PATH_PARAMS]
+            if undeclared:
+                raise ValueError(f"{endpoint.path}: path parameter(s) {undeclared} have no rule in PATH_PARAMS")
+            roles[app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)] = endpoint.role

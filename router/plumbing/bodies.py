@@ -1,5 +1,5 @@
 """Bodies in and out: request bodies and query strings into typed structs (or a clear 4xx),
-response structs into JSON.
+response structs into JSON (path parameters: params.py).
 
 JSON bodies: `application/json` (an empty body counts as `{}`), bounded by `max_body_bytes`,
 decoded and validated by msgspec in one pass.
@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
@@ -19,8 +18,8 @@ import msgspec
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from tierline.router.endpoints import QueryParam
-from tierline.router.errors import ApiError, ClientGone
+from tierline.router.plumbing.endpoints import QueryParam
+from tierline.router.plumbing.errors import ApiError, ClientGone
 
 T = TypeVar("T")
 
@@ -123,17 +122,6 @@ def query_number(request: web.Request, param: QueryParam) -> float | None:
         raise ApiError(422, "invalid_query", f"{param.name} must be a number") from None
     if not (math.isfinite(value) and low <= value <= high):
         raise ApiError(422, "invalid_query", f"{param.name} must be a number between {low:g} and {high:g}")
-    return value
-
-
-_IDENT = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
-
-
-def path_ident(request: web.Request, name: str) -> str:
-    """An id taken from the path, held to the same rule as ids in bodies."""
-    value = request.match_info[name]
-    if _IDENT.fullmatch(value) is None:
-        raise ApiError(422, "invalid_field", f"{name} must be 1-128 characters of A-Za-z0-9._:@-")
     return value
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
-from tierline.router.endpoints import Endpoint
-from tierline.router.messages import ErrorBody
+from tierline.router.plumbing.endpoints import Endpoint, path_params
+from tierline.router.plumbing.messages import ErrorBody
+from tierline.router.plumbing.params import PATH_PARAMS
 
 _ERRORS = {
     400: "the body is not JSON or not an object",
@@ -23,10 +23,6 @@ _ERRORS = {
     503: "the store is unreachable (store_unavailable), or this process is overloaded (overloaded, with Retry-After)",
 }
 _REF = "#/components/schemas/{name}"
-_IDENT_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$"}
-_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
-    "caller": {"type": "string", "minLength": 1, "maxLength": 64, "description": "phone number, normalised on receipt"},
-}
 
 
 def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
@@ -48,8 +44,8 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
             "responses": {},
         }
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(name, _IDENT_SCHEMA)}
-            for name in re.findall(r"{(\w+)}", endpoint.path)
+            {"name": name, "in": "path", "required": True, "schema": PATH_PARAMS[name].schema}
+            for name in path_params(endpoint.path)
         ]
         for param in endpoint.query:
             schema: dict[str, Any] = {"type": "string"}

@@ -1,0 +1,5 @@
+import sys
+
+from tierline.router.cli import main
+
+sys.exit(main())

@@ -1,0 +1,185 @@
+"""`GET /admin/forecast`: the query in, the staffing forecast (admin/forecast.py) out as its view.
+
+What the figures mean and where each input comes from: admin/forecast.py and the README.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final, Literal
+
+from aiohttp import web
+from msgspec import Struct
+
+from tierline.admin.forecast import MAX_AHT_S, MAX_PER_HOUR, WINDOWS, ForecastWindow, Plan, Source, plan
+from tierline.queue import forecast as fc
+from tierline.queue.store import Traffic
+from tierline.router.plumbing.bodies import json_response, query_choice, query_int, query_number
+from tierline.router.plumbing.context import services
+from tierline.router.plumbing.endpoints import EndpointTable, QueryParam
+from tierline.router.plumbing.errors import ApiError
+from tierline.router.plumbing.messages import ts
+from tierline.tiers.model import TIERS, Tier
+
+forecast_api = EndpointTable()
+
+AGENTS = QueryParam(
+    "agents", "the figures at this many agents (default: the agents needed)", integer=(1, fc.MAX_AGENTS)
+)
+ARRIVALS = QueryParam(
+    "arrivals_per_hour",
+    "total calls per hour, split by the observed tier mix (default: observed)",
+    number=(0.0, MAX_PER_HOUR),
+)
+AHT = QueryParam("aht_s", "average handle time in seconds (default: observed)", number=(1.0, MAX_AHT_S))
+PER_TIER: Final[dict[Tier, QueryParam]] = {
+    tier: QueryParam(
+        f"{tier}_per_hour",
+        f"{tier} calls per hour (default: observed); not with arrivals_per_hour",
+        number=(0.0, MAX_PER_HOUR),
+    )
+    for tier in TIERS
+}
+
+
+class TierInputView(Struct, kw_only=True):
+    tier: Tier
+    arrivals_per_hour: float
+    source: Source  # split: a share of the given arrivals_per_hour, by the observed mix
+    arrived_in_window: int
+    threshold_s: float
+    target: float | None
+
+
+class ForecastInputsView(Struct, kw_only=True):
+    window: ForecastWindow
+    window_start: datetime
+    window_s: float  # the length actually observed (shorter while the store is young)
+    arrivals_per_hour: float
+    aht_s: float | None
+    aht_source: Literal["observed", "given"]
+    ended_in_window: int
+    load_erlangs: float | None
+    tiers: list[TierInputView]
+
+
+class TierForecastView(Struct, kw_only=True):
+    tier: Tier
+    arrivals_per_hour: float
+    threshold_s: float
+    target: float | None
+    service_level: float | None  # with strict tier priority (approximation, see model_text)
+    pooled_service_level: float | None  # plain Erlang C, as if every tier waited in one FIFO line
+    mean_wait_s: float | None  # Cobham's mean wait over all of the tier's calls
+    met: bool | None
+    agents_needed: int | None  # null: no target (blacklisted) or out of reach
+
+
+class ForecastView(Struct, kw_only=True):
+    queue: str | None  # null: every queue, as one agent pool
+    model: str
+    model_text: str
+    generated_at: datetime
+    inputs: ForecastInputsView
+    agents: int | None
+    agents_source: Literal["given", "needed"]
+    agents_needed: int | None  # the smallest N meeting every tier's target
+    stable: bool | None  # false: agents ≤ offered load, no steady state; null: no forecast
+    p_wait: float | None
+    asa_s: float | None
+    occupancy: float | None
+    tiers: list[TierForecastView]
+    notes: list[str]
+
+
+@forecast_api.route(
+    "GET",
+    "/admin/forecast",
+    summary="Erlang C staffing forecast per tier (strict tier priority): service level at N agents, agents needed",
+    role="admin",
+    responses={200: ForecastView},
+    query=(
+        QueryParam("queue", "one queue (default: all queues as one agent pool)"),
+        AGENTS,
+        QueryParam("window", "observation window, 15m or 60m (default 60m)", enum=tuple(WINDOWS)),
+        ARRIVALS,
+        *PER_TIER.values(),
+        AHT,
+    ),
+)
+async def get_forecast(request: web.Request) -> web.Response:
+    svc = services(request)
+    queue = request.query.get("queue")
+    agents = query_int(request, AGENTS, default=0) if AGENTS.name in request.query else None
+    window: ForecastWindow = "15m" if query_choice(request, "window", tuple(WINDOWS), "60m") == "15m" else "60m"
+    total = query_number(request, ARRIVALS)
+    per_tier = {tier: value for tier, param in PER_TIER.items() if (value := query_number(request, param)) is not None}
+    if total is not None and per_tier:
+        raise ApiError(422, "invalid_query", "give either arrivals_per_hour or per-tier rates (vip_per_hour, ...)")
+    aht_given = query_number(request, AHT)
+    traffic = await svc.calls.traffic(queue, WINDOWS[window])
+    outcome = plan(
+        traffic, WINDOWS[window], svc.settings, total=total, per_tier=per_tier, aht_given=aht_given, agents=agents
+    )
+    return json_response(_view(queue, window, traffic, outcome, agents))
+
+
+def _view(queue: str | None, window: ForecastWindow, traffic: Traffic, p: Plan, agents: int | None) -> ForecastView:
+    inputs = ForecastInputsView(
+        window=window,
+        window_start=ts(traffic.start),
+        window_s=round(traffic.span_s, 3),
+        arrivals_per_hour=round(sum(p.rates.values()), 3),
+        aht_s=None if p.aht is None else round(p.aht, 3),
+        aht_source=p.aht_source,
+        ended_in_window=traffic.ended,
+        load_erlangs=None if p.load is None else round(p.load, 4),
+        tiers=[
+            TierInputView(
+                tier=d.tier,
+                arrivals_per_hour=round(p.rates[d.tier], 3),
+                source=p.sources[d.tier],
+                arrived_in_window=traffic.arrived.get(d.tier, 0),
+                threshold_s=d.threshold_s,
+                target=d.target,
+            )
+            for d in p.demands
+        ],
+    )
+    by_tier = {} if p.outlook is None else {t.tier: t for t in p.outlook.tiers}
+    rows = []
+    for d in p.demands:
+        figures = by_tier.get(d.tier)
+        rows.append(
+            TierForecastView(
+                tier=d.tier,
+                arrivals_per_hour=round(p.rates[d.tier], 3),
+                threshold_s=d.threshold_s,
+                target=d.target,
+                service_level=None if figures is None else _round(figures.service_level, 6),
+                pooled_service_level=None if figures is None else _round(figures.pooled_service_level, 6),
+                mean_wait_s=None if figures is None else _round(figures.mean_wait_s, 3),
+                met=None if figures is None else figures.met,
+                agents_needed=None if figures is None else figures.agents_needed,
+            )
+        )
+    return ForecastView(
+        queue=queue,
+        model=fc.MODEL,
+        model_text=fc.MODEL_TEXT,
+        generated_at=ts(traffic.now),
+        inputs=inputs,
+        agents=None if p.outlook is None else p.outlook.agents,
+        agents_source="given" if agents is not None else "needed",
+        agents_needed=None if p.outlook is None else p.outlook.agents_needed,
+        stable=None if p.outlook is None else p.outlook.stable,
+        p_wait=None if p.outlook is None else _round(p.outlook.p_wait, 6),
+        asa_s=None if p.outlook is None else _round(p.outlook.asa_s, 3),
+        occupancy=None if p.outlook is None else _round(p.outlook.occupancy, 6),
+        tiers=rows,
+        notes=p.notes,
+    )
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

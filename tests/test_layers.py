@@ -1,0 +1,98 @@
+"""The packages point one way: router (HTTP, CLIs, composition) -> admin (supervisor logic and
+assets) -> queue / tiers (the engine and the tier stores).
+
+Read from the source (every import statement, at any depth, parsed with `ast`), so an import
+inside a function or under TYPE_CHECKING counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("router", "admin", "queue", "tiers")
+
+# package -> the packages it must never import
+FORBIDDEN: dict[str, set[str]] = {
+    "admin": {"router"},
+    "queue": {"router", "admin"},
+    "tiers": {"router", "admin"},
+}
+
+
+def imported_packages(path: Path) -> set[tuple[int, str]]:
+    """(line, package) for every `tierline.<package>` this module imports."""
+    found: set[tuple[int, str]] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+            if node.module == "tierline":
+                names = [f"tierline.{alias.name}" for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "tierline" and len(parts) > 1:
+                found.add((node.lineno, parts[1]))
+    return found
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_import_points_back_up(package: str) -> None:
+    wrong = [
+        f"{path.relative_to(ROOT)}:{line} imports tierline.{target}"
+        for path in modules(package)
+        for line, target in sorted(imported_packages(path))
+        if target in FORBIDDEN[package]
+    ]
+    assert wrong == []
+
+
+def test_no_relative_imports() -> None:
+    """Relative imports would slip past the check above: every module imports by full name."""
+    relative = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for package in PACKAGES
+        for path in modules(package)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    ]
+    assert relative == []
+
+
+def test_the_check_sees_what_it_should(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import tierline.queue.clock\n"
+        "from tierline.router.plumbing import errors\n"
+        "from tierline import admin\n"
+        "def f() -> None:\n"
+        "    from tierline.tiers.model import Tier\n"
+    )
+    assert {target for _, target in imported_packages(module)} == {"queue", "router", "admin", "tiers"}
+
+
+def test_only_the_composition_root_builds_stores_or_the_app() -> None:
+    """router/app.py picks the stores and assembles the application; no other module of the
+    service does (the CLI's store-direct reload opens the tier store it writes, nothing more)."""
+    builders = {"MemoryCallStore", "RedisCallStore", "MemoryTierStore", "Application"}
+    allowed = {
+        ROOT / "router" / "app.py": builders | {"RedisTierStore"},
+        ROOT / "router" / "cli" / "reload.py": {"RedisTierStore"},
+    }
+    found = []
+    for path in modules("router") + modules("admin"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+                if name in builders | {"RedisTierStore"} and name not in allowed.get(path, set()):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} calls {name}")
+    assert found == []
