@@ -151,8 +151,11 @@ def _columns_of(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 class PostgresArchive:
-    def __init__(self, dsn: str, *, max_connections: int = 4, timeout_s: float = 10.0) -> None:
+    def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 4, timeout_s: float = 10.0) -> None:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise ValueError(f"a schema name is lower-case letters, digits and _, not {schema!r}")
         self.dsn = dsn
+        self.schema = schema
         self._max = max_connections
         self._timeout = timeout_s
         self._pool: asyncpg.Pool | None = None
@@ -167,10 +170,16 @@ class PostgresArchive:
     async def open(self) -> list[int]:
         if self._pool is None:
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self._max, timeout=self._timeout, command_timeout=self._timeout * 6
+                self.dsn,
+                min_size=1,
+                max_size=self._max,
+                timeout=self._timeout,
+                command_timeout=self._timeout * 6,
+                server_settings={"search_path": self.schema},
             )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz)"
             )
@@ -301,6 +310,14 @@ class PostgresArchive:
             " (SELECT callback_id FROM events WHERE call_id = $1 AND callback_id IS NOT NULL)"
             " ORDER BY at, epoch, seq",
             call_id,
+        )
+        return [ev.decode(r[0]) for r in rows]
+
+    async def events(self, start: float, end: float) -> list[ev.Event]:
+        rows = await self.pool.fetch(
+            "SELECT body::text FROM events WHERE at >= $1 AND at < $2 ORDER BY at, epoch, seq",
+            datetime.fromtimestamp(start, UTC),
+            datetime.fromtimestamp(end, UTC),
         )
         return [ev.decode(r[0]) for r in rows]
 

@@ -170,6 +170,11 @@ class SqliteArchive:
         rows = await self._run(lambda db: db.execute(sql, (call_id,)).fetchall())
         return [ev.decode(body) for (body,) in rows]
 
+    async def events(self, start: float, end: float) -> list[ev.Event]:
+        sql = "SELECT body FROM events WHERE at >= ? AND at < ? ORDER BY at, epoch, seq"
+        rows = await self._run(lambda db: db.execute(sql, (start, end)).fetchall())
+        return [ev.decode(body) for (body,) in rows]
+
     async def count_events(self) -> int:
         row = await self._run(lambda db: db.execute("SELECT count(*) FROM events").fetchone())
         return int(row[0])
