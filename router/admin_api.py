@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 from aiohttp import web
 
@@ -37,7 +37,7 @@ from tierline.tiers.reload import ReloadResult
 
 admin = EndpointTable()
 
-WINDOWS = ("15m", "60m", "today")
+WINDOWS: tuple[Window, ...] = get_args(Window)
 CALLBACK_FILTERS = ("open", "overdue", "done")
 LIMIT = QueryParam("limit", f"at most this many on the page (default and most: {MAX_PAGE})", integer=(1, MAX_PAGE))
 CURSOR = QueryParam("cursor", "the next_cursor of the page before (default: the first page)")

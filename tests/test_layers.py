@@ -27,13 +27,14 @@ def imported_packages(path: Path) -> set[tuple[int, str]]:
     """(line, package) for every `tierline.<package>` this module imports."""
     found: set[tuple[int, str]] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
             if node.module == "tierline":
                 names = [f"tierline.{alias.name}" for alias in node.names]
+        else:
+            continue
         for name in names:
             parts = name.split(".")
             if parts[0] == "tierline" and len(parts) > 1:
@@ -96,3 +97,15 @@ def test_only_the_composition_root_builds_stores_or_the_app() -> None:
                 if name in builders | {"RedisTierStore"} and name not in allowed.get(path, set()):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno} calls {name}")
     assert found == []
+
+
+def test_only_the_config_module_reads_the_environment() -> None:
+    readers = []
+    for package in PACKAGES:
+        for path in modules(package):
+            if path == ROOT / "router" / "config.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+                    readers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert readers == []

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from tierline.admin.forecast import WINDOWS
 from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable, admin_get
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULT_URL
@@ -25,7 +26,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub.add_argument("--admin-token", default=None, help="bearer token for /admin (env TIERLINE_ADMIN_TOKEN)")
     sub.add_argument("--queue", default=None, help="one queue (default: all queues as one agent pool)")
     sub.add_argument("--agents", type=int, default=None, help="figures at this many agents (default: agents needed)")
-    sub.add_argument("--window", choices=("15m", "60m"), default=None, help="observation window (default 60m)")
+    sub.add_argument("--window", choices=tuple(WINDOWS), default=None, help="observation window (default 60m)")
     sub.add_argument("--arrivals-per-hour", type=float, default=None, help="total calls/hour instead of observed")
     sub.add_argument("--aht-s", type=float, default=None, help="average handle time (s) instead of observed")
     sub.add_argument("--json", action="store_true", help="print the service's JSON answer instead of a table")

@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -24,11 +24,12 @@ from rich.table import Table
 from rich.text import Text
 
 from tierline.admin.sla_status import Status, sla_status
+from tierline.queue.service_level import Window
 from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable, admin_get
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULT_URL
 
-WINDOWS = ("15m", "60m", "today")
+WINDOWS: tuple[Window, ...] = get_args(Window)
 STATUS_STYLE: dict[Status, str] = {
     "met": "bold green",
     "at risk": "bold yellow",

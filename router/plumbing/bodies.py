@@ -18,6 +18,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
+from tierline.router.config import DEFAULTS
 from tierline.router.plumbing.endpoints import QueryParam
 from tierline.router.plumbing.errors import ApiError, ClientGone
 
@@ -26,7 +27,7 @@ T = TypeVar("T")
 log = logging.getLogger("tierline.router")
 
 BODY_READ_TIMEOUT = web.AppKey("body_read_timeout_s", float)
-_DEFAULT_BODY_READ_TIMEOUT = 10.0
+_DEFAULT_BODY_READ_TIMEOUT = DEFAULTS.server.body_read_timeout_s  # an app that set none
 
 _decoders: dict[type, msgspec.json.Decoder] = {}  # type: ignore[type-arg]
 

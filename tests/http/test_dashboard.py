@@ -301,7 +301,7 @@ async def test_dashboard_shows_the_api_figures_and_updates_live(guarded: Api, br
     _, now = await api.get("/admin/sla?window=today", headers=ADMIN)
 
     def updated(p: dict[str, Any]) -> bool:
-        return p["generatedAt"] == now["generated_at"] and p["polls"] > polls_before
+        return bool(p["generatedAt"] == now["generated_at"] and p["polls"] > polls_before)
 
     page = await wait_for(driver, updated, "the new figures")
     assert page["marker"] == "yes", "the page was reloaded"
