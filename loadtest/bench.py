@@ -310,8 +310,8 @@ def bench_targets(
             if t.profile and t.pid is not None:
                 profile = py_spy_profiler(t.pid, profile_dir, t.name.replace(" ", "-"), plan.seconds, profiles)
                 profile("route", lambda t=t: wrk(t.url, "route.lua", route_args(plan, "p"), plan.seconds))
-                route_rate = by_name[t.name, "route"].rps
-                top_up(t, 2 * by_name[t.name, "pop"].rps * plan.seconds, route_rate, plan)  # for the profiled pops
+                best_route_rate = by_name[t.name, "route"].rps
+                top_up(t, 2 * by_name[t.name, "pop"].rps * plan.seconds, best_route_rate, plan)  # for the profiled pops
                 profile("pop", lambda t=t: wrk(t.url, "pop.lua", ["pa"], plan.seconds))
     return figures
 
@@ -710,9 +710,13 @@ def render(report: dict[str, Any]) -> str:
         head = ("target", "op", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req", "busy",
                 "share", "by CPU", "runs req/s")  # fmt: skip
         widths = (16, 6, 8, 7, 8, 9, 7, 11, 6, 7, 7, 0)
-        row = lambda cells: "".join(  # noqa: E731
-            f"{c:<{w}}" if i < 2 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells[:-1], widths, strict=False))
-        ) + "  " + cells[-1]
+
+        def row(cells: tuple[str, ...]) -> str:
+            left = (
+                f"{c:<{w}}" if i < 2 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells[:-1], widths, strict=False))
+            )
+            return "".join(left) + "  " + cells[-1]
+
         lines.append(row(head))
         for f in http:
             share = by_cpu = "-"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import sys
 import tempfile
@@ -65,7 +66,7 @@ def probe(seconds: int, repeat: int, customers: int) -> None:
             cmd = [*bench.pinned(bench.SERVER_CORE), bench.PYTHON, str(Path(__file__)), "--serve", mode, "--",
                    "serve", "--port", str(port), "--config", str(config)]  # fmt: skip
             proc = stack.enter_context(bench.running(f"tierline-{mode}", cmd, logs))
-            proc.wait_until(lambda url=url: bench.http_ok(f"{url}/healthz"))
+            proc.wait_until(functools.partial(bench.http_ok, f"{url}/healthz"))
             bench.http_json(f"{url}/admin/tiers/reload", tier_csv(customers), "text/csv")
             targets.append(bench.Target(mode, url, bench.tierline_waiting(url), pid=proc.pid))
         figures = bench.bench_targets(targets, plan, None, {})

@@ -82,6 +82,8 @@ def load_tiers(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner) or _opts(environment).skip_reload:
         return
     opts = _opts(environment)
+    if environment.host is None:
+        raise ValueError("locust needs --host: the Tierline to load")
     body = tier_csv(opts.tier_customers)
     request = urllib.request.Request(
         f"{environment.host.rstrip('/')}/admin/tiers/reload",
@@ -141,7 +143,7 @@ class TierlineUser(FastHttpUser):
     def on_start(self) -> None:
         self.rng = random.Random()
         opts = _opts(self.environment)
-        self.pace = opts.pace
+        self.pace = float(opts.pace)
         self.headers = {"Content-Type": "application/json", **_bearer(opts.api_token)}
 
     def pause(self, low: float, high: float) -> None:

@@ -193,7 +193,7 @@ async def stress(kind: str, base: str, redis_url: str | None, args: argparse.Nam
         quiet = await route_for(http, base, "quiet", args.seconds, args.rate, args.workers)
         if redis_url:
             await slowlog_reset(redis_url)
-        stop, polls = asyncio.Event(), []
+        stop, polls = asyncio.Event(), list[float]()
         poller = asyncio.create_task(poll(http, base, stop, polls))
         busy = await route_for(http, base, "polled", args.seconds, args.rate, args.workers)
         stop.set()

@@ -9,16 +9,20 @@ not in the file, so they route as the default tier (`known: false`). The wrk scr
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
-MIX: tuple[tuple[str, int], ...] = (("vip", 5), ("mid", 20), ("standard", 72), ("blacklisted", 3))
-_BY_PERCENT: tuple[str, ...] = tuple(tier for tier, share in MIX for _ in range(share))
+if TYPE_CHECKING:  # the type only: locust and wrk runs need no Tierline import here
+    from tierline.tiers.model import Tier
+
+MIX: tuple[tuple[Tier, int], ...] = (("vip", 5), ("mid", 20), ("standard", 72), ("blacklisted", 3))
+_BY_PERCENT: tuple[Tier, ...] = tuple(tier for tier, share in MIX for _ in range(share))
 
 
 def caller_number(i: int) -> str:
     return f"+86139{i:08d}"
 
 
-def tier_of(i: int) -> str:
+def tier_of(i: int) -> Tier:
     return _BY_PERCENT[i % 100]
 
 

@@ -92,7 +92,7 @@ async def test_a_cursor_survives_changes_between_pages(make_store: MakeStore) ->
         await store.callback_outcome(work.callback.callback_id, "completed", agent, None)
     await overflow(store, clock, "late", "+1999")
     rest: list[Callback] = []
-    cursor = first.next_cursor
+    cursor: str | None = first.next_cursor
     while cursor is not None:
         page = await store.callback_page("open", 2, cursor)
         rest += page.callbacks

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from tierline.queue import callbacks as cb
-from tierline.queue.callbacks import Callback
+from tierline.queue.callbacks import Callback, Outcome
 from tierline.queue.clock import ManualClock
 from tierline.queue.errors import Conflict, NotFound
 from tierline.queue.policy import CallbackPolicy, Policy, QueuePolicy, TierPolicy
@@ -341,7 +341,13 @@ async def test_outcomes_that_are_refused_change_nothing(make_store: MakeStore) -
     assert missing.value.code == "callback_not_found"
     await store.callback_outcome(first.callback_id, "completed", "b1", None)
     before = await readable(store)
-    for outcome, agent in (("no_answer", "b1"), ("cancelled", "b1"), ("completed", "b2"), ("completed", None)):
+    closed_moves: list[tuple[Outcome, str | None]] = [
+        ("no_answer", "b1"),
+        ("cancelled", "b1"),
+        ("completed", "b2"),
+        ("completed", None),
+    ]
+    for outcome, agent in closed_moves:
         with pytest.raises(Conflict) as closed:
             await store.callback_outcome(first.callback_id, outcome, agent, None)
         assert closed.value.code == "invalid_state"
@@ -391,12 +397,13 @@ async def test_an_open_callback_takes_no_outcome_from_anyone(make_store: MakeSto
     await store.callback_outcome(fresh.callback_id, "no_answer", "b1", None)
     await store.callback_outcome(retried.callback_id, "no_answer", "b1x", None)
     before = await readable(store)
-    for callback_id, outcome, agent in (
+    not_theirs: list[tuple[str, Outcome, str | None]] = [
         (fresh.callback_id, "completed", "b1"),  # the last agent, another outcome: not a retry
         (fresh.callback_id, "no_answer", "b2"),
         (fresh.callback_id, "cancelled", None),
         (retried.callback_id, "no_answer", None),
-    ):
+    ]
+    for callback_id, outcome, agent in not_theirs:
         with pytest.raises(Conflict) as err:
             await store.callback_outcome(callback_id, outcome, agent, None)
         assert err.value.code == "not_assigned", (callback_id, outcome, agent)
@@ -429,7 +436,7 @@ async def test_a_note_is_kept_as_given_on_every_store(make_store: MakeStore, not
     assert kept.note == note
 
 
-OUTCOMES = ("completed", "no_answer", "cancelled")
+OUTCOMES: tuple[Outcome, ...] = ("completed", "no_answer", "cancelled")
 
 
 async def test_outcome_rule_is_the_same_on_every_store(make_store: MakeStore) -> None:

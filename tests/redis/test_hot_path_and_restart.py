@@ -18,7 +18,7 @@ from tierline.queue.redis_link import RedisLink, connect
 from tierline.queue.redis_store import RedisCallStore
 from tierline.router.app import build_app, open_services
 from tierline.router.config import load_settings
-from tierline.tiers.model import TierRecord
+from tierline.tiers.model import Tier, TierRecord
 
 
 @pytest.fixture
@@ -33,9 +33,7 @@ class Monitor:
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.process = subprocess.Popen(
-            ["redis-cli", "-p", str(port), "monitor"], stdout=subprocess.PIPE, text=True
-        )
+        self.process = subprocess.Popen(["redis-cli", "-p", str(port), "monitor"], stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         assert self.process.stdout.readline().strip() == "OK"
 
@@ -85,7 +83,10 @@ async def test_a_route_decision_is_one_round_trip_on_a_single_redis(redis: Redis
     assert counts.pop("hget", 0) <= 3 * meta_reads
     assert counts == {"evalsha": 50}, counts
     assert work["caller"] == {
-        "caller": "+8613800000001", "tier": "vip", "known": True, "crm": {"customer_id": "C-1", "name": "Li Na"}
+        "caller": "+8613800000001",
+        "tier": "vip",
+        "known": True,
+        "crm": {"customer_id": "C-1", "name": "Li Na"},
     }
     assert (unknown["tier"], unknown["status"]) == ("standard", "waiting")
 
@@ -95,7 +96,8 @@ async def test_aof_keeps_the_queue_over_a_redis_restart(redis: RedisServer) -> N
     namespace = new_namespace()
     link = RedisLink(connect(redis.url, 1.0), timeout_s=1.0)
     store = RedisCallStore(link, Policy(), clock, namespace)
-    for i, tier in enumerate(["standard", "vip", "mid", "blacklisted"]):
+    tiers: list[Tier] = ["standard", "vip", "mid", "blacklisted"]
+    for i, tier in enumerate(tiers):
         await store.route(f"c{i}", TierRecord(caller=f"+4930000{i}", tier=tier), "default")
     clock.advance(61)  # the mid caller overflows into a callback
     await store.sweep()

@@ -42,7 +42,9 @@ async def data_ids(link: RedisLink, namespace: str) -> set[int]:
 
 async def meta_ids(link: RedisLink, namespace: str) -> set[int]:
     names = await link.client.hkeys("{" + namespace + "}:tiers")
-    return {int(name[1:].split(b":")[0]) for name in names if name.startswith(b"v")}
+    # redis-py types a reply as bytes or str, by the client's decode_responses.
+    raw = [name if isinstance(name, bytes) else name.encode() for name in names]
+    return {int(name[1:].split(b":")[0]) for name in raw if name.startswith(b"v")}
 
 
 def lock_key(namespace: str) -> str:

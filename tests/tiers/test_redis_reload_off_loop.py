@@ -49,7 +49,7 @@ async def test_the_reload_parses_buckets_and_packs_outside_the_router_process(se
         result = await store.reload_file(path, "csv")
     finally:
         sys.setprofile(None)
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
     try:
         assert result.swapped and result.loaded == rows
         assert calls.seen == [], f"reload work ran in the router's process: {sorted(set(calls.seen))}"
@@ -78,7 +78,7 @@ async def test_each_bucket_is_one_command_with_one_argument(server: str, tmp_pat
             sent.append(command)
             return real_eval(*command)
 
-        pipe.eval = eval_
+        pipe.eval = eval_  # type: ignore[method-assign, assignment]  # a spy: records, then sends as it was
         return pipe
 
     link.client.pipeline = pipeline  # type: ignore[method-assign]
