@@ -1,1 +1,2 @@
-"""The supervisor and administration surface: service levels, callbacks, tier maintenance."""
+"""The supervisor's logic and assets: the met / at-risk rule, the staffing forecast, the
+Prometheus text and the dashboard's files. No HTTP here: router/ serves all of it."""

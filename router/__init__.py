@@ -1,1 +1,1 @@
-"""r"""
+"""The HTTP service (both API surfaces, their plumbing, the composition root) and the `tierline` command."""
