@@ -8,9 +8,9 @@ agent; only that agent ends it, naming itself in `agent_id` (anyone else, no age
 callback no agent holds: `not_assigned`). The outcome that ended the last attempt is kept
 with its agent until the callback is handed out again, so the same agent posting the same
 outcome again — a retry after a lost answer, or two posts racing — is recognised and
-answered with the callback as it is, changing nothing: no second attempt is used. The Redis
-engine (`ops.outcome` in redis_engine.lua) writes this rule a second time;
-tests/queue/test_callbacks.py::test_outcome_rule_is_the_same_on_every_store holds them equal.
+answered with the callback as it is, changing nothing: no second attempt is used. The rule
+is data, `decisions.OUTCOMES`, which the Redis engine (`ops.outcome` in redis_engine.lua)
+receives and looks up as the memory store does here.
 """
 
 from __future__ import annotations
@@ -19,13 +19,22 @@ from typing import Literal
 
 import msgspec
 
+from tierline.queue.decisions import (
+    GIVE_UP_STATUS,
+    OUTCOMES,
+    RESOLVED_BY_INBOUND,
+    RETRY_STATUS,
+    Apply,
+    Refuse,
+    outcome_poster,
+)
+from tierline.queue.decisions import CallbackStatus as CallbackStatus
+from tierline.queue.decisions import Outcome as Outcome
 from tierline.queue.errors import Conflict
 from tierline.queue.policy import CallbackPolicy
 from tierline.tiers.model import Tier, TierRecord
 
 CallbackReason = Literal["queue_full", "max_wait", "abandoned"]
-CallbackStatus = Literal["open", "assigned", "completed", "cancelled", "resolved_inbound", "unreached"]
-Outcome = Literal["completed", "no_answer", "cancelled"]
 
 ACTIVE: frozenset[CallbackStatus] = frozenset({"open", "assigned"})
 
@@ -100,23 +109,28 @@ def assign(callback: Callback, agent_id: str) -> None:
     callback.last_outcome_agent = None
 
 
-def check_outcome(callback: Callback, outcome: Outcome, agent_id: str | None) -> bool:
-    """True: the outcome ends the current attempt. False: it repeats the outcome that ended the
-    last one (same agent, same outcome, not handed out since): a no-op. Else `Conflict`."""
-    if agent_id is not None and callback.last_outcome == outcome and callback.last_outcome_agent == agent_id:
-        return False
-    name = callback.callback_id
-    if not callback.active:
-        raise Conflict(f"callback {name!r} is {callback.status}: it takes no outcome")
-    if callback.status != "assigned":
-        raise Conflict(
-            f"callback {name!r} is open: no agent holds it; the agent it is handed to (next) posts the outcome",
-            code="not_assigned",
+def decide_outcome(callback: Callback, outcome: Outcome, agent_id: str | None) -> Apply | None:
+    """What the outcome does: an Apply that ends the current attempt; None when it repeats the
+    outcome that ended the last one (same agent, same outcome, not handed out since): a no-op.
+    Else `Conflict`, before anything changes. O(1)."""
+    who = outcome_poster(agent_id, outcome, callback.agent_id, callback.last_outcome, callback.last_outcome_agent)
+    decision = OUTCOMES[outcome][callback.status][who]
+    if type(decision) is Apply:
+        return decision
+    if type(decision) is Refuse:
+        message = decision.message.format(
+            callback=repr(callback.callback_id),
+            status=callback.status,
+            holder=repr(callback.agent_id),
+            agent=repr(agent_id),
         )
-    if agent_id != callback.agent_id:
-        who = "no agent_id" if agent_id is None else f"not {agent_id!r}"
-        raise Conflict(f"callback {name!r} is held by agent {callback.agent_id!r}, {who}", code="not_assigned")
-    return True
+        raise Conflict(message, code=decision.code)
+    return None
+
+
+def check_outcome(callback: Callback, outcome: Outcome, agent_id: str | None) -> bool:
+    """True: the outcome ends the current attempt. False: a retried outcome, a no-op. Else `Conflict`."""
+    return decide_outcome(callback, outcome, agent_id) is not None
 
 
 def apply_outcome(
@@ -128,32 +142,31 @@ def apply_outcome(
     note: str | None = None,
 ) -> bool:
     """End the current attempt (True), or change nothing for a retried outcome (False)."""
-    if not check_outcome(callback, outcome, agent_id):
+    decision = decide_outcome(callback, outcome, agent_id)
+    if decision is None:
         return False
     if note is not None:
         callback.note = note
     callback.agent_id = None
     callback.last_outcome = outcome
     callback.last_outcome_agent = agent_id
-    if outcome == "cancelled":
-        _close(callback, "cancelled", now)
-        return True
-    callback.attempts += 1
-    if outcome == "completed":
-        _close(callback, "completed", now)
+    if decision.attempt:
+        callback.attempts += 1
+    if decision.closes is not None:
+        _close(callback, decision.closes, now)
         return True
     retry_at = now + policy.retry_delay_s
     if callback.attempts >= policy.max_attempts or retry_at > callback.deadline:
-        _close(callback, "unreached", now)
+        _close(callback, GIVE_UP_STATUS, now)
     else:
-        callback.status = "open"
+        callback.status = RETRY_STATUS
         callback.next_attempt_at = retry_at
     return True
 
 
 def resolve_inbound(callback: Callback, now: float) -> bool:
     """The caller got through inbound: an open callback is moot. One already with an agent stays."""
-    if callback.status != "open":
+    if callback.status not in RESOLVED_BY_INBOUND:
         return False
     _close(callback, "resolved_inbound", now)
     return True

@@ -1,8 +1,8 @@
-"""A call's state and the moves SPEC allows between states, as pure checks.
+"""A call's record, and the look-up of the move an action makes on it.
 
-Each `check_*` either says whether the move changes anything (False = an allowed no-op,
-e.g. a retried request) or raises Conflict before anything is touched. Both stores apply
-the same checks, so the state machine is written once.
+The state machine itself is data, `decisions.CALL_MOVES`: `decide` looks the move up and
+turns a refusal into a Conflict before anything is touched. The memory store calls it; the
+Redis engine looks the same table up in Lua (see the header of redis_engine.lua).
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from typing import Literal
 
 import msgspec
 
+from tierline.queue.decisions import CALL_MOVES, CallAction, Move, Refuse, poster
+from tierline.queue.decisions import CallStatus as CallStatus
 from tierline.queue.errors import Conflict
 from tierline.queue.ordering import Place
 from tierline.tiers.model import Tier
 
-CallStatus = Literal["waiting", "offered", "answered", "abandoned", "overflowed", "ended"]
 OverflowReason = Literal["queue_full", "max_wait"]
 
 FINISHED: frozenset[CallStatus] = frozenset({"abandoned", "overflowed", "ended"})
@@ -47,47 +48,34 @@ class Call(msgspec.Struct, kw_only=True):
         return max(0.0, (now if end is None else end) - self.arrived_at)
 
 
-def _refuse(call: Call, action: str) -> Conflict:
-    return Conflict(f"call {call.call_id!r} is {call.status}: it cannot be {action}")
+def decide(action: CallAction, call: Call, agent_id: str | None = None) -> Move | None:
+    """The move `action` (asked by `agent_id`, if any) makes on `call`; None for an allowed no-op
+    (e.g. a retried request); Conflict, before anything is touched, for a refusal. O(1)."""
+    decision = CALL_MOVES[action][call.status][poster(agent_id, call.agent_id)]
+    if type(decision) is Move:
+        return decision
+    if type(decision) is Refuse:
+        message = decision.message.format(
+            call=repr(call.call_id), status=call.status, holder=repr(call.agent_id), agent=repr(agent_id)
+        )
+        raise Conflict(message, code=decision.code)
+    return None
 
 
 def check_answer(call: Call, agent_id: str) -> bool:
-    if call.status == "waiting":
-        return True
-    if call.status == "offered":
-        if call.agent_id != agent_id:
-            raise Conflict(f"call {call.call_id!r} is offered to agent {call.agent_id!r}, not {agent_id!r}")
-        return True
-    if call.status == "answered" and call.agent_id == agent_id:
-        return False
-    raise _refuse(call, "answered")
+    return decide("answer", call, agent_id) is not None
 
 
 def check_requeue(call: Call, agent_id: str | None) -> bool:
-    if call.status == "waiting":
-        return False
-    if call.status == "offered":
-        if agent_id is not None and agent_id != call.agent_id:
-            raise Conflict(f"call {call.call_id!r} is offered to agent {call.agent_id!r}, not {agent_id!r}")
-        return True
-    raise _refuse(call, "requeued")
+    return decide("requeue", call, agent_id) is not None
 
 
 def check_abandon(call: Call) -> bool:
-    if call.status in ("waiting", "offered"):
-        return True
-    # An IVR retries on time-outs: a repeated hang-up report is answered, not refused.
-    if call.status == "abandoned":
-        return False
-    raise _refuse(call, "abandoned")
+    return decide("abandon", call) is not None
 
 
 def check_end(call: Call) -> bool:
-    if call.status == "answered":
-        return True
-    if call.status == "ended":
-        return False
-    raise _refuse(call, "ended")
+    return decide("end", call) is not None
 
 
 def check_same_call(call: Call, caller: str, queue: str) -> None:

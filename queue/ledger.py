@@ -2,7 +2,7 @@
 
 Minutes serve the rolling windows (kept an hour), intervals serve today and its chart (kept
 two days). Both are filled from the same event through `service_level.record`. A lifetime
-tally per queue × tier (never pruned) feeds `/metrics` through `metrics.lifetime_increments`.
+tally per queue × tier (never pruned) feeds `/metrics` through `metrics.record`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ class Ledger:
         lifetime = self._lifetime.get((queue, tier))
         if lifetime is None:
             lifetime = self._lifetime[(queue, tier)] = mx.LifetimeTally()
-        increments = mx.lifetime_increments(kind, value, threshold, short, self.wait_bounds)
-        mx.apply_increments(lifetime, increments, len(self.wait_bounds))
+        mx.record(lifetime, kind, value, threshold, short, self.wait_bounds)
 
     def lifetime(self, queue: str, tier: Tier) -> mx.LifetimeTally:
         """Counts since this store began (for /metrics); a copy, zero if nothing happened."""

@@ -3,7 +3,8 @@
 Zero setup, one process. Each public method runs to completion without awaiting, so on the
 event loop it is atomic: no call can be popped twice or half-moved. The rules themselves
 live in the pure modules (ordering/waitlist, calls, callbacks, service_level); this module
-keeps the indexes that make every step O(log n) and applies the rules to them.
+keeps the indexes that make every step O(log n) and applies the rules to them; which move
+each request makes is looked up in `decisions`, the tables the Redis engine receives too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tierline.queue.callback_index import CallbackIndex
 from tierline.queue.callbacks import Callback, CallbackReason, Outcome
 from tierline.queue.calls import Call, OverflowReason
 from tierline.queue.clock import Clock
+from tierline.queue.decisions import ADMITTED_WHEN_FULL, CALLBACK_TIERS
 from tierline.queue.errors import Conflict, Invalid, NotFound
 from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
 from tierline.queue.ledger import Ledger
@@ -95,7 +97,7 @@ class MemoryCallStore:
         self._records[call_id] = record
         self._ledger.record(queue, call.tier, "arrived", now)
         limit = self.policy.max_waiting(queue)
-        if call.tier != "vip" and limit is not None and len(waitlist) >= limit:
+        if limit is not None and call.tier not in ADMITTED_WHEN_FULL and len(waitlist) >= limit:
             self._overflow(call, "queue_full", now)
         else:
             waitlist.add(call.tier, call.place)
@@ -108,13 +110,14 @@ class MemoryCallStore:
     async def abandon(self, call_id: str) -> CallSnapshot:
         now = self._tick()
         call = self._call(call_id)
-        if calls.check_abandon(call):
+        move = calls.decide("abandon", call)
+        if move is not None:
             self._take_out(call)
-            call.status = "abandoned"
+            call.status = move.to
             call.left_at = now
             wait = call.waited(now)
             self._ledger.record(call.queue, call.tier, "abandoned", now, wait)
-            if call.tier == "mid" and wait >= self.policy.short_abandon_s:
+            if call.tier in CALLBACK_TIERS and wait >= self.policy.short_abandon_s:
                 self._open_callback(call, "abandoned", now)
             self._finish("call", call_id)
         return self._snapshot(call, now)
@@ -124,11 +127,12 @@ class MemoryCallStore:
     async def answer(self, call_id: str, agent_id: str) -> CallSnapshot:
         now = self._tick()
         call = self._call(call_id)
-        if calls.check_answer(call, agent_id):
-            if call.status == "waiting":
+        move = calls.decide("answer", call, agent_id)
+        if move is not None:
+            if move.free_agent:
                 self._ensure_free(agent_id)
             self._take_out(call)
-            call.status = "answered"
+            call.status = move.to
             call.agent_id = agent_id
             call.answered_at = now
             self._holding[agent_id] = ("call", call_id)
@@ -140,16 +144,17 @@ class MemoryCallStore:
     async def requeue(self, call_id: str, agent_id: str | None) -> CallSnapshot:
         now = self._tick()
         call = self._call(call_id)
-        if calls.check_requeue(call, agent_id):
+        if calls.decide("requeue", call, agent_id) is not None:
             self._back_to_queue(call, now)
         return self._snapshot(call, now)
 
     async def end(self, call_id: str) -> CallSnapshot:
         now = self._tick()
         call = self._call(call_id)
-        if calls.check_end(call):
+        move = calls.decide("end", call)
+        if move is not None:
             assert call.answered_at is not None and call.agent_id is not None
-            call.status = "ended"
+            call.status = move.to
             call.ended_at = now
             self._holding.pop(call.agent_id, None)
             self._ledger.record(call.queue, call.tier, "ended", now, now - call.answered_at)
@@ -380,7 +385,7 @@ class MemoryCallStore:
         call.overflow_reason = reason
         call.left_at = at
         self._ledger.record(call.queue, call.tier, "overflowed", at, call.waited(at))
-        if call.tier == "mid":
+        if call.tier in CALLBACK_TIERS:
             self._open_callback(call, reason, at)
         self._finish("call", call.call_id)
 

@@ -4,7 +4,9 @@ The service-level ledger keeps tallies by minute and interval for the windows; P
 wants monotonic counters since the store began, plus a histogram of answered waits. Every
 figure here is a named integer counter (one float: the sum of answered waits), so a shared
 store keeps them as hash fields with HINCRBY / HINCRBYFLOAT and every process reads the
-same numbers: `lifetime_increments` is the one rule both stores apply.
+same numbers. Which counters an event moves is `decisions.LIFETIME_MOVES`, which the Redis
+engine receives too; the histogram's bucket rule (`bucket_index`) stays written a second
+time in redis_engine.lua's `record`, as its header says.
 
 Histogram buckets are *not* cumulative here: an answered wait increments exactly one
 `wait_le_<i>` field (the first bound it is ≤ to, or the last, "+Inf", field). Prometheus's
@@ -19,6 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
+from tierline.queue.decisions import HISTOGRAM_KIND, LIFETIME_FIELDS, LIFETIME_MOVES, amount
 from tierline.queue.policy import Policy
 from tierline.queue.service_level import EventKind
 from tierline.tiers.model import TIERS, Tier
@@ -26,7 +29,7 @@ from tierline.tiers.model import TIERS, Tier
 # Upper bounds (seconds) of the answered-wait histogram; each tier's SLA threshold is added.
 DEFAULT_WAIT_BOUNDS: Final = (5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 
-COUNTERS: Final = ("arrived", "answered", "answered_within", "abandoned", "short_abandoned", "overflowed")
+COUNTERS: Final = LIFETIME_FIELDS
 
 
 def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:
@@ -85,32 +88,41 @@ def lifetime_increments(
     kind: EventKind, value: float, threshold_s: float, short_abandon_s: float, bounds: tuple[float, ...]
 ) -> dict[str, float]:
     """The fields one event adds to its queue × tier. `value` is the wait (unused for arrivals)."""
-    if kind == "arrived":
-        return {"arrived": 1}
-    if kind == "answered":
-        return {
-            "answered": 1,
-            "answered_within": int(value <= threshold_s),
-            "answer_wait_sum": value,
-            bucket_field(bucket_index(bounds, value)): 1,
-        }
-    if kind == "abandoned":
-        return {"abandoned": 1, "short_abandoned": int(value < short_abandon_s)}
-    if kind == "overflowed":
-        return {"overflowed": 1}
-    return {}  # "ended": handle time is not a lifetime counter
+    out = {field: amount(how, value, threshold_s, short_abandon_s) for field, how in LIFETIME_MOVES[kind]}
+    if kind == HISTOGRAM_KIND:
+        out[bucket_field(bucket_index(bounds, value))] = 1
+    return out
 
 
 def apply_increments(tally: LifetimeTally, increments: Mapping[str, float], n_bounds: int) -> None:
     if len(tally.answer_wait_buckets) != n_bounds + 1:
         tally.answer_wait_buckets = [0] * (n_bounds + 1)
-    for name, amount in increments.items():
+    for name, added in increments.items():
         if name.startswith("wait_le_"):
-            tally.answer_wait_buckets[int(name.removeprefix("wait_le_"))] += int(amount)
+            tally.answer_wait_buckets[int(name.removeprefix("wait_le_"))] += int(added)
         elif name == "answer_wait_sum":
-            tally.answer_wait_sum += amount
+            tally.answer_wait_sum += added
         else:
-            setattr(tally, name, getattr(tally, name) + int(amount))
+            setattr(tally, name, getattr(tally, name) + int(added))
+
+
+def record(
+    tally: LifetimeTally,
+    kind: EventKind,
+    value: float,
+    threshold_s: float,
+    short_abandon_s: float,
+    bounds: tuple[float, ...],
+) -> None:
+    """`apply_increments(tally, lifetime_increments(...))` without building the dict: the memory
+    store's per-event path."""
+    if len(tally.answer_wait_buckets) != len(bounds) + 1:
+        tally.answer_wait_buckets = [0] * (len(bounds) + 1)
+    for field, how in LIFETIME_MOVES[kind]:
+        added = amount(how, value, threshold_s, short_abandon_s)
+        setattr(tally, field, getattr(tally, field) + (added if field == "answer_wait_sum" else int(added)))
+    if kind == HISTOGRAM_KIND:
+        tally.answer_wait_buckets[bucket_index(bounds, value)] += 1
 
 
 class MetricsRow(msgspec.Struct, kw_only=True):

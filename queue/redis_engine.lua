@@ -5,80 +5,107 @@
 -- so each is atomic: no call is popped twice, none half-moved, and every counter moves with the
 -- state it counts. Before acting, every op does what has fallen due (ring-no-answer, overflows
 -- at exactly arrival + limit, callback retries, forgetting finished items), as the memory store
--- does on each call. The rules are those of queue/calls.py, queue/callbacks.py, queue/ordering.py
--- and service_level.increments; tests run the same behaviour suite against both stores.
+-- does on each call.
 --
--- `CFG` (the policy) and `NS` (the key prefix, a hash tag so every key is in one cluster slot)
--- are prepended by redis_store.py. All keys of queue state share that one slot on purpose:
--- `next` across queues and "one callback per caller" need them in one script.
+-- What it is told comes first, prepended by queue/redis_script.py when the store registers
+-- the script (rendered once; a request sends only its op and arguments):
+-- - `KEY`, `SLOTS`: every key name and tally slot, from queue/redis_keys.py. All queue-state
+--   keys share one hash tag, so one cluster slot, on purpose: `next` across queues and "one
+--   callback per caller" need them in one script.
+-- - `CFG`: the policy (queue/policy.py).
+-- - `RULES`: the decision tables of queue/decisions.py, which this engine looks up rather than
+--   restates: state moves per action × status × who asks (`RULES.call`), callback outcomes
+--   (`RULES.outcome`), which counters each event moves (`RULES.tally`), tier ranks, the tiers
+--   that get a callback, who is admitted to a full queue, what an inbound answer resolves.
+--
+-- Still written twice, here and in Python, each held equal by the tests named:
+-- - who asks, against the item's agent (`poster`, `outcome_poster` in queue/decisions.py), and
+--   the meaning of the five tally amounts (`decisions.amount`); the effects of each move (which
+--   indexes a call or callback leaves and joins; queue/memory_store.py, queue/callbacks.py's
+--   apply_outcome): tests/queue/test_decision_tables.py, every entry on every store.
+-- - the queue order, position and head (queue/ordering.py, queue/waitlist.py):
+--   tests/queue/test_ordering_properties.py on every store.
+-- - the sweep (ring-no-answer, overflow on wait, callback retries, forgetting):
+--   tests/queue/test_queue_semantics.py and tests/queue/test_callbacks.py on every store.
+-- - the histogram bucket of an answered wait (metrics.bucket_index):
+--   tests/queue/test_metrics_store.py on every store.
+-- - the tier record blob `route_lookup` decodes (tiers/codec.py):
+--   tests/redis/test_hot_path_and_restart.py.
+-- - the refusal messages' quoting of ids (Python's repr, here '<id>'): the codes are checked
+--   by tests/queue/test_decision_tables.py, the texts are not.
 --
 -- Time: now = max(given, last seen), so time never runs backwards across router processes
 -- whose clocks differ by a few milliseconds; arrival order (seq) then agrees with arrival time.
 
-local RANK = { vip = 0, mid = 1, standard = 2, blacklisted = 3 }
-local TIER_OF = { [0] = "vip", [1] = "mid", [2] = "standard", [3] = "blacklisted" }
+local RANK, TIER_OF = RULES.rank, RULES.tier_of
 
 local function num(x) return string.format("%.17g", x) end
-local function key(...) return NS .. ":" .. table.concat({ ... }, ":") end
 
-local K_CLOCK, K_SEQ, K_CBSEQ = key("clock"), key("seq"), key("cbseq")
-local K_DUE, K_OFFERS, K_HOLD = key("due"), key("offers"), key("holding")
-local K_CBACTIVE, K_SNOOZED, K_FINISHED = key("cbactive"), key("snoozed"), key("finished")
-local K_CBACT, K_CBDONE, K_CBSTAT = key("cbact"), key("cbdone"), key("cbstat")
+local K_CLOCK, K_SEQ, K_CBSEQ = KEY.clock, KEY.seq, KEY.cbseq
+local K_DUE, K_OFFERS, K_HOLD = KEY.due, KEY.offers, KEY.holding
+local K_CBACTIVE, K_SNOOZED, K_FINISHED = KEY.cbactive, KEY.snoozed, KEY.finished
+local K_CBACT, K_CBDONE, K_CBSTAT = KEY.cbact, KEY.cbdone, KEY.cbstat
 
-local function call_key(id) return key("c", id) end
-local function cb_key(id) return key("cb", id) end
-local function lane_key(queue, rank) return key("q", queue, rank) end
-local function arrivals_key(queue) return key("arr", queue) end
-local function ready_key(queue) return key("ready", queue) end
+local function call_key(id) return KEY.call .. ":" .. id end
+local function cb_key(id) return KEY.callback .. ":" .. id end
+local function lane_key(queue, rank) return KEY.lane .. ":" .. queue .. ":" .. rank end
+local function arrivals_key(queue) return KEY.arrivals .. ":" .. queue end
+local function ready_key(queue) return KEY.ready .. ":" .. queue end
 -- Active callbacks of one queue × tier by deadline: ZCARD and ZCOUNT answer the dashboard's
 -- open and overdue counts in O(log n), moved in the same step as K_CBACT.
-local function cb_lane_key(queue, tier) return key("cblane", queue, tier) end
-local function answers_key(queue) return key("ans", queue) end
+local function cb_lane_key(queue, tier) return KEY.cb_lane .. ":" .. queue .. ":" .. tier end
+local function answers_key(queue) return KEY.answers .. ":" .. queue end
+local function life_key(queue, tier) return KEY.life .. ":" .. queue .. ":" .. tier end
 
 local function fail(code, message) return { "err", code, message } end
 
--- --- service-level tallies (service_level.increments, written a second time) -----------------
+-- A refusal from the decision tables: its code, and its message with `{name}` filled from `vars`.
+local function refusal(decision, vars)
+  return fail(decision.code, (decision.message:gsub("{(%a+)}", vars)))
+end
 
+local function quoted(id) return "'" .. (id or "") .. "'" end
+
+-- --- service-level tallies (RULES.tally) ------------------------------------------------------
+
+-- The counters `kind` moves, into each of SLOTS: by minute and 15-minute interval (expiring),
+-- and for the lifetime (with the histogram of answered waits, queue/metrics.py).
 local function record(queue, tier, kind, at, value)
   local threshold = CFG.threshold[tier]
-  local inc
-  if kind == "answered" then
-    inc = { answered = 1, answered_within = (value <= threshold) and 1 or 0, answer_wait_sum = value }
-  elseif kind == "abandoned" then
-    inc = {
-      abandoned = 1,
-      abandoned_within = (value <= threshold) and 1 or 0,
-      short_abandoned = (value < CFG.short_abandon) and 1 or 0,
-    }
-  elseif kind == "overflowed" then
-    inc = { overflowed = 1 }
-  elseif kind == "ended" then
-    inc = { ended = 1, handle_sum = value }
-  else
-    inc = { arrived = 1 }
+  local moves = RULES.tally[kind]
+  local inc, top = {}, nil
+  for i = 1, #moves, 2 do
+    local field, amount = moves[i], moves[i + 1]
+    if amount == "one" then
+      inc[field] = 1
+    elseif amount == "value" then
+      inc[field] = value
+    elseif amount == "within" then
+      inc[field] = (value <= threshold) and 1 or 0
+    elseif amount == "short" then
+      inc[field] = (value < CFG.short_abandon) and 1 or 0
+    else -- "max": a running maximum, not a sum
+      top = field
+    end
   end
-  local slots = {
-    { key("m", queue, tier, math.floor(at / 60)), 2 * 3600 },
-    { key("i", queue, tier, math.floor(at / 900)), 3 * 86400 },
-    { key("life", queue, tier), -1 },
-  }
-  for _, slot in ipairs(slots) do
-    local k, ttl = slot[1], slot[2]
+  for _, slot in ipairs(SLOTS) do
+    local width, ttl = slot[2], slot[3]
+    local k = slot[1] .. ":" .. queue .. ":" .. tier
+    if width > 0 then k = k .. ":" .. math.floor(at / width) end
     for field, amount in pairs(inc) do
       if amount ~= 0 then redis.call("HINCRBYFLOAT", k, field, num(amount)) end
     end
-    if kind == "answered" then
-      local top = tonumber(redis.call("HGET", k, "answer_wait_max") or "0")
-      if value > top then redis.call("HSET", k, "answer_wait_max", num(value)) end
-      if ttl < 0 then
-        -- lifetime histogram of answered waits (queue/metrics.py): the first bound >= the wait
-        local index = #CFG.buckets
-        for i, bound in ipairs(CFG.buckets) do
-          if value <= bound then index = i - 1; break end
-        end
-        redis.call("HINCRBY", k, "wait_le_" .. index, 1)
+    if top then
+      local seen = tonumber(redis.call("HGET", k, top) or "0")
+      if value > seen then redis.call("HSET", k, top, num(value)) end
+    end
+    if width == 0 and kind == RULES.histogram_kind then
+      -- metrics.bucket_index, written a second time: the first bound >= the wait, else +Inf
+      local index = #CFG.buckets
+      for i, bound in ipairs(CFG.buckets) do
+        if value <= bound then index = i - 1; break end
       end
+      redis.call("HINCRBY", k, "wait_le_" .. index, 1)
     end
     if ttl > 0 then redis.call("EXPIRE", k, ttl) end
   end
@@ -250,7 +277,7 @@ local function resolve_inbound(caller, now)
   local id = redis.call("HGET", K_CBACTIVE, caller)
   if not id then return end
   local b = load_cb(id)
-  if b.status == "open" then cb_close(b, "resolved_inbound", now) end
+  if RULES.resolved_by_inbound[b.status] then cb_close(b, "resolved_inbound", now) end
 end
 
 -- --- moves shared by several ops ------------------------------------------------------------
@@ -258,7 +285,7 @@ end
 local function overflow(c, reason, at)
   set_call(c, { status = "overflowed", overflow_reason = reason, left_at = num(at) })
   record(c.queue, c.tier, "overflowed", at, waited(c, at))
-  if c.tier == "mid" then open_callback(c, reason, at) end
+  if RULES.callback_tier[c.tier] then open_callback(c, reason, at) end
   finish("c", c.call_id, at)
 end
 
@@ -354,8 +381,23 @@ local function existing_call(id)
   return c
 end
 
-local function refuse(c, action)
-  return fail("invalid_state", "call '" .. c.call_id .. "' is " .. c.status .. ": it cannot be " .. action)
+-- Who asks, against the call's agent: decisions.poster, written a second time ("" is no agent).
+local function poster(agent, holder)
+  if agent == "" then return "none" end
+  if agent == holder then return "same" end
+  return "other"
+end
+
+-- The move `action` makes on `c` (RULES.call): nil and the reply to send for a no-op or a
+-- refusal, else the decision to apply.
+local function decide(action, c, agent, now)
+  local d = RULES.call[action]()[c.status][poster(agent, c.agent_id)]
+  if d.kind == "noop" then return nil, call_reply(c, now) end
+  if d.kind == "refuse" then
+    return nil, refusal(d, { call = quoted(c.call_id), status = c.status, holder = quoted(c.agent_id),
+      agent = quoted(agent) })
+  end
+  return d
 end
 
 -- --- ops ------------------------------------------------------------------------------------
@@ -379,7 +421,7 @@ function ops.route(now, call_id, caller, tier, queue, rec)
   c = load_call(call_id)
   record(queue, tier, "arrived", now, 0)
   local limit = CFG.max_waiting[queue]
-  if tier ~= "vip" and limit and waiting_count(queue) >= limit then
+  if limit and not RULES.admitted_when_full[tier] and waiting_count(queue) >= limit then
     overflow(c, "queue_full", now)
   else
     lane_add(c)
@@ -424,18 +466,14 @@ end
 function ops.answer(now, call_id, agent)
   local c, err = existing_call(call_id)
   if not c then return err end
-  if c.status == "answered" and c.agent_id == agent then return call_reply(c, now) end
-  if c.status == "offered" and c.agent_id ~= agent then
-    return fail("invalid_state", "call '" .. call_id .. "' is offered to agent '" .. c.agent_id .. "', not '" ..
-      agent .. "'")
-  end
-  if c.status ~= "waiting" and c.status ~= "offered" then return refuse(c, "answered") end
-  if c.status == "waiting" then
+  local move, reply = decide("answer", c, agent, now)
+  if not move then return reply end
+  if move.free_agent then
     local held = redis.call("HGET", K_HOLD, agent)
     if held then return fail("agent_busy", "agent '" .. agent .. "' already holds " .. held) end
   end
   take_out(c)
-  set_call(c, { status = "answered", agent_id = agent, answered_at = num(now), offered_at = false })
+  set_call(c, { status = move.to, agent_id = agent, answered_at = num(now), offered_at = false })
   redis.call("HSET", K_HOLD, agent, "c:" .. call_id)
   record(c.queue, c.tier, "answered", now, waited(c, now))
   redis.call("ZADD", answers_key(c.queue), num(now), call_id)
@@ -446,45 +484,35 @@ end
 function ops.requeue(now, call_id, agent)
   local c, err = existing_call(call_id)
   if not c then return err end
-  if c.status == "offered" then
-    if agent ~= "" and agent ~= c.agent_id then
-      return fail("invalid_state", "call '" .. call_id .. "' is offered to agent '" .. c.agent_id .. "', not '" ..
-        agent .. "'")
-    end
-    back_to_queue(c, now)
-  elseif c.status ~= "waiting" then
-    return refuse(c, "requeued")
-  end
+  local move, reply = decide("requeue", c, agent, now)
+  if not move then return reply end
+  back_to_queue(c, now)
   return call_reply(c, now)
 end
 
 function ops.abandon(now, call_id)
   local c, err = existing_call(call_id)
   if not c then return err end
-  if c.status == "waiting" or c.status == "offered" then
-    take_out(c)
-    set_call(c, { status = "abandoned", left_at = num(now) })
-    local wait = waited(c, now)
-    record(c.queue, c.tier, "abandoned", now, wait)
-    if c.tier == "mid" and wait >= CFG.short_abandon then open_callback(c, "abandoned", now) end
-    finish("c", call_id, now)
-  elseif c.status ~= "abandoned" then
-    return refuse(c, "abandoned")
-  end
+  local move, reply = decide("abandon", c, "", now)
+  if not move then return reply end
+  take_out(c)
+  set_call(c, { status = move.to, left_at = num(now) })
+  local wait = waited(c, now)
+  record(c.queue, c.tier, "abandoned", now, wait)
+  if RULES.callback_tier[c.tier] and wait >= CFG.short_abandon then open_callback(c, "abandoned", now) end
+  finish("c", call_id, now)
   return call_reply(c, now)
 end
 
 ops["end"] = function(now, call_id)
   local c, err = existing_call(call_id)
   if not c then return err end
-  if c.status == "answered" then
-    set_call(c, { status = "ended", ended_at = num(now) })
-    redis.call("HDEL", K_HOLD, c.agent_id)
-    record(c.queue, c.tier, "ended", now, now - tonumber(c.answered_at))
-    finish("c", call_id, now)
-  elseif c.status ~= "ended" then
-    return refuse(c, "ended")
-  end
+  local move, reply = decide("end", c, "", now)
+  if not move then return reply end
+  set_call(c, { status = move.to, ended_at = num(now) })
+  redis.call("HDEL", K_HOLD, c.agent_id)
+  record(c.queue, c.tier, "ended", now, now - tonumber(c.answered_at))
+  finish("c", call_id, now)
   return call_reply(c, now)
 end
 
@@ -537,45 +565,43 @@ function ops.next(now, agent, ...)
   return { "work", false, redis.call("HGETALL", cb_key(id)) }
 end
 
--- Owned and idempotent per attempt: callbacks.check_outcome, written a second time. `agent`
--- is "" when the request named none; `has_note` is "1" when it carried a note (any text,
--- even "" or "\0": no value of the note itself stands for "no note").
+-- Who posts an outcome: decisions.outcome_poster, written a second time ("" is no agent).
+local function outcome_poster(agent, outcome, b)
+  if agent == "" then return "none" end
+  if b.last_outcome == outcome and b.last_outcome_agent == agent then return "repeat" end
+  if agent == b.agent_id then return "holder" end
+  return "other"
+end
+
+-- Owned and idempotent per attempt (queue/callbacks.py): RULES.outcome decides. `agent` is ""
+-- when the request named none; `has_note` is "1" when it carried a note (any text, even ""
+-- or "\0": no value of the note itself stands for "no note").
 function ops.outcome(now, id, outcome, agent, note, has_note)
   local b = load_cb(id)
   if not b then return fail("callback_not_found", "no callback '" .. id .. "'") end
   local k = cb_key(id)
-  if agent ~= "" and b.last_outcome == outcome and b.last_outcome_agent == agent then
+  local d = RULES.outcome[outcome]()[b.status][outcome_poster(agent, outcome, b)]
+  if d.kind == "noop" then
     return { "callback", redis.call("HGETALL", k) }  -- a retried outcome: the callback as it is
   end
-  if b.status ~= "open" and b.status ~= "assigned" then
-    return fail("invalid_state", "callback '" .. id .. "' is " .. b.status .. ": it takes no outcome")
-  end
-  if b.status ~= "assigned" then
-    return fail("not_assigned", "callback '" .. id ..
-      "' is open: no agent holds it; the agent it is handed to (next) posts the outcome")
-  end
-  if agent ~= b.agent_id then
-    local who = (agent == "") and "no agent_id" or ("not '" .. agent .. "'")
-    return fail("not_assigned", "callback '" .. id .. "' is held by agent '" .. b.agent_id .. "', " .. who)
+  if d.kind == "refuse" then
+    return refusal(d, { callback = quoted(id), status = b.status, holder = quoted(b.agent_id), agent = quoted(agent) })
   end
   if has_note == "1" then redis.call("HSET", k, "note", note) end
   redis.call("HDEL", K_HOLD, b.agent_id)
   redis.call("HDEL", k, "agent_id")
   redis.call("HSET", k, "last_outcome", outcome, "last_outcome_agent", agent)
-  if outcome == "cancelled" then
-    cb_close(b, "cancelled", now)
+  local attempts = tonumber(b.attempts)
+  if d.attempt then attempts = redis.call("HINCRBY", k, "attempts", 1) end
+  local retry_at = now + CFG.cb_retry
+  if d.closes then
+    cb_close(b, d.closes, now)
+  elseif attempts >= CFG.cb_attempts or retry_at > tonumber(b.deadline) then
+    cb_close(b, RULES.give_up_status, now)
   else
-    local attempts = redis.call("HINCRBY", k, "attempts", 1)
-    local retry_at = now + CFG.cb_retry
-    if outcome == "completed" then
-      cb_close(b, "completed", now)
-    elseif attempts >= CFG.cb_attempts or retry_at > tonumber(b.deadline) then
-      cb_close(b, "unreached", now)
-    else
-      cb_status(b, "open", now)
-      redis.call("HSET", k, "next_attempt_at", num(retry_at))
-      redis.call("ZADD", K_SNOOZED, num(retry_at), id)
-    end
+    cb_status(b, RULES.retry_status, now)
+    redis.call("HSET", k, "next_attempt_at", num(retry_at))
+    redis.call("ZADD", K_SNOOZED, num(retry_at), id)
   end
   return { "callback", redis.call("HGETALL", k) }
 end
@@ -609,7 +635,7 @@ end
 function ops.metrics(now, ...)
   local lanes = ops.lanes(now, ...)[2]
   local life = {}
-  for _, lane in ipairs(lanes) do life[#life + 1] = redis.call("HGETALL", key("life", lane[1], lane[2])) end
+  for _, lane in ipairs(lanes) do life[#life + 1] = redis.call("HGETALL", life_key(lane[1], lane[2])) end
   local overdue = redis.call("ZCOUNT", K_CBACT, "-inf", "(" .. num(now))
   return { "metrics", lanes, life, redis.call("HGETALL", K_CBSTAT), overdue, num(now) }
 end

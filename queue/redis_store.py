@@ -1,30 +1,32 @@
 """The Redis call store: queues, calls, callbacks and tallies shared by every Tierline process.
 
-Every change is one EVALSHA of `redis_engine.lua` (atomic, one round trip); this module only
-packs arguments, unpacks replies into the same structs the memory store returns, and reads
-the service-level tallies (plain hash counters, summed here with `service_level.total`).
-All keys carry the hash tag `{namespace}`, so the same code runs on Redis Cluster.
+Every change is one EVALSHA of `redis_engine.lua` (atomic, one round trip; the script text,
+with its rendered prelude, is queue/redis_script.py's); this module only packs arguments,
+unpacks replies into the same structs the memory store returns, and reads the service-level
+tallies (plain hash counters, summed here with `service_level.total`). All keys
+(queue/redis_keys.py) carry the hash tag `{namespace}`, so the same code runs on Redis Cluster.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
 from tierline.queue import metrics as mx
 from tierline.queue import paging
+from tierline.queue import redis_keys as rk
 from tierline.queue import service_level as sl
 from tierline.queue.callbacks import Callback, Outcome
 from tierline.queue.calls import Call
 from tierline.queue.clock import Clock
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
-from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
+from tierline.queue.estimate import estimated_wait
 from tierline.queue.policy import Policy
 from tierline.queue.redis_link import DeadlinePassed, RedisLink
+from tierline.queue.redis_script import engine_script
 from tierline.queue.settled import SettledDay
 from tierline.queue.store import (
     CallbackFilter,
@@ -38,8 +40,6 @@ from tierline.queue.store import (
 )
 from tierline.tiers.model import TIERS, TierRecord
 
-ENGINE_SOURCE: Final = (Path(__file__).with_name("redis_engine.lua")).read_text()
-
 _record_encoder: Final = msgspec.msgpack.Encoder()
 _record_decoder: Final = msgspec.msgpack.Decoder(TierRecord)
 _ERRORS: Final[dict[str, type[EngineError]]] = {
@@ -50,36 +50,6 @@ _ERRORS: Final[dict[str, type[EngineError]]] = {
     "agent_busy": Conflict,
     "not_assigned": Conflict,
 }
-def lua_config(policy: Policy, namespace: str) -> str:
-    """The policy as a Lua table prepended to the engine: one script (one SHA) per configuration."""
-
-    def lua(value: object) -> str:
-        if value is None:
-            return "nil"
-        if isinstance(value, str):
-            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return repr(float(value))  # type: ignore[arg-type]
-
-    tiers = {t: policy.tier(t) for t in TIERS}
-    edges = mx.policy_wait_bounds(policy)
-    max_waiting = ", ".join(
-        f"[{lua(name)}] = {lua(limit)}" for name in policy.queues if (limit := policy.max_waiting(name)) is not None
-    )
-    threshold = ", ".join(f"{t} = {lua(p.sla_threshold_s)}" for t, p in tiers.items())
-    overflow = ", ".join(f"{t} = {lua(p.overflow_after_s)}" for t, p in tiers.items() if p.overflow_after_s)
-    return (
-        f"local NS = {lua('{' + namespace + '}')}\n"
-        "local CFG = {\n"
-        f"  threshold = {{ {threshold} }},\n"
-        f"  overflow = {{ {overflow} }},\n"
-        f"  max_waiting = {{ {max_waiting} }},\n"
-        f"  buckets = {{ {', '.join(lua(e) for e in edges)} }},\n"
-        f"  short_abandon = {lua(policy.short_abandon_s)}, aging = {lua(policy.aging_s)},\n"
-        f"  offer_timeout = {lua(policy.offer_timeout_s)}, retain = {lua(policy.retain_finished_s)},\n"
-        f"  cb_window = {lua(policy.callbacks.window_s)}, cb_retry = {lua(policy.callbacks.retry_delay_s)},\n"
-        f"  cb_attempts = {lua(policy.callbacks.max_attempts)}, ewt_window = {lua(EWT_WINDOW_S)},\n"
-        "}\n"
-    )
 
 
 def _pairs(flat: Sequence[bytes]) -> dict[str, bytes]:
@@ -112,16 +82,16 @@ class RedisCallStore:
         self.policy = policy
         self.clock = clock
         self._link = link
-        self._ns = "{" + namespace + "}"
-        self._engine = link.client.register_script(lua_config(policy, namespace) + ENGINE_SOURCE)
-        self._keys = [f"{self._ns}:clock"]
+        self._namespace = namespace
+        self._engine = link.client.register_script(engine_script(policy, namespace))
+        self._keys = [rk.engine_key(namespace, "clock")]
         self._started_at: float | None = None
         self._settled = SettledDay(policy)
 
     async def open(self) -> None:
         """Note when the shared store first served (the start of the EWT history)."""
         client = self._link.client
-        key = f"{self._ns}:started"
+        key = rk.started_key(self._namespace)
 
         async def started() -> Any:
             await client.set(key, repr(self.clock.now()), nx=True)
@@ -251,13 +221,13 @@ class RedisCallStore:
         if window == "today":
             # Settled intervals are kept by this process (queue/settled.py): read the rest only.
             wanted = [self._settled.wanted(pair, today) for pair in pairs]
-            prefix = "i"
+            family = "interval"
         else:
             minutes = list(sl.rolling_minutes(window, now))
             wanted = [minutes] * len(pairs)
-            prefix = "m"
+            family = "minute"
         keys = [
-            f"{self._ns}:{prefix}:{name}:{tier}:{slot}"
+            rk.tally_key(self._namespace, family, name, tier, slot)
             for (name, tier), slots in zip(pairs, wanted, strict=True)
             for slot in slots
         ]
@@ -291,7 +261,9 @@ class RedisCallStore:
         names = [self._queue(queue)] if queue is not None else list(self.policy.queues)
         now = float((await self._op("sweep"))[1])
         minutes = sl.window_minutes(window_s, now)
-        keys = [f"{self._ns}:m:{name}:{tier}:{m}" for tier in TIERS for name in names for m in minutes]
+        keys = [
+            rk.tally_key(self._namespace, "minute", name, tier, m) for tier in TIERS for name in names for m in minutes
+        ]
         tallies = await self._read_hashes(keys)
         per_tier = len(names) * len(minutes)
         by_tier = {tier: sl.total(tallies[i * per_tier : (i + 1) * per_tier]) for i, tier in enumerate(TIERS)}

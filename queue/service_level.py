@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from tierline.queue.decisions import TALLY_MOVES, amount
+from tierline.queue.decisions import EventKind as EventKind
 from tierline.queue.policy import ResolvedTierPolicy, SlaFormula
 
-EventKind = Literal["arrived", "answered", "abandoned", "overflowed", "ended"]
 Window = Literal["15m", "60m", "today"]
 
 MINUTE: Final = 60
@@ -53,29 +54,18 @@ _SUMMED: Final = tuple(f for f in Tally.__struct_fields__ if f != "answer_wait_m
 
 
 def increments(kind: EventKind, value: float, threshold_s: float, short_abandon_s: float) -> dict[str, float]:
-    """The counters one event adds. `value` is the wait (handle time for `ended`).
-
-    The single rule both stores apply; `answer_wait_max` is a maximum, not a sum.
-    """
-    if kind == "answered":
-        within = int(value <= threshold_s)
-        return {"answered": 1, "answered_within": within, "answer_wait_sum": value, "answer_wait_max": value}
-    if kind == "abandoned":
-        short = int(value < short_abandon_s)
-        return {"abandoned": 1, "abandoned_within": int(value <= threshold_s), "short_abandoned": short}
-    if kind == "overflowed":
-        return {"overflowed": 1}
-    if kind == "ended":
-        return {"ended": 1, "handle_sum": value}
-    return {"arrived": 1}
+    """The counters one event adds, as `decisions.TALLY_MOVES` says. `value` is the wait (handle
+    time for `ended`); `answer_wait_max` is a maximum, not a sum."""
+    return {field: amount(how, value, threshold_s, short_abandon_s) for field, how in TALLY_MOVES[kind]}
 
 
 def record(tally: Tally, kind: EventKind, value: float, threshold_s: float, short_abandon_s: float) -> None:
-    for field, amount in increments(kind, value, threshold_s, short_abandon_s).items():
-        if field == "answer_wait_max":
-            tally.answer_wait_max = max(tally.answer_wait_max, amount)
+    for field, how in TALLY_MOVES[kind]:
+        if how == "max":
+            if value > getattr(tally, field):
+                setattr(tally, field, value)
         else:
-            setattr(tally, field, getattr(tally, field) + amount)
+            setattr(tally, field, getattr(tally, field) + amount(how, value, threshold_s, short_abandon_s))
 
 
 def total(tallies: Iterable[Tally]) -> Tally:
@@ -86,6 +76,7 @@ def total(tallies: Iterable[Tally]) -> Tally:
 
 
 # --- formulas -------------------------------------------------------------------------------
+
 
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator > 0 else None
@@ -153,6 +144,7 @@ def figures(tally: Tally, tier: ResolvedTierPolicy, formula: SlaFormula) -> Figu
 
 # --- windows --------------------------------------------------------------------------------
 
+
 def minute_of(at: float) -> int:
     return math.floor(at / MINUTE)
 
@@ -211,4 +203,3 @@ def valid_timezone(name: str) -> bool:
     except (KeyError, ValueError):
         return False
     return True
-

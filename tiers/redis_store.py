@@ -1,6 +1,6 @@
 """The Redis tier store: the caller table in versioned, bucketed hashes, shared by every process.
 
-Layout (namespace `ns`):
+Layout (namespace `ns`; the names are built in queue/redis_keys.py, with every other key):
 - `{ns}:tiers` — the meta hash: `current` (the live data version), `previous` (kept for
   rollback), `swaps` (the public version number), `next_id`, and per data version
   `v<id>:buckets` (written when the id is allocated, before any bucket), `v<id>:count`, and
@@ -53,6 +53,7 @@ from typing import Any, Final
 import msgspec
 from redis.exceptions import RedisError
 
+from tierline.queue import redis_keys as rk
 from tierline.queue.errors import Conflict, EngineError, Unavailable
 from tierline.queue.redis_link import RedisLink
 from tierline.tiers import codec, redis_pack
@@ -101,7 +102,9 @@ _NOW_MS: Final = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.f
 # token. A version that stops being current or previous is not deleted here: it is marked
 # `v<id>:retired` (Redis time, ms) and kept readable for the grace period.
 # Returns 1; 0 for a rollback with no previous version; -1 when the lock is not ours (any more).
-_SWITCH: Final = _NOW_MS + """
+_SWITCH: Final = (
+    _NOW_MS
+    + """
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end
 local prev = redis.call('HGET', KEYS[1], 'previous')
 local cur = redis.call('HGET', KEYS[1], 'current')
@@ -120,6 +123,7 @@ if retired then redis.call('HSET', KEYS[1], 'v' .. retired .. ':retired', now) e
 redis.call('HINCRBY', KEYS[1], 'swaps', 1)
 return 1
 """
+)
 
 # A new data id, recorded in the meta with its bucket count before anything is written, so a
 # reload that dies half-way leaves a version the next prune finds. KEYS[1] meta; ARGV[1] buckets.
@@ -144,7 +148,9 @@ return 0
 # orphans of reloads that died or failed half-way (allocated, never switched to). Only the
 # lock's holder prunes, so no live reload's version is among them. KEYS[1] meta.
 # Returns {id, buckets, ...}.
-_PRUNABLE: Final = _NOW_MS + """
+_PRUNABLE: Final = (
+    _NOW_MS
+    + """
 local cur = redis.call('HGET', KEYS[1], 'current') or '0'
 local prev = redis.call('HGET', KEYS[1], 'previous')
 local grace = tonumber(ARGV[1])
@@ -166,6 +172,7 @@ for id, f in pairs(found) do
 end
 return out
 """
+)
 
 
 @dataclass(slots=True)
@@ -251,12 +258,12 @@ class RedisTierStore:
         # Replies are bytes: the connection is opened without decode_responses (blobs are binary).
         self._client: Any = link.client
         self._ns = namespace
-        self._meta_key = "{" + namespace + "}:tiers"
+        self._meta_key = rk.tier_meta_key(namespace)
         self._default_tier: Tier = default_tier
         self._max_reject_ratio = max_reject_ratio
         self._meta: _Meta | None = None
         self._cache: OrderedDict[str, TierRecord] = OrderedDict()
-        self._lock_key = "{" + namespace + "}:tiers:lock"  # the meta's slot: one script sees both
+        self._lock_key = rk.tier_lock_key(namespace)  # the meta's slot: one script sees both
         self._switch = self._client.register_script(_SWITCH)
         self._prunable = self._client.register_script(_PRUNABLE)
         self._allocate = self._client.register_script(_ALLOCATE)
@@ -264,13 +271,13 @@ class RedisTierStore:
         self._release = self._client.register_script(_RELEASE)
 
     def _bucket_key(self, data_id: int, bucket: int) -> str:
-        return f"{self._ns}:t:{data_id}:{bucket}"
+        return rk.tier_bucket_key(self._ns, data_id, bucket)
 
     def _fields_key(self, data_id: int) -> str:
-        return f"{self._ns}:t:{data_id}:fields"
+        return rk.tier_fields_key(self._ns, data_id)
 
     def _key_of(self, meta: _Meta, caller: str) -> str:
-        return self._bucket_key(meta.data_id, bucket_of(caller, meta.buckets))
+        return rk.tier_bucket_key(self._ns, meta.data_id, bucket_of(caller, meta.buckets))
 
     def _fresh_meta(self) -> _Meta | None:
         """The cached view of the live version, if read less than META_TTL_S ago."""
@@ -370,9 +377,7 @@ class RedisTierStore:
 
     # --- reload -------------------------------------------------------------------------------
 
-    async def reload_file(
-        self, path: Path, fmt: TierFileFormat, progress: Progress | None = None
-    ) -> ReloadResult:
+    async def reload_file(self, path: Path, fmt: TierFileFormat, progress: Progress | None = None) -> ReloadResult:
         async with self._lease() as lease:
             async with redis_pack.prepare(path, fmt, PER_BUCKET, self._max_reject_ratio) as prepared:
                 summary = prepared.summary
@@ -391,9 +396,7 @@ class RedisTierStore:
     def _lease(self) -> _Lease:
         return _Lease(self._link, self._lock_key, self._lease_s, self._renew, self._release)
 
-    async def _write_version(
-        self, prepared: redis_pack.PreparedFile, lease: _Lease, progress: Progress | None
-    ) -> None:
+    async def _write_version(self, prepared: redis_pack.PreparedFile, lease: _Lease, progress: Progress | None) -> None:
         """Store the child's packed buckets as a new version, then switch to it.
 
         All the CPU work is the child's (`redis_pack`); here each bucket is one small command

@@ -1,0 +1,108 @@
+"""Every Redis key Tierline uses, named in one place. Pure: no I/O.
+
+Queue state (calls, callbacks, tallies: redis_engine.lua and queue/redis_store.py) lives under
+the hash tag `{ns}`, so a cluster keeps it in one slot on purpose: `next` across queues and
+"one callback per caller" need every key in one script. The engine receives these names
+rendered as Lua (`ENGINE`, `FAMILIES`, `TALLY_SLOTS` → `KEY`, `SLOTS` in the script's prelude);
+it builds no key name of its own.
+
+- `{ns}:<name>` for each of `ENGINE`'s names: the logical clock, the arrival and callback
+  counters, the due/offers/snoozed/finished schedules, agent holdings, callback indexes.
+- `{ns}:<family>:<part>:…` for each of `FAMILIES`: one hash per call (`c:<id>`) and per
+  callback (`cb:<id>`); a sorted set per queue × rank (`q:<queue>:<rank>`); tallies per queue ×
+  tier by minute, 15-minute interval and lifetime (`m:`, `i:`, `life:`); …
+- `{ns}:started`: when the shared store first served (the EWT history's start).
+
+Tier data (tiers/redis_store.py, tiers/redis_pack.py): the meta hash `{ns}:tiers` and the
+reload lock `{ns}:tiers:lock` share a slot; the bucket hashes `ns:t:<data id>:<bucket>` and
+the field-name list `ns:t:<data id>:fields` carry no hash tag, so a cluster spreads them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from tierline.queue.service_level import INTERVAL, MINUTE
+
+
+def tag(namespace: str) -> str:
+    """The hash tag every queue-state key starts with."""
+    return "{" + namespace + "}"
+
+
+# Lua name → key suffix of the engine's single keys.
+ENGINE: Final[dict[str, str]] = {
+    "clock": "clock",
+    "seq": "seq",
+    "cbseq": "cbseq",
+    "due": "due",
+    "offers": "offers",
+    "holding": "holding",
+    "cbactive": "cbactive",
+    "snoozed": "snoozed",
+    "finished": "finished",
+    "cbact": "cbact",
+    "cbdone": "cbdone",
+    "cbstat": "cbstat",
+}
+
+# Lua name → prefix of a family of keys, completed with `:<part>…`.
+FAMILIES: Final[dict[str, str]] = {
+    "call": "c",  # :<call_id>
+    "callback": "cb",  # :<callback_id>
+    "lane": "q",  # :<queue>:<rank>
+    "arrivals": "arr",  # :<queue> (standard calls by arrival, for aging)
+    "ready": "ready",  # :<queue> (callbacks ready for an agent)
+    "cb_lane": "cblane",  # :<queue>:<tier> (active callbacks by deadline)
+    "answers": "ans",  # :<queue> (answers in the EWT window)
+    "minute": "m",  # :<queue>:<tier>:<minute number>
+    "interval": "i",  # :<queue>:<tier>:<interval number>
+    "life": "life",  # :<queue>:<tier>
+}
+
+# The tally hashes an event adds to: family, slot width in seconds (0: one slot for all time),
+# time to live in seconds (0: kept).
+TALLY_SLOTS: Final[tuple[tuple[str, int, int], ...]] = (
+    ("minute", MINUTE, 2 * 3600),
+    ("interval", INTERVAL, 3 * 86400),
+    ("life", 0, 0),
+)
+
+STARTED: Final = "started"
+
+
+def engine_key(namespace: str, name: str) -> str:
+    return f"{tag(namespace)}:{ENGINE[name]}"
+
+
+def family_key(namespace: str, family: str, *parts: object) -> str:
+    return ":".join((tag(namespace), FAMILIES[family], *map(str, parts)))
+
+
+def tally_key(namespace: str, family: str, queue: str, tier: str, slot: int) -> str:
+    """A minute's (`minute`) or an interval's (`interval`) tally of one queue × tier."""
+    return f"{tag(namespace)}:{FAMILIES[family]}:{queue}:{tier}:{slot}"
+
+
+def started_key(namespace: str) -> str:
+    return f"{tag(namespace)}:{STARTED}"
+
+
+# --- tier data ------------------------------------------------------------------------------
+
+
+def tier_meta_key(namespace: str) -> str:
+    return tag(namespace) + ":tiers"
+
+
+def tier_lock_key(namespace: str) -> str:
+    """In the meta's slot: one script sees both."""
+    return tag(namespace) + ":tiers:lock"
+
+
+def tier_bucket_key(namespace: str, data_id: int, bucket: int) -> str:
+    return f"{namespace}:t:{data_id}:{bucket}"
+
+
+def tier_fields_key(namespace: str, data_id: int) -> str:
+    return f"{namespace}:t:{data_id}:fields"

@@ -1,0 +1,159 @@
+"""The Redis engine's script text: redis_engine.lua behind a prelude rendered from Python.
+
+The prelude gives the script everything it is told rather than decides, as Lua table
+literals: the key names (`KEY`, `SLOTS`, from queue/redis_keys.py), the policy (`CFG`) and
+the decision tables (`RULES`, from queue/decisions.py). It is rendered once, when the store
+registers the script (one script, one SHA, per configuration and namespace): a request sends
+only its op and arguments, as before.
+
+The decision tables are built inside each run of the script, as every local of it is. So
+that a request builds only the table it consults, `RULES.call[action]` and
+`RULES.outcome[outcome]` are functions returning the table (`call_moves(action)` and
+`outcome_rules(outcome)` in the engine); the rest are small.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from tierline.queue import decisions as d
+from tierline.queue import metrics as mx
+from tierline.queue import redis_keys as rk
+from tierline.queue.estimate import EWT_WINDOW_S
+from tierline.queue.policy import Policy
+from tierline.tiers.model import TIERS
+
+ENGINE_SOURCE: Final = (Path(__file__).with_name("redis_engine.lua")).read_text()
+
+
+def lua(value: object) -> str:
+    """A Python value as a Lua literal: None, bools, numbers, strings, tuples and lists (arrays),
+    mappings (tables; identifier keys as `name =`), decisions (tables with a `kind`)."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, d.Move | d.Noop | d.Refuse | d.Apply):
+        fields = {"kind": type(value).__name__.lower(), **value._asdict()}
+        return lua({k: v for k, v in fields.items() if v is not None})
+    if isinstance(value, Mapping):
+        items = (f"{_lua_key(k)} = {lua(v)}" for k, v in value.items())
+        return "{ " + ", ".join(items) + " }"
+    if isinstance(value, tuple | list | frozenset):
+        return "{ " + ", ".join(lua(v) for v in value) + " }"
+    raise TypeError(f"no Lua literal for {value!r}")
+
+
+_LUA_KEYWORDS: Final = frozenset(
+    [
+        "and",
+        "break",
+        "do",
+        "else",
+        "elseif",
+        "end",
+        "false",
+        "for",
+        "function",
+        "if",
+        "in",
+        "local",
+        "nil",
+        "not",
+        "or",
+        "repeat",
+        "return",
+        "then",
+        "true",
+        "until",
+        "while",
+    ]
+)
+
+
+def _lua_key(key: object) -> str:
+    if isinstance(key, str) and key.isidentifier() and key not in _LUA_KEYWORDS:
+        return key
+    return f"[{lua(key)}]"
+
+
+def lua_keys(namespace: str) -> str:
+    """`KEY`: every key name or key prefix the engine uses; `SLOTS`: the tally hashes an event adds to."""
+    names = {name: rk.engine_key(namespace, name) for name in rk.ENGINE}
+    families = {name: rk.family_key(namespace, name) for name in rk.FAMILIES}
+    slots = [(rk.family_key(namespace, family), width, ttl) for family, width, ttl in rk.TALLY_SLOTS]
+    return f"local KEY = {lua(names | families)}\nlocal SLOTS = {lua(slots)}\n"
+
+
+def lua_config(policy: Policy) -> str:
+    """`CFG`: the policy."""
+
+    def num(value: float | None) -> str:
+        return "nil" if value is None else repr(float(value))
+
+    tiers = {t: policy.tier(t) for t in TIERS}
+    edges = mx.policy_wait_bounds(policy)
+    max_waiting = ", ".join(
+        f"[{lua(name)}] = {num(limit)}" for name in policy.queues if (limit := policy.max_waiting(name)) is not None
+    )
+    threshold = ", ".join(f"{t} = {num(p.sla_threshold_s)}" for t, p in tiers.items())
+    overflow = ", ".join(f"{t} = {num(p.overflow_after_s)}" for t, p in tiers.items() if p.overflow_after_s)
+    return (
+        "local CFG = {\n"
+        f"  threshold = {{ {threshold} }},\n"
+        f"  overflow = {{ {overflow} }},\n"
+        f"  max_waiting = {{ {max_waiting} }},\n"
+        f"  buckets = {{ {', '.join(num(e) for e in edges)} }},\n"
+        f"  short_abandon = {num(policy.short_abandon_s)}, aging = {num(policy.aging_s)},\n"
+        f"  offer_timeout = {num(policy.offer_timeout_s)}, retain = {num(policy.retain_finished_s)},\n"
+        f"  cb_window = {num(policy.callbacks.window_s)}, cb_retry = {num(policy.callbacks.retry_delay_s)},\n"
+        f"  cb_attempts = {num(policy.callbacks.max_attempts)}, ewt_window = {num(EWT_WINDOW_S)},\n"
+        "}\n"
+    )
+
+
+def rules_view() -> dict[str, object]:
+    """The decision tables as the engine reads them (before each big table is wrapped in a function)."""
+    return {
+        "rank": d.RANK,
+        "tier_of": d.TIER_OF,
+        "callback_tier": {tier: True for tier in sorted(d.CALLBACK_TIERS)},
+        "admitted_when_full": {tier: True for tier in sorted(d.ADMITTED_WHEN_FULL)},
+        "resolved_by_inbound": {status: True for status in sorted(d.RESOLVED_BY_INBOUND)},
+        # kind → { field, amount, field, amount, … }: one flat array per kind.
+        "tally": {kind: [x for move in moves for x in move] for kind, moves in d.TALLY_MOVES.items()},
+        "histogram_kind": d.HISTOGRAM_KIND,
+        "retry_status": d.RETRY_STATUS,
+        "give_up_status": d.GIVE_UP_STATUS,
+        "call": d.CALL_MOVES,
+        "outcome": d.OUTCOMES,
+    }
+
+
+@functools.cache
+def lua_tables() -> str:
+    """`RULES`: the decision tables of queue/decisions.py. The same text for every store."""
+    view = rules_view()
+    deferred = ("call", "outcome")
+    small = ",\n".join(f"  {name} = {lua(value)}" for name, value in view.items() if name not in deferred)
+    lazy = []
+    for name in deferred:
+        table = view[name]
+        assert isinstance(table, Mapping)
+        entries = ",\n".join(f"    {_lua_key(k)} = function() return {lua(v)} end" for k, v in table.items())
+        lazy.append(f"  {name} = {{\n{entries},\n  }}")
+    return (
+        "-- Rendered from tierline.queue.decisions by queue/redis_script.py: edit the Python.\n"
+        "local RULES = {\n" + small + ",\n" + ",\n".join(lazy) + ",\n}\n"
+    )
+
+
+def engine_script(policy: Policy, namespace: str) -> str:
+    return lua_keys(namespace) + lua_config(policy) + lua_tables() + ENGINE_SOURCE
