@@ -24,7 +24,8 @@
 --   indexes a call or callback leaves and joins; queue/memory_store.py, queue/callbacks.py's
 --   apply_outcome): tests/queue/test_decision_tables.py, every entry on every store.
 -- - the queue order, position and head (queue/ordering.py, queue/waitlist.py):
---   tests/queue/test_ordering_properties.py on every store.
+--   tests/queue/test_ordering_properties.py (a model against the memory store and a real Redis)
+--   and tests/queue/test_queue_semantics.py on every store.
 -- - the sweep (ring-no-answer, overflow on wait, callback retries, forgetting):
 --   tests/queue/test_queue_semantics.py and tests/queue/test_callbacks.py on every store.
 -- - the histogram bucket of an answered wait (metrics.bucket_index):
