@@ -6,12 +6,13 @@
 - tier ranks, the tiers that get a callback, who is admitted to a full queue, which callback
   statuses an inbound answer resolves.
 
-The memory store looks them up (`calls.check_*`, `callbacks.check_outcome`,
-`service_level.record`, `metrics.lifetime_increments`). The Redis engine receives the same
-tables as Lua (`redis_tables.lua_tables`, prepended to redis_engine.lua when the script is
-registered) and looks them up too: no rule of this module is written a second time in Lua.
-tests/queue/test_decision_tables.py runs every reachable entry on all three stores and checks
-that the Lua the engine receives holds exactly these tables.
+The memory store looks them up (`calls.decide`, `callbacks.decide_outcome`,
+`service_level.record`, `metrics.record`). The Redis engine receives the same tables as Lua
+(`redis_script.lua_tables`, prepended to redis_engine.lua when the script is registered) and
+looks them up too. What it still writes a second time (who asks, `poster` and
+`outcome_poster`; what each of the five `amount`s adds) is listed at the top of
+redis_engine.lua. tests/queue/test_decision_tables.py runs every reachable entry on all three
+stores and checks that the Lua the engine receives holds exactly these tables.
 
 Refusal messages are templates: `{call}`, `{callback}`, `{holder}` and `{agent}` are filled
 with quoted ids, `{status}` with the status, by each engine on the refusal path only.

@@ -7,8 +7,11 @@ A waiting call's place is `(class, arrived_at, seq)`, smallest first:
   everyone, blacklisted below everyone;
 - `seq` is a store-wide counter given at arrival that makes FIFO exact when two calls
   arrive in the same instant.
-A requeued call keeps its key and so its place. Both stores order by this rule: the
-memory store directly, the Redis store through `score`.
+A requeued call keeps its key and so its place. The memory store orders by these functions
+(through queue/waitlist.py); the Redis engine keeps a sorted set per queue × rank scored by
+`seq` and writes the aging rule a second time (`position` and `head` in redis_engine.lua,
+whose header names the tests that hold the two equal). Tier ranks are `decisions.RANK`, which
+the engine receives.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ def aging_cutoff(now: float, aging_s: float) -> float | None:
     return now - aging_s if aging_s else None
 
 
-# Redis sorted-set score: rank in the top bits, arrival sequence below. 2**44 sequence values
-# per rank keeps every score an exact integer below 2**53, so the double never rounds.
+# The order as one sorted-set score: rank in the top bits, arrival sequence below. 2**44
+# sequence values per rank keep every score an exact integer below 2**53, so the double never
+# rounds. No store uses it now (the Redis engine keeps one sorted set per rank, scored by seq).
 SCORE_RANK_UNIT: Final = 2**44
 
 
