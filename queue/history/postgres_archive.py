@@ -14,6 +14,8 @@ touches; retention drops whole partitions. Schema changes are numbered migration
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
@@ -27,7 +29,6 @@ from tierline.queue.history.archive import (
     AgentRow,
     TallyRow,
     month_start,
-    months_between,
     retention_cutoff,
 )
 from tierline.queue.history.tallies import (
@@ -44,6 +45,7 @@ from tierline.queue.history.tallies import (
 MIGRATION_LOCK: Final = 0x544C48495354_01
 PARTITION_LOCK: Final = 0x544C48495354_02
 
+APPLICATION_NAME: Final = "tierline-history"  # how its sessions show in pg_stat_activity
 PARTITION_NAME: Final = re.compile(r"^events_(\d{4})_(\d{2})$")
 EVENT_COLUMNS: Final = (
     "at",
@@ -150,6 +152,33 @@ def _columns_of(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return columns
 
 
+async def _copy(conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> None:
+    """COPY into the staging table, ended as soon as the connection is lost.
+
+    asyncpg's COPY waits for the socket to take more data; when the server ends the session
+    while the socket is full, nothing wakes that wait until the command timeout (asyncpg
+    0.32). The connection's termination listener cancels the COPY instead.
+    """
+    copy = asyncio.ensure_future(conn.copy_records_to_table(_STAGING, records=records, columns=EVENT_COLUMNS))
+    lost: list[object] = []
+
+    def on_lost(connection: object) -> None:
+        lost.append(connection)
+        copy.cancel()
+
+    conn.add_termination_listener(on_lost)
+    try:
+        await copy
+    except asyncio.CancelledError:
+        if lost:
+            raise ConnectionError("the PostgreSQL connection was lost during COPY") from None
+        raise
+    finally:
+        # A lost connection has left the pool's proxy already, listeners and all.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.remove_termination_listener(on_lost)
+
+
 class PostgresArchive:
     def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 4, timeout_s: float = 10.0) -> None:
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
@@ -175,7 +204,7 @@ class PostgresArchive:
                 max_size=self._max,
                 timeout=self._timeout,
                 command_timeout=self._timeout * 6,
-                server_settings={"search_path": self.schema},
+                server_settings={"search_path": self.schema, "application_name": APPLICATION_NAME},
             )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
@@ -224,8 +253,10 @@ class PostgresArchive:
         return [partition_name(m) for m in await self._partitions()]
 
     async def _ensure_partitions(self, conn: asyncpg.Connection, batch: Sequence[ev.Event]) -> None:
-        first, last = min(e.at for e in batch), max(e.at for e in batch)
-        missing = [m for m in months_between(first, last) if m not in self._months]
+        touched = {
+            datetime.fromtimestamp(e.at, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0) for e in batch
+        }
+        missing = sorted(touched - self._months)
         if not missing:
             return
         # In their own transaction, before the batch's: DDL takes locks the data path should not
@@ -245,21 +276,28 @@ class PostgresArchive:
         if not unique:
             return 0
         async with self.pool.acquire() as conn:
-            await self._ensure_partitions(conn, unique)
             try:
-                return await self._ingest(conn, unique)
-            except asyncpg.CheckViolationError:
-                # "no partition for row": another process's retention dropped a partition we
-                # believed in. Forget what we knew and try once more.
-                self._months = set(await self._partitions())
                 await self._ensure_partitions(conn, unique)
-                return await self._ingest(conn, unique)
+                try:
+                    return await self._ingest(conn, unique)
+                except asyncpg.CheckViolationError:
+                    # "no partition for row": another process's retention dropped a partition we
+                    # believed in. Forget what we knew and try once more.
+                    self._months = set(await self._partitions(conn))
+                    await self._ensure_partitions(conn, unique)
+                    return await self._ingest(conn, unique)
+            except (asyncpg.PostgresConnectionError, OSError) as error:
+                # Lost before the commit answered: committed or not, the same batch sent again
+                # lands exactly once (ingest is idempotent), which is all a caller needs to know.
+                raise ConnectionError(f"the PostgreSQL connection was lost: send the batch again ({error})") from error
 
     async def _ingest(self, conn: asyncpg.Connection, batch: list[ev.Event]) -> int:
         by_id = {(e.id.epoch, e.id.seq): e for e in batch}
-        async with conn.transaction():
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
             await conn.execute(_CREATE_STAGING)
-            await conn.copy_records_to_table(_STAGING, records=[_record(e) for e in batch], columns=EVENT_COLUMNS)
+            await _copy(conn, [_record(e) for e in batch])
             new = [by_id[(r[0], r[1])] for r in await conn.fetch(_MOVE)]
             lanes, agents = tally(new)
             if lanes:
@@ -273,6 +311,13 @@ class PostgresArchive:
                     "INSERT INTO store_epochs (epoch) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING",
                     sorted({e.id.epoch for e in new}),
                 )
+        except BaseException:
+            # Not `async with`: on a lost connection its exit hides the cause behind "connection
+            # is closed". A lost connection has nothing to roll back; the server drops it.
+            with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
+                await transaction.rollback()
+            raise
+        await transaction.commit()
         return len(new)
 
     async def interval_tallies(
