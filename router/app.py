@@ -28,13 +28,7 @@ from tierline.router.forecast_api import forecast_api
 from tierline.router.plumbing.bodies import BODY_READ_TIMEOUT
 from tierline.router.plumbing.context import SERVICES, Services
 from tierline.router.plumbing.endpoints import Endpoint, Role
-from tierline.router.plumbing.middleware import (
-    SHED,
-    Shed,
-    error_middleware,
-    make_admission_middleware,
-    make_auth_middleware,
-)
+from tierline.router.plumbing.middleware import SHED, Shed, make_gate
 from tierline.router.plumbing.openapi import build_openapi
 from tierline.router.public import OPENAPI, public
 from tierline.router.v1 import v1
@@ -84,10 +78,13 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     app = web.Application(
         client_max_size=server.max_body_bytes,
         middlewares=[
-            error_middleware,
-            make_auth_middleware(server.api_token, server.admin_token, roles),
-            make_admission_middleware(
-                server.max_in_flight, 2 * server.redis_timeout_s if is_redis_url(server.store) else None, shed
+            make_gate(
+                server.api_token,
+                server.admin_token,
+                roles,
+                server.max_in_flight,
+                2 * server.redis_timeout_s if is_redis_url(server.store) else None,
+                shed,
             ),
         ],
     )

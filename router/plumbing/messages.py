@@ -42,9 +42,21 @@ CrmFields = Annotated[
 ]
 
 
+_last_ts: list[tuple[float, datetime]] = [(-1.0, datetime.fromtimestamp(0, UTC))]
+
+
 def ts(epoch: float) -> datetime:
-    """RFC 3339 in UTC, to the millisecond."""
-    return datetime.fromtimestamp(round(epoch, 3), UTC)
+    """RFC 3339 in UTC, to the millisecond.
+
+    The last one made is kept: a busy router stamps many answers within one millisecond (a new
+    call's arrival is "now"), and making a datetime costs more than the rest of a view field."""
+    ms = round(epoch, 3)
+    last = _last_ts[0]
+    if last[0] == ms:
+        return last[1]
+    stamp = datetime.fromtimestamp(ms, UTC)
+    _last_ts[0] = (ms, stamp)
+    return stamp
 
 
 def opt_ts(epoch: float | None) -> datetime | None:
