@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 import pytest
 from aiohttp import ClientResponse, ClientSession
@@ -42,7 +42,10 @@ async def _body(resp: ClientResponse) -> Any:
     return await resp.text()
 
 
-ApiFactory = Callable[..., Any]
+class ApiFactory(Protocol):
+    """The `make_api` fixture: a Tierline on a real loopback port, configured by `toml` and `env`."""
+
+    async def __call__(self, toml: str = "", env: dict[str, str] | None = None) -> Api: ...
 
 
 @pytest.fixture
