@@ -1,0 +1,225 @@
+"""Reports: buckets right across daylight-saving changes, figures equal to a recount and to the
+engine's own formulas, per-agent figures, timelines of reused call ids, masking and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.history.traffic import traffic
+from tierline.queue.errors import Invalid, NotFound
+from tierline.queue.history import events as ev
+from tierline.queue.history import reports
+from tierline.queue.history.archive import Archive
+from tierline.queue.history.tallies import IntervalTally
+from tierline.queue.policy import Policy, TierPolicy
+from tierline.queue.service_level import FORMULAS
+
+BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
+
+
+def local(zone: ZoneInfo, *parts: int) -> float:
+    year, month, day, hour, minute = (*parts, 0, 0)[:5]
+    return datetime(year, month, day, hour, minute, tzinfo=zone).timestamp()
+
+
+def starts(day: tuple[int, int, int], next_day: tuple[int, int, int], by: reports.By, zone: ZoneInfo) -> list[str]:
+    found = reports.bucket_starts(local(zone, *day), local(zone, *next_day), by, zone)
+    return [datetime.fromtimestamp(at, zone).isoformat() for at in found]
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "next_day", "hours"),
+    [
+        (BERLIN, (2026, 3, 29), (2026, 3, 30), 23),  # clocks 02:00 → 03:00
+        (BERLIN, (2026, 10, 25), (2026, 10, 26), 25),  # 03:00 → 02:00
+        (NEW_YORK, (2026, 3, 8), (2026, 3, 9), 23),
+        (NEW_YORK, (2026, 11, 1), (2026, 11, 2), 25),
+        (BERLIN, (2026, 6, 1), (2026, 6, 2), 24),
+    ],
+)
+def test_a_change_day_has_its_real_number_of_hours_and_quarter_hours(
+    zone: ZoneInfo, day: tuple[int, int, int], next_day: tuple[int, int, int], hours: int
+) -> None:
+    assert len(starts(day, next_day, "60m", zone)) == hours
+    assert len(starts(day, next_day, "30m", zone)) == 2 * hours
+    quarters = reports.bucket_starts(local(zone, *day), local(zone, *next_day), "15m", zone)
+    assert len(quarters) == 4 * hours and all(b - a == 900 for a, b in itertools.pairwise(quarters))
+    (only,) = reports.bucket_starts(local(zone, *day), local(zone, *next_day), "day", zone)
+    assert reports.bucket_end(only, "day", zone) - only == hours * 3600
+
+
+def test_the_repeated_hour_of_a_fall_back_is_two_buckets_and_the_skipped_one_none() -> None:
+    hours = starts((2026, 11, 1), (2026, 11, 2), "60m", NEW_YORK)
+    assert hours[:4] == [
+        "2026-11-01T00:00:00-04:00",
+        "2026-11-01T01:00:00-04:00",
+        "2026-11-01T01:00:00-05:00",
+        "2026-11-01T02:00:00-05:00",
+    ]
+    spring = starts((2026, 3, 29), (2026, 3, 30), "60m", BERLIN)
+    assert spring[1:3] == ["2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00"]
+    # A tally in each pass of 01:xx lands in its own pass's bucket.
+    first_pass, second_pass = local(NEW_YORK, 2026, 11, 1, 1, 30), local(NEW_YORK, 2026, 11, 1, 1, 30) + 3600
+    assert (
+        reports.bucket_start(second_pass, "60m", NEW_YORK) - reports.bucket_start(first_pass, "60m", NEW_YORK) == 3600
+    )
+
+
+def test_week_and_month_buckets_start_on_local_monday_and_the_first() -> None:
+    weeks = starts((2026, 3, 1), (2026, 4, 1), "week", BERLIN)
+    assert weeks[0] == "2026-02-23T00:00:00+01:00" and weeks[-1] == "2026-03-30T00:00:00+02:00"
+    assert all(datetime.fromisoformat(w).weekday() == 0 for w in weeks)
+    months = starts((2025, 12, 15), (2026, 3, 2), "month", NEW_YORK)
+    assert months == [
+        "2025-12-01T00:00:00-05:00",
+        "2026-01-01T00:00:00-05:00",
+        "2026-02-01T00:00:00-05:00",
+        "2026-03-01T00:00:00-05:00",
+    ]
+    # India is offset by half an hour: its hours are not UTC hours.
+    kolkata = ZoneInfo("Asia/Kolkata")
+    assert reports.bucket_start(local(kolkata, 2026, 5, 1, 10, 45), "60m", kolkata) == local(kolkata, 2026, 5, 1, 10)
+
+
+POLICY = Policy(tiers={"vip": TierPolicy(sla_threshold_s=20.0, sla_target=0.9)})
+DAY = (2026, 10, 25)  # Berlin's fall-back day: 25 hours
+
+
+async def test_the_report_equals_a_recount_of_the_raw_events_in_every_bucket(archive: Archive) -> None:
+    start, end = local(BERLIN, *DAY), local(BERLIN, 2026, 10, 26)
+    events = traffic(seed=30, calls=1500, start=start - 3600, spacing_s=65)  # some before the range too
+    await archive.ingest(events)
+    for by in ("60m", "day"):
+        rows = await reports.sla_report(archive, start, end, by=by, tz="Europe/Berlin", policy=POLICY)
+        assert len({r.start for r in rows}) == (25 if by == "60m" else 1)
+        for row in rows:
+            lo, hi = datetime.fromisoformat(row.start).timestamp(), datetime.fromisoformat(row.end).timestamp()
+            mine = [
+                e
+                for e in events
+                if lo <= e.at < hi and start <= e.at < end and (e.queue, e.tier) == (row.queue, row.tier)
+            ]
+            answers = [e for e in mine if isinstance(e, ev.Answer)]
+            abandons = [e for e in mine if isinstance(e, ev.Abandon)]
+            overflows = [e for e in mine if isinstance(e, ev.Overflow)]
+            assert row.answered == len(answers) and row.abandoned == len(abandons) and row.overflowed == len(overflows)
+            assert row.offered == len(answers) + len(abandons) + len(overflows)
+            assert row.answered_within_threshold == sum(e.wait_s <= 20 for e in answers)
+            assert row.short_abandoned == sum(e.short for e in abandons)
+            assert row.entered == sum(isinstance(e, ev.Enter) for e in mine)
+            assert row.callbacks_created == sum(isinstance(e, ev.CallbackCreated) for e in mine)
+            closes = [e for e in mine if isinstance(e, ev.CallbackClosed)]
+            assert row.callbacks_completed_in_time == sum(
+                e.reason == "completed" and e.at <= e.deadline for e in closes
+            )
+            assert row.callbacks_overdue == sum(e.at > e.deadline for e in closes)
+            if answers:
+                assert row.asa_s == pytest.approx(sum(e.wait_s for e in answers) / len(answers), abs=1e-3)
+                assert row.longest_wait_s == pytest.approx(max(e.wait_s for e in answers), abs=1e-3)
+            good, bad = row.answered_within_threshold, row.offered - row.short_abandoned
+            assert row.service_level == (None if bad == 0 else pytest.approx(good / bad, abs=1e-6))
+    daily = await reports.sla_report(archive, start, end, by="day", tz="Europe/Berlin", policy=POLICY, tiers=["vip"])
+    assert {r.tier for r in daily} == {"vip"} and all(r.target == 0.9 for r in daily)
+    only = await reports.sla_report(archive, start, end, by="day", tz="Europe/Berlin", policy=POLICY, queues=["sales"])
+    assert {r.queue for r in only} == {"sales"}
+
+
+async def test_the_service_level_is_the_configured_formula(archive: Archive) -> None:
+    start = local(BERLIN, 2026, 6, 1)
+    await archive.ingest(traffic(seed=31, calls=400, start=start, spacing_s=60))
+    for formula, (_, level) in FORMULAS.items():
+        policy = Policy(sla_formula=formula)
+        rows = await reports.sla_report(archive, start, start + 86_400, by="day", tz="Europe/Berlin", policy=policy)
+        tallies = await archive.interval_tallies(*reports.check_range(start, start + 86_400))
+        for row in rows:
+            lane = IntervalTally()
+            for t in tallies:
+                if (t.queue, t.tier) == (row.queue, row.tier):
+                    lane.add(t.tally)
+            expected = level(lane.service_tally())
+            assert row.service_level == (None if expected is None else round(expected, 6))
+        assert rows
+
+
+async def test_per_agent_report_counts_answers_handle_time_and_completed_callbacks(archive: Archive) -> None:
+    start = local(NEW_YORK, 2026, 11, 1)
+    events = traffic(seed=32, calls=600, start=start, spacing_s=100)
+    await archive.ingest(events)
+    rows = await reports.agent_report(archive, start, start + 2 * 86_400, by="day", tz="America/New_York")
+    for agent in {r.agent for r in rows}:
+        mine = [e for e in events if e.agent == agent and start <= e.at < start + 2 * 86_400]
+        theirs = [r for r in rows if r.agent == agent]
+        assert sum(r.answered for r in theirs) == sum(isinstance(e, ev.Answer) for e in mine)
+        ends = [e for e in mine if isinstance(e, ev.End)]
+        assert sum(r.ended for r in theirs) == len(ends)
+        assert sum(r.handle_s for r in theirs) == pytest.approx(sum(e.handle_s for e in ends), abs=0.01)
+        completed = [e for e in mine if isinstance(e, ev.CallbackClosed) and e.reason == "completed"]
+        assert sum(r.callbacks_completed for r in theirs) == len(completed)
+    one = await reports.agent_report(archive, start, start + 86_400, by="60m", tz="America/New_York", agents=["agent3"])
+    assert one and {r.agent for r in one} == {"agent3"}
+
+
+async def test_a_call_id_used_twice_gives_each_call_newest_first_with_its_callback(archive: Archive) -> None:
+    ids = ev.IdSequence(900)
+    t0 = local(BERLIN, 2024, 1, 10, 9)
+    later = t0 + 400 * 86_400  # the id comes back after retention let it go
+    call = {"call_id": "dup", "caller": "+49 30 1234 5678", "queue": "sales", "tier": "mid"}
+    cb = {**call, "callback_id": "k1"}
+    old: list[ev.Event] = [
+        ev.Enter(id=ids.next(), at=t0, position=2, **call),
+        ev.Overflow(id=ids.next(), at=t0 + 60, wait_s=60, reason="max_wait", **call),
+        ev.CallbackCreated(id=ids.next(), at=t0 + 60, reason="max_wait", deadline=t0 + 3660, **cb),
+        ev.CallbackAssigned(id=ids.next(), at=t0 + 600, agent="a1", attempt=1, callback_id="k1"),
+        ev.CallbackClosed(
+            id=ids.next(), at=t0 + 700, agent="a1", reason="completed", deadline=t0 + 3660, callback_id="k1"
+        ),
+    ]
+    new: list[ev.Event] = [
+        ev.Enter(id=ids.next(), at=later, position=1, **call),
+        ev.Answer(id=ids.next(), at=later + 5, agent="a2", wait_s=5, threshold_s=20, **call),
+        ev.End(id=ids.next(), at=later + 65, agent="a2", handle_s=60, **call),
+    ]
+    other = ev.Enter(id=ids.next(), at=t0, position=1, call_id="other", queue="sales", tier="vip")
+    await archive.ingest([*new, other, *old])
+    timeline = await reports.call_history(archive, "dup")
+    assert [c.started_at for c in timeline] == [later, t0]
+    assert timeline[0].events == new and timeline[1].events == old
+    masked = await reports.call_history(archive, "dup", mask=True)
+    assert {e.caller for c in masked for e in c.events} == {"+** ** **** 5678", None}
+    with pytest.raises(NotFound):
+        await reports.call_history(archive, "never")
+
+
+def test_masking_keeps_the_last_four_digits_only() -> None:
+    assert reports.mask_caller("+4930123456789") == "+*********6789"
+    assert reports.mask_caller("1234") == "1234"
+    assert reports.mask_caller("") == ""
+
+
+def test_csv_has_a_header_and_one_line_per_row_with_nulls_empty() -> None:
+    row = reports.AgentReportRow(
+        start="s", end="e", agent="a,1", answered=2, ended=1, handle_s=3.5, average_handle_s=None, callbacks_completed=0
+    )
+    parsed = list(csv.reader(io.StringIO(reports.to_csv([row, row]))))
+    assert parsed[0] == list(reports.AGENT_REPORT_FIELDS)
+    assert parsed[1] == ["s", "e", "a,1", "2", "1", "3.5", "", "0"] and len(parsed) == 3
+    assert reports.to_csv([], reports.SLA_FIELDS).splitlines() == [",".join(reports.SLA_FIELDS)]
+
+
+async def test_bad_arguments_are_refused_with_a_code(archive: Archive) -> None:
+    cases = [
+        ({"by": "fortnight", "tz": "UTC"}, 0, 1, "invalid_by"),
+        ({"by": "day", "tz": "Mars/Olympus"}, 0, 1, "invalid_tz"),
+        ({"by": "day", "tz": "UTC"}, 5, 5, "invalid_range"),
+        ({"by": "day", "tz": "UTC"}, float("nan"), 5, "invalid_range"),
+    ]
+    for kwargs, start, end, code in cases:
+        with pytest.raises(Invalid) as refused:
+            await reports.sla_report(archive, start, end, policy=POLICY, **kwargs)
+        assert refused.value.code == code
