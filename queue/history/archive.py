@@ -6,7 +6,8 @@ the rows it actually inserted, and answers the reads reports need.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import bisect
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
@@ -58,6 +59,14 @@ class Archive(Protocol):
         """Tallies of intervals in [start, end), optionally only these queues and tiers."""
         ...
 
+    async def bucket_tallies(
+        self, bounds: Sequence[int], queues: Collection[str] | None = None, tiers: Collection[str] | None = None
+    ) -> list[TallyRow]:
+        """Tallies summed into buckets: bucket i holds intervals in [bounds[i], bounds[i + 1]); the
+        row's `interval` is i. Where buckets lie is the caller's rule (reports.bucket_starts); the
+        archive only sums, in the database where it can. Runtime: O(tally rows in range)."""
+        ...
+
     async def agent_tallies(self, start: int, end: int, agents: Collection[str] | None = None) -> list[AgentRow]: ...
 
     async def events(self, start: float, end: float) -> list[ev.Event]:
@@ -74,6 +83,16 @@ class Archive(Protocol):
         """Drop raw events older than the retention: whole months before `retention_cutoff`.
         Returns what was dropped (partition or month names). Tallies stay (no caller numbers)."""
         ...
+
+
+def sum_into_buckets(rows: Iterable[TallyRow], bounds: Sequence[int]) -> list[TallyRow]:
+    """The pure form of `Archive.bucket_tallies`, for archives that sum in Python."""
+    sums: dict[tuple[int, str, str], IntervalTally] = {}
+    for row in rows:
+        index = bisect.bisect_right(bounds, row.interval) - 1
+        if 0 <= index < len(bounds) - 1:
+            sums.setdefault((index, row.queue, row.tier), IntervalTally()).add(row.tally)
+    return [TallyRow(interval=i, queue=q, tier=t, tally=tally) for (i, q, t), tally in sorted(sums.items())]
 
 
 def month_start(year: int, month: int) -> datetime:

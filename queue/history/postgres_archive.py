@@ -338,6 +338,36 @@ class PostgresArchive:
             for r in rows
         ]
 
+    async def bucket_tallies(
+        self, bounds: Sequence[int], queues: Collection[str] | None = None, tiers: Collection[str] | None = None
+    ) -> list[TallyRow]:
+        if len(bounds) < 2:
+            return []
+        sums = ", ".join(f"max({f})" if f == "answer_wait_max" else f"sum({f})" for f in TALLY_FIELDS)
+        # width_bucket counts from 1 for [bounds[0], bounds[1]); rows outside were filtered out.
+        rows = await self.pool.fetch(
+            f"SELECT width_bucket(interval, $1::bigint[]) - 1 AS bucket, queue, tier, {sums} FROM interval_tallies"
+            " WHERE interval >= $2 AND interval < $3"
+            " AND ($4::text[] IS NULL OR queue = ANY($4)) AND ($5::text[] IS NULL OR tier = ANY($5))"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            list(bounds),
+            bounds[0],
+            bounds[-1],
+            None if queues is None else list(queues),
+            None if tiers is None else list(tiers),
+        )
+        return [
+            TallyRow(
+                interval=r[0],
+                queue=r[1],
+                tier=r[2],
+                tally=IntervalTally(
+                    **{f: (int(v) if f in COUNT_FIELDS else v) for f, v in zip(TALLY_FIELDS, r[3:], strict=True)}
+                ),
+            )
+            for r in rows
+        ]
+
     async def agent_tallies(self, start: int, end: int, agents: Collection[str] | None = None) -> list[AgentRow]:
         rows = await self.pool.fetch(
             f"SELECT interval, agent, {', '.join(AGENT_FIELDS)} FROM agent_tallies"

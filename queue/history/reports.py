@@ -154,26 +154,31 @@ def _label(at: float, zone: ZoneInfo) -> str:
 # --- service level --------------------------------------------------------------------------
 
 
-def sla_rows(
-    rows: Iterable[TallyRow], start: float, end: float, by: By, zone: ZoneInfo, policy: Policy
-) -> list[SlaRow]:
-    """Per bucket × queue × tier over [start, end): every bucket of the range for every lane
-    that has data in it, empty buckets as zeros. Runtime: O(rows + buckets × lanes)."""
+def bucket_bounds(start: float, end: float, by: By, zone: ZoneInfo) -> tuple[list[float], list[int]]:
+    """The buckets overlapping [start, end) and, in 15-minute intervals, where each one's
+    tallies begin, plus the range's end: what `Archive.bucket_tallies` sums by. The first
+    bucket takes intervals from `start` on only. Zones are offset by whole quarter hours, so
+    bucket starts are interval starts (rounded up for safety)."""
     first, last = check_range(start, end)
     starts = bucket_starts(start, end, by, zone)
-    sums: dict[tuple[float, str, str], IntervalTally] = {}
-    lanes: set[tuple[str, str]] = set()
-    for row in rows:
-        if not first <= row.interval < last:
-            continue
-        key = (bucket_start(row.interval * INTERVAL_S, by, zone), row.queue, row.tier)
-        sums.setdefault(key, IntervalTally()).add(row.tally)
-        lanes.add((row.queue, row.tier))
+    bounds = [max(first, math.ceil(at / INTERVAL_S)) for at in starts] + [last]
+    return starts, bounds
+
+
+def sla_rows(
+    bucketed: Iterable[TallyRow], starts: Sequence[float], by: By, zone: ZoneInfo, policy: Policy
+) -> list[SlaRow]:
+    """Rows from tallies summed per bucket (`interval` = the bucket's index in `starts`): every
+    bucket for every lane that has data in the range, empty ones as zeros.
+    Runtime: O(buckets × lanes)."""
+    sums = {(row.interval, row.queue, row.tier): row.tally for row in bucketed}
+    lanes = sorted({(queue, tier) for _, queue, tier in sums})
     out = []
-    for at in starts:
+    for index, at in enumerate(starts):
         end_at = bucket_end(at, by, zone)
-        for queue, tier in sorted(lanes):
-            out.append(_sla_row(sums.get((at, queue, tier), IntervalTally()), at, end_at, queue, tier, zone, policy))
+        for queue, tier in lanes:
+            tally = sums.get((index, queue, tier), IntervalTally())
+            out.append(_sla_row(tally, at, end_at, queue, tier, zone, policy))
     return out
 
 
@@ -220,8 +225,8 @@ async def sla_report(
     tiers: Sequence[str] | None = None,
 ) -> list[SlaRow]:
     step, zone = check_by(by), zone_of(tz)
-    first, last = check_range(start, end)
-    return sla_rows(await archive.interval_tallies(first, last, queues, tiers), start, end, step, zone, policy)
+    starts, bounds = bucket_bounds(start, end, step, zone)
+    return sla_rows(await archive.bucket_tallies(bounds, queues, tiers), starts, step, zone, policy)
 
 
 # --- agents ---------------------------------------------------------------------------------

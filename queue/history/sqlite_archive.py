@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from tierline.queue.history import events as ev
-from tierline.queue.history.archive import DEFAULT_RETENTION_MONTHS, AgentRow, TallyRow, retention_cutoff
+from tierline.queue.history.archive import (
+    DEFAULT_RETENTION_MONTHS,
+    AgentRow,
+    TallyRow,
+    retention_cutoff,
+    sum_into_buckets,
+)
 from tierline.queue.history.tallies import (
     AGENT_FIELDS,
     COUNT_FIELDS,
@@ -149,6 +155,13 @@ class SqliteArchive:
             TallyRow(interval=r[0], queue=r[1], tier=r[2], tally=IntervalTally(**_numbers(r[3:], TALLY_FIELDS)))
             for r in rows
         ]
+
+    async def bucket_tallies(
+        self, bounds: Sequence[int], queues: Collection[str] | None = None, tiers: Collection[str] | None = None
+    ) -> list[TallyRow]:
+        if len(bounds) < 2:
+            return []
+        return sum_into_buckets(await self.interval_tallies(bounds[0], bounds[-1], queues, tiers), bounds)
 
     async def agent_tallies(self, start: int, end: int, agents: Collection[str] | None = None) -> list[AgentRow]:
         sql = (
