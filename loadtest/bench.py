@@ -661,7 +661,11 @@ def goals_for(http: list[HttpFigure], queue: dict[str, dict[str, float]], tiers:
         if redis_route.cpu_us_per_req and redis_ceiling.cpu_us_per_req:
             share = redis_ceiling.cpu_us_per_req / redis_route.cpu_us_per_req
             goals.append(Goal("  the same, by server CPU time per request", share, 0.70, ">="))
-        goals.append(Goal("redis route p99 at 32 connections", redis_route.p99_ms, 5.0, "<=", " ms"))
+        # Issue 14: the route's p99 within 10 % of the one-round-trip ceiling's in the same run
+        # (an absolute bound would measure the machine; this one measures what Tierline adds).
+        goals.append(
+            Goal("redis route p99 / ceiling p99 (same run)", redis_route.p99_ms / redis_ceiling.p99_ms, 1.10, "<=", "x")
+        )
     if len(queue) >= 2:
         sizes = sorted(queue, key=int)
         small, large = queue[sizes[0]], queue[sizes[-1]]
