@@ -88,7 +88,7 @@ def fleet(redis_extra: tuple[str, ...] = ()) -> Iterator[Fleet]:
 
 
 def error_code(status: int, body: object) -> str:
-    """"ok", or the error code of a refusal (store_unavailable, overloaded, …)."""
+    """ "ok", or the error code of a refusal (store_unavailable, overloaded, …)."""
     if status < 300:
         return "ok"
     if isinstance(body, dict) and isinstance(body.get("error"), dict):

@@ -227,9 +227,7 @@ def outlook(agents: int, demands: Sequence[TierDemand], aht_s: float, max_agents
     )
 
 
-def agents_needed(
-    demands: Sequence[TierDemand], aht_s: float, max_agents: int = MAX_AGENTS
-) -> dict[Tier, int | None]:
+def agents_needed(demands: Sequence[TierDemand], aht_s: float, max_agents: int = MAX_AGENTS) -> dict[Tier, int | None]:
     """Per tier, the smallest N (≥ 1) whose priority service level reaches the tier's target.
 
     None for a tier without a target, or when no N up to `max_agents` reaches it. One pass

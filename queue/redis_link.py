@@ -202,7 +202,17 @@ class _Watch:
     """
 
     __slots__ = (
-        "allowance", "at", "cap", "handle", "lag", "loop", "outstanding", "pool", "stretched", "task", "timeout"
+        "allowance",
+        "at",
+        "cap",
+        "handle",
+        "lag",
+        "loop",
+        "outstanding",
+        "pool",
+        "stretched",
+        "task",
+        "timeout",
     )
 
     def __init__(

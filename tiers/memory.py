@@ -58,9 +58,7 @@ class MemoryTierStore:
             return TierRecord(caller=caller, tier=self._default_tier, known=False)
         return codec.decode(caller, blob, table.fields)
 
-    async def put(
-        self, caller: str, tier: Tier, crm: Mapping[str, str] | None = None
-    ) -> TierRecord:
+    async def put(self, caller: str, tier: Tier, crm: Mapping[str, str] | None = None) -> TierRecord:
         # Idempotent on a normalised number; it keeps a key no look-up could ever hit out.
         caller = normalise_caller(caller)
         table = self._table
@@ -75,9 +73,7 @@ class MemoryTierStore:
     async def reload_file(self, path: Path, fmt: TierFileFormat) -> ReloadResult:
         async with self._reloading:
             parsed = await asyncio.to_thread(_parse_path, path, fmt)
-            swapped = should_swap(
-                parsed.loaded, parsed.rejected_count, parsed.data_rows, self._max_reject_ratio
-            )
+            swapped = should_swap(parsed.loaded, parsed.rejected_count, parsed.data_rows, self._max_reject_ratio)
             if swapped:
                 old = self._table
                 self._table = _Table(parsed.records, parsed.fields)

@@ -80,9 +80,7 @@ class ParsedTiers:
         return len(self.records)
 
 
-def parse_tier_file(
-    stream: BinaryIO, fmt: TierFileFormat, default_record_cap: int = REJECTIONS_KEPT
-) -> ParsedTiers:
+def parse_tier_file(stream: BinaryIO, fmt: TierFileFormat, default_record_cap: int = REJECTIONS_KEPT) -> ParsedTiers:
     """Parse a whole tier file. `default_record_cap` is how many rejections are listed in full.
 
     Raises BadTierFile when the file cannot be a tier file at all; a bad row is only a Rejection.
@@ -243,9 +241,7 @@ def _parse_csv(stream: BinaryIO, builder: _Builder) -> None:
         text.detach()
 
 
-def _read_header(
-    reader: CsvReader, fields: FieldNames
-) -> tuple[int, int, list[tuple[int, int]], int, int]:
+def _read_header(reader: CsvReader, fields: FieldNames) -> tuple[int, int, list[tuple[int, int]], int, int]:
     """Positions of caller and tier, the CRM columns as (position, field id), width, header line."""
     header: list[str] = []
     for header in reader:

@@ -23,9 +23,7 @@ _SEPARATOR_BYTES: Final = _SEPARATORS.encode()
 _DROP_SEPARATORS: Final = str.maketrans("", "", _SEPARATORS)
 # [0-9], not \d: \d also matches Arabic-Indic and other Unicode digits, which no switch dials.
 # Without a '+', a canonical number never starts with 00: that prefix has been read as '+'.
-_CANONICAL: Final = re.compile(
-    rf"\+[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}|(?!00)[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}"
-)
+_CANONICAL: Final = re.compile(rf"\+[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}|(?!00)[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}")
 _SHOWN_MAX: Final = 40
 
 
@@ -69,11 +67,5 @@ def _explain(raw: str, number: str) -> str:
         )
     if len(digits) < MIN_DIGITS:
         prefix = " after the leading 00 (read as +)" if raw.strip().startswith("00") else ""
-        return (
-            f"caller number {shown!r} has {len(digits)} digits{prefix};"
-            f" at least {MIN_DIGITS} are needed"
-        )
-    return (
-        f"caller number {shown!r} has {len(digits)} digits;"
-        f" at most {MAX_DIGITS} are allowed (E.164)"
-    )
+        return f"caller number {shown!r} has {len(digits)} digits{prefix}; at least {MIN_DIGITS} are needed"
+    return f"caller number {shown!r} has {len(digits)} digits; at most {MAX_DIGITS} are allowed (E.164)"

@@ -141,7 +141,13 @@ async def prepare(
     whatever happened (a reload that gives up does not leave it packing).
     """
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tierline.tiers.redis_pack", str(path), fmt, str(per_bucket), str(max_reject_ratio),
+        sys.executable,
+        "-m",
+        "tierline.tiers.redis_pack",
+        str(path),
+        fmt,
+        str(per_bucket),
+        str(max_reject_ratio),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -21,9 +21,7 @@ class TierStore(Protocol):
         """The caller's record; an unknown caller gets the default tier, `known=False`, no CRM."""
         ...
 
-    async def put(
-        self, caller: str, tier: Tier, crm: Mapping[str, str] | None = None
-    ) -> TierRecord:
+    async def put(self, caller: str, tier: Tier, crm: Mapping[str, str] | None = None) -> TierRecord:
         """Set one caller's tier and CRM fields (empty values dropped) until the next reload."""
         ...
 

@@ -15,7 +15,10 @@ from tierline.tiers.redis_store import RedisTierStore
 def reload(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tierline.router.cli", "reload-tiers", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -38,7 +38,9 @@ def start_router(redis_url: str, config: Path) -> tuple[str, subprocess.Popen[by
     env = {**os.environ, "TIERLINE_STORE": redis_url, "TIERLINE_PORT": str(port)}
     process = subprocess.Popen(
         [sys.executable, "-m", "tierline.router.cli", "serve", "--config", str(config)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return f"http://127.0.0.1:{port}", process
 
@@ -83,8 +85,15 @@ async def test_reload_reload_and_rollback_across_processes_never_make_a_caller_u
 
     async def rollback() -> None:
         done = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tierline.router.cli", "reload-tiers", "--rollback", "--store", redis.url,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "tierline.router.cli",
+            "reload-tiers",
+            "--rollback",
+            "--store",
+            redis.url,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         _, err = await done.communicate()
         assert done.returncode == 0, err.decode()

@@ -67,12 +67,18 @@ class RedisServer:
     def start(self) -> RedisServer:
         args = [
             redis_server_path(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.folder),
-            "--save", "",
-            "--appendonly", "no",
-            "--logfile", str(self.folder / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.folder),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(self.folder / "redis.log"),
             *self.extra,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,8 +131,16 @@ class RedisCluster:
             )
             self.nodes.append(node.start())
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
-        _cli(self.nodes[0].port, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes",
-             timeout=30)
+        _cli(
+            self.nodes[0].port,
+            "--cluster",
+            "create",
+            *addresses,
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+            timeout=30,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if all("cluster_state:ok" in _cli(n.port, "cluster", "info") for n in self.nodes):

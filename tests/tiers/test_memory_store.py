@@ -34,9 +34,7 @@ async def test_memory_store_is_a_tier_store() -> None:
 
 
 async def test_an_unknown_caller_gets_the_default_tier() -> None:
-    assert await MemoryTierStore().lookup("111222") == TierRecord(
-        caller="111222", tier="standard", known=False, crm={}
-    )
+    assert await MemoryTierStore().lookup("111222") == TierRecord(caller="111222", tier="standard", known=False, crm={})
     assert (await MemoryTierStore(default_tier="mid").lookup("111222")).tier == "mid"
 
 

@@ -50,9 +50,7 @@ def test_csv_rows_become_records_with_crm_fields() -> None:
 
 def test_csv_columns_are_matched_by_name_in_any_order_and_case() -> None:
     parsed = parse(" Name ,TIER,  Caller,Segment\nAnn,vip,111222,gold\n")
-    assert record(parsed, "111222") == TierRecord(
-        caller="111222", tier="vip", crm={"Name": "Ann", "Segment": "gold"}
-    )
+    assert record(parsed, "111222") == TierRecord(caller="111222", tier="vip", crm={"Name": "Ann", "Segment": "gold"})
 
 
 def test_csv_with_bom_and_crlf() -> None:
@@ -236,7 +234,7 @@ def test_ndjson_rejections_carry_physical_lines() -> None:
         '{"caller": "12", "tier": "vip"}\n'  # 11 too short
         '{"caller": "777888", "tier": "gold"}\n'  # 12
         '{"caller": "111-222", "tier": "mid"}\n'  # 13 duplicate of line 1
-        '   \n'  # 14 blank
+        "   \n"  # 14 blank
         '"just a string"\n'  # 15
         '{"caller": "888999", "tier": "mid"}\n',  # 16
         "ndjson",
