@@ -84,11 +84,15 @@ class Lane:
                 return aside
         return head
 
-    def add(self, place: Place) -> None:
+    def add(self, place: Place) -> bool:
         """O(log n) for the newest place of the lane and for a requeue (its own slot again): a
         dict insert or look-up and a walk up the group tree, no comparison but one with the
         newest place. O(log n) comparisons of places for a place that goes aside. Amortised
-        over the rebuilds."""
+        over the rebuilds.
+
+        True when `place` is now the largest of the lane (a new arrival, nearly always): its
+        rank is then `len(self) - 1` without a walk, since every place aside is smaller than
+        the newest slot was."""
         self._size += 1
         places = self._places
         if not places or places[-1] < place:  # the newest of the lane (nearly every arrival)
@@ -110,19 +114,20 @@ class Lane:
             if not self._slotted:
                 self._first = slot
             self._slotted += 1
-            return
+            return True
         own = self._slot_of.get(place)
         if own is None or self._live[own]:  # no slot of its own (out of order), or a repeat
             self._others.add(place)
             if len(self._others) > self._spill:
                 self._rebuild()
-            return
+            return False
         self._live[own] = 1  # its own dead slot: a requeue
         self._slotted += 1
         if own < self._first or self._slotted == 1:
             self._first = own
         self._blocks[own >> SHIFT] += 1
         self._count(own, 1)
+        return False
 
     def remove(self, place: Place) -> None:
         """O(log n): a dict look-up and a walk up the group tree, no comparison of places.

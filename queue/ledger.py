@@ -14,7 +14,7 @@ import msgspec
 from tierline.queue import metrics as mx
 from tierline.queue import service_level as sl
 from tierline.queue.policy import Policy
-from tierline.tiers.model import Tier
+from tierline.tiers.model import TIERS, Tier
 
 Key = tuple[str, Tier]
 
@@ -26,20 +26,35 @@ class Ledger:
         self._intervals: defaultdict[Key, dict[int, sl.Tally]] = defaultdict(dict)
         self.wait_bounds = mx.policy_wait_bounds(policy)
         self._lifetime: dict[Key, mx.LifetimeTally] = {}
+        self._threshold = {tier: policy.tier(tier).sla_threshold_s for tier in TIERS}
+        # Per queue × tier, the minute last recorded into with its minute and interval tallies:
+        # nearly every event falls in the same minute as the one before (every route records one).
+        self._current: dict[Key, tuple[int, sl.Tally, sl.Tally, mx.LifetimeTally]] = {}
 
     def record(self, queue: str, tier: Tier, kind: sl.EventKind, at: float, value: float = 0.0) -> None:
-        threshold = self._policy.tier(tier).sla_threshold_s
-        short = self._policy.short_abandon_s
+        key = (queue, tier)
+        minute = sl.minute_of(at)
+        current = self._current.get(key)
+        if current is None or current[0] != minute:
+            current = self._current[key] = (minute, *self._tallies(key, at))
+        threshold, short = self._threshold[tier], self._policy.short_abandon_s
+        sl.record(current[1], kind, value, threshold, short)
+        sl.record(current[2], kind, value, threshold, short)
+        mx.record(current[3], kind, value, threshold, short, self.wait_bounds)
+
+    def _tallies(self, key: Key, at: float) -> tuple[sl.Tally, sl.Tally, mx.LifetimeTally]:
+        """The minute, interval and lifetime tallies `at` falls in, made if missing."""
+        found: list[sl.Tally] = []
         for buckets, slot in ((self._minutes, sl.minute_of(at)), (self._intervals, sl.interval_of(at))):
-            by_slot = buckets[(queue, tier)]
+            by_slot = buckets[key]
             tally = by_slot.get(slot)
             if tally is None:
                 tally = by_slot[slot] = sl.Tally()
-            sl.record(tally, kind, value, threshold, short)
-        lifetime = self._lifetime.get((queue, tier))
+            found.append(tally)
+        lifetime = self._lifetime.get(key)
         if lifetime is None:
-            lifetime = self._lifetime[(queue, tier)] = mx.LifetimeTally()
-        mx.record(lifetime, kind, value, threshold, short, self.wait_bounds)
+            lifetime = self._lifetime[key] = mx.LifetimeTally()
+        return found[0], found[1], lifetime
 
     def lifetime(self, queue: str, tier: Tier) -> mx.LifetimeTally:
         """Counts since this store began (for /metrics); a copy, zero if nothing happened."""
@@ -69,6 +84,7 @@ class Ledger:
     def prune(self, now: float) -> None:
         oldest_minute = sl.minute_of(now) - 61
         oldest_interval = sl.interval_of(now) - 2 * 96
+        self._current.clear()  # it may hold a tally about to be dropped
         for buckets, oldest in ((self._minutes, oldest_minute), (self._intervals, oldest_interval)):
             for by_slot in buckets.values():
                 for slot in [s for s in by_slot if s < oldest]:

@@ -41,7 +41,7 @@ from tierline.queue.store import (
     Work,
 )
 from tierline.queue.waitlist import WaitList
-from tierline.tiers.model import TIERS, TierRecord
+from tierline.tiers.model import TIERS, Tier, TierRecord
 
 Holding = tuple[Literal["call", "callback"], str]
 ReadyKey = tuple[float, float, str]  # deadline, created_at, callback_id
@@ -71,6 +71,9 @@ class MemoryCallStore:
         self._answers: dict[str, deque[float]] = {name: deque() for name in policy.queues}
         self._finished: deque[tuple[float, Literal["call", "callback"], str]] = deque()
         self._ledger = Ledger(policy)
+        self._overflow_limits: list[tuple[Tier, float]] = [
+            (tier, limit) for tier in TIERS if (limit := policy.tier(tier).overflow_after_s) is not None
+        ]
         self._settled = SettledDay(policy)
         self._last_prune = self._started_at
 
@@ -99,9 +102,9 @@ class MemoryCallStore:
         limit = self.policy.max_waiting(queue)
         if limit is not None and call.tier not in ADMITTED_WHEN_FULL and len(waitlist) >= limit:
             self._overflow(call, "queue_full", now)
-        else:
-            waitlist.add(call.tier, call.place)
-        return self._snapshot(call, now), True
+            return self._snapshot(call, now), True
+        position = waitlist.arrive(call.tier, call.place, now)
+        return self._snapshot(call, now, position), True
 
     async def get_call(self, call_id: str) -> CallSnapshot:
         now = self._tick()
@@ -310,9 +313,10 @@ class MemoryCallStore:
             # Back in the queue when the ringing stopped, so the overflow below lands on time.
             self._back_to_queue(self._calls[call_id], offered_at + timeout)
         for name, waitlist in self._queues.items():
-            for tier in TIERS:
-                limit = self.policy.tier(tier).overflow_after_s
-                if limit is None:
+            for tier, limit in self._overflow_limits:
+                # The head of the lane first: most ticks find nothing due, and this is every request.
+                oldest = waitlist.oldest(tier)
+                if oldest is None or oldest.arrived_at > now - limit:
                     continue
                 for place in waitlist.expire(tier, now - limit):
                     self._overflow(self._calls[place.call_id], "max_wait", place.arrived_at + limit)
@@ -468,10 +472,12 @@ class MemoryCallStore:
             raise Conflict(f"agent {agent_id!r} is on call {item_id!r}: end it first", code="agent_busy")
         return Work(call=self._snapshot(call, now), record=self._records.get(item_id))
 
-    def _snapshot(self, call: Call, now: float) -> CallSnapshot:
-        position = estimate = None
+    def _snapshot(self, call: Call, now: float, position: int | None = None) -> CallSnapshot:
+        """`position`: the call's, when the caller already knows it (a new arrival's)."""
+        estimate = None
         if call.status == "waiting":
-            position = self._queues[call.queue].position(call.tier, call.place, now)
+            if position is None:
+                position = self._queues[call.queue].position(call.tier, call.place, now)
             estimate = estimated_wait(position, len(self._answers[call.queue]), now - self._started_at)
         callback = self._callbacks.get(call.callback_id) if call.callback_id else None
         return CallSnapshot(call=call, now=now, position=position, estimated_wait_s=estimate, callback=callback)

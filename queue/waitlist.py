@@ -39,6 +39,27 @@ class WaitList:
         places but one."""
         self._lanes[tier].add(place)
 
+    def arrive(self, tier: Tier, place: Place, now: float) -> int:
+        """`add` a new call and return its `position` at `now`. O(log n); for the newest call of
+        its lane (every arrival on a steady clock) the position follows from the lane sizes,
+        except for a mid call while aging is on (aged standards ahead of it need a bisect)."""
+        if not self._lanes[tier].add(place):
+            return self.position(tier, place, now)
+        lanes = self._lanes
+        if tier == "vip":
+            return len(lanes["vip"])
+        if tier == "mid":
+            if aging_cutoff(now, self.aging_s) is not None:
+                return self.position(tier, place, now)
+            return len(lanes["vip"]) + len(lanes["mid"])
+        ahead = len(lanes["vip"]) + len(lanes["mid"]) + len(lanes["standard"])
+        if tier == "blacklisted":
+            return ahead + len(lanes["blacklisted"])
+        cutoff = aging_cutoff(now, self.aging_s)
+        if cutoff is not None and place.arrived_at < cutoff:  # only an arrival stamped in the past
+            return self.position(tier, place, now)
+        return ahead  # a standard call that is not aged waits behind every mid call
+
     def remove(self, tier: Tier, place: Place) -> None:
         """O(log n), no comparison of places; ValueError if the call is not waiting in that lane."""
         self._lanes[tier].remove(place)

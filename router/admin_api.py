@@ -20,6 +20,7 @@ from tierline.router.plumbing.bodies import json_response, query_choice, query_i
 from tierline.router.plumbing.context import services
 from tierline.router.plumbing.endpoints import EndpointTable, QueryParam
 from tierline.router.plumbing.errors import ApiError
+from tierline.router.plumbing.gate import SHED
 from tierline.router.plumbing.messages import (
     CallbackListView,
     SlaView,
@@ -29,7 +30,6 @@ from tierline.router.plumbing.messages import (
     record_view,
     sla_view,
 )
-from tierline.router.plumbing.middleware import SHED
 from tierline.router.plumbing.params import path_param
 from tierline.tiers.model import parse_tier
 from tierline.tiers.parse import BadTierFile

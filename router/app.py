@@ -1,7 +1,7 @@
 """The composition root: the one place that picks the stores and assembles the app.
 
 `open_services` opens the stores named by the settings; `build_app` wires given services
-(tests pass their own clock) into the route tables of both surfaces, the middlewares and
+(tests pass their own clock) into the route tables of both surfaces, the gate around every handler and
 the sweeper. Nothing else constructs a store or an application.
 """
 
@@ -15,7 +15,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 import msgspec
 from aiohttp import web
-from aiohttp.web import AbstractRoute
 
 from tierline.queue.clock import Clock, SystemClock
 from tierline.queue.memory_store import MemoryCallStore
@@ -27,8 +26,8 @@ from tierline.router.config import Settings
 from tierline.router.forecast_api import forecast_api
 from tierline.router.plumbing.bodies import BODY_READ_TIMEOUT
 from tierline.router.plumbing.context import SERVICES, Services
-from tierline.router.plumbing.endpoints import Endpoint, Role
-from tierline.router.plumbing.middleware import SHED, Shed, make_gate
+from tierline.router.plumbing.endpoints import Endpoint
+from tierline.router.plumbing.gate import SHED, Gate, no_route
 from tierline.router.plumbing.openapi import build_openapi
 from tierline.router.public import OPENAPI, public
 from tierline.router.v1 import v1
@@ -73,27 +72,20 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
 
 def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     server = svc.settings.server
-    shed = Shed()
-    roles: dict[AbstractRoute, Role] = {}  # filled as the tables register their routes, below
-    app = web.Application(
-        client_max_size=server.max_body_bytes,
-        middlewares=[
-            make_gate(
-                server.api_token,
-                server.admin_token,
-                roles,
-                server.max_in_flight,
-                2 * server.redis_timeout_s if is_redis_url(server.store) else None,
-                shed,
-            ),
-        ],
+    gate = Gate(
+        server.api_token,
+        server.admin_token,
+        server.max_in_flight,
+        2 * server.redis_timeout_s if is_redis_url(server.store) else None,
     )
+    app = web.Application(client_max_size=server.max_body_bytes)
     app[SERVICES] = svc
-    app[SHED] = shed
+    app[SHED] = gate.shed
     app[BODY_READ_TIMEOUT] = server.body_read_timeout_s
     app[OPENAPI] = msgspec.json.encode(build_openapi(ENDPOINTS, VERSION))
     for table in TABLES:
-        table.add_to(app, roles)
+        table.add_to(app, gate.wrap)
+    app.router.add_route("*", "/{path:.*}", gate.wrap(no_route, None, "/"))  # last: what no route matched
     if sweeper:
         app.cleanup_ctx.append(_sweeper)
     app.on_cleanup.append(_close_stores)

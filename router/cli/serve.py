@@ -19,7 +19,7 @@ from aiohttp import web
 
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULTS, ConfigError, Settings, load_settings
-from tierline.router.plumbing.middleware import open_roles
+from tierline.router.plumbing.gate import open_roles
 
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
 log = logging.getLogger("tierline")

@@ -1,2 +1,2 @@
 """The HTTP plumbing both API surfaces (`/v1` and `/admin`) share: route tables, bodies and
-parameters, errors, middlewares, the wire messages and the OpenAPI document."""
+parameters, errors, the gate every handler is wrapped in, the wire messages and the OpenAPI document."""

@@ -1,18 +1,17 @@
 """The route table: each endpoint declared once, with its role, body and answers.
 
-The app registers its handlers from this table, the auth middleware reads each route's role
-from it and `/openapi.json` is generated from it, so neither can drift from what is served.
+The app registers its handlers from this table, each wrapped with the role it declares
+(`gate.Gate.wrap`), and `/openapi.json` is generated from it, so neither can drift from what is served.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
-from aiohttp.web import AbstractRoute
 
 from tierline.router.plumbing.params import PATH_PARAMS
 
@@ -83,9 +82,10 @@ class EndpointTable:
 
         return register
 
-    def add_to(self, app: web.Application, roles: MutableMapping[AbstractRoute, Role]) -> None:
+    def add_to(self, app: web.Application, wrap: Callable[[Handler, Role, str], Handler]) -> None:
+        """Register every endpoint's handler as `wrap(handler, role, path)` (`Gate.wrap`)."""
         for endpoint in self.endpoints:
             undeclared = [name for name in path_params(endpoint.path) if name not in PATH_PARAMS]
             if undeclared:
                 raise ValueError(f"{endpoint.path}: path parameter(s) {undeclared} have no rule in PATH_PARAMS")
-            roles[app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)] = endpoint.role
+            app.router.add_route(endpoint.method, endpoint.path, wrap(endpoint.handler, endpoint.role, endpoint.path))

@@ -1,5 +1,5 @@
 """The error shape: `{"error": {"code", "message"}}` with the fitting status, and the
-exceptions the HTTP layer raises to produce it (the error middleware turns them into answers)."""
+exceptions the HTTP layer raises to produce it (`gate.error_answer` turns them into answers)."""
 
 from __future__ import annotations
 

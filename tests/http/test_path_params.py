@@ -47,7 +47,7 @@ def test_a_route_with_a_parameter_of_no_rule_is_refused_at_start() -> None:
         return web.Response()
 
     with pytest.raises(ValueError, match="thing_id"):
-        table.add_to(web.Application(), {})
+        table.add_to(web.Application(), lambda handler, role, path: handler)
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)

@@ -1,15 +1,15 @@
-"""The one middleware every request passes: errors around auth around admission.
+"""What every request passes around its handler: errors, auth, admission — one wrapper per route.
 
 Errors: every failure leaves as `{"error": {"code", "message"}}` with the fitting status.
 Engine refusals, body problems and aiohttp's own HTTP errors (unknown route, wrong method)
 are turned into that shape here, so no handler formats an error itself.
 
 Auth: one bearer token for the IVR/agent API, one for /admin and /metrics. A route's role is
-the one its endpoint declares (the table fills `roles` as it registers the routes); a request
-that matches no route (404, 405) gets the role of the surface its path lies in, so an
-unauthenticated client learns nothing about which admin paths exist. A role with no token
-configured is open; the CLI then keeps the service on loopback (see `cli.serve.check_bind`).
-Tokens are compared in constant time.
+the one its endpoint declares (`Gate.wrap` is given it as the table registers the route); a
+request that matches no route (404, 405) meets `no_route`, which has the role of the surface
+its path lies in, so an unauthenticated client learns nothing about which admin paths exist.
+A role with no token configured is open; the CLI then keeps the service on loopback (see
+`cli.serve.check_bind`). Tokens are compared in constant time.
 
 Admission: the call path's limit and request deadline (`/v1`: the IVR and the agents). A
 process that is itself overloaded answers `503 overloaded` with `Retry-After` at once, before
@@ -21,9 +21,11 @@ are counted per process (`Shed`, exported by `/metrics` as `tierline_requests_sh
 shedding is this process's decision, unlike the store's figures, so Prometheus sums it over
 the instances it scrapes.
 
-The three are one middleware (`make_gate`) because each aiohttp middleware layer costs a
-wrapped coroutine per request (about 3 % of a memory-store route, by py-spy); each part is
-still a small function of its own (`error_answer`, `authenticate`, the admission block).
+Why a wrapper per route and not aiohttp middlewares: an app with any middleware runs every
+request through two more coroutine layers (the middleware and aiohttp's own `current_app`
+one), about 5 µs a request, a tenth of the bare-handler ceiling (measured with wrk on
+loadtest/ceiling.py with and without a no-op middleware). Wrapping at registration also
+settles each route's role and whether it is on the call path once, not per request.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ import logging
 from collections.abc import Mapping
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
-from aiohttp.web import AbstractRoute
 
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound, Overloaded, Unavailable
 from tierline.queue.redis_link import request_deadline
@@ -120,7 +120,7 @@ def open_roles(api_token: str, admin_token: str) -> list[str]:
     return [role for role, token in (("api", api_token), ("admin", admin_token)) if not token]
 
 
-# --- admission --------------------------------------------------------------------------------
+# --- admission and the wrapper ------------------------------------------------------------------
 
 RETRY_AFTER_S = "1"
 
@@ -136,47 +136,73 @@ class Shed:
 SHED = web.AppKey("shed", Shed)
 
 
-def make_gate(
-    api_token: str,
-    admin_token: str,
-    roles: Mapping[AbstractRoute, Role],
-    max_in_flight: int,
-    budget_s: float | None,
-    shed: Shed,
-) -> Middleware:
-    """The middleware. `roles`: each registered route's declared role (filled by
-    `EndpointTable.add_to`). `max_in_flight` 0 = no limit. `budget_s`: the deadline of every
+class Gate:
+    """Wraps each route's handler. `max_in_flight` 0 = no limit. `budget_s`: the deadline of every
     admitted call-path request (None on the memory store, which makes no Redis calls to bound)."""
-    tokens: dict[Role, bytes] = {"api": api_token.encode(), "admin": admin_token.encode(), "public": b""}
-    in_flight = 0
 
-    @web.middleware
-    async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal in_flight
-        try:
-            role = roles.get(request.match_info.route) or surface_role(request.path)
-            if tokens[role]:
-                authenticate(request, role, tokens)
-            if not request.path.startswith(CALL_PATH):
-                return await handler(request)
-            if max_in_flight and in_flight >= max_in_flight:
-                shed.at_admission += 1
-                return _overloaded(f"{in_flight} requests in progress here (limit {max_in_flight}); retry shortly")
-            in_flight += 1
+    def __init__(self, api_token: str, admin_token: str, max_in_flight: int, budget_s: float | None) -> None:
+        self.tokens: dict[Role, bytes] = {"api": api_token.encode(), "admin": admin_token.encode(), "public": b""}
+        self.max_in_flight = max_in_flight
+        self.budget_s = budget_s
+        self.shed = Shed()
+        self.in_flight = 0  # call-path requests in progress in this process
+
+    def wrap(self, handler: Handler, role: Role | None, path: str) -> Handler:
+        """`handler` behind errors, auth (`role`; None: by the surface of the request's path) and,
+        for a route under the call path, admission."""
+        tokens = self.tokens
+        if role is None or not path.startswith(CALL_PATH):
+
+            async def gated(request: web.Request) -> web.StreamResponse:
+                try:
+                    by = surface_role(request.path) if role is None else role
+                    if tokens[by]:
+                        authenticate(request, by, tokens)
+                    return await handler(request)
+                except Exception as exc:
+                    return error_answer(request, exc)
+
+            return gated
+        return self._admitting(handler, role)
+
+    def _admitting(self, handler: Handler, role: Role) -> Handler:
+        gate, expected = self, self.tokens[role]
+        limit, budget_s, shed = self.max_in_flight, self.budget_s, self.shed
+
+        async def admitted(request: web.Request) -> web.StreamResponse:
             try:
-                if budget_s is None:
-                    return await handler(request)
-                with request_deadline(budget_s):
-                    return await handler(request)
-            except Overloaded as exc:
-                shed.at_deadline += 1
-                return _overloaded(exc.message)
-            finally:
-                in_flight -= 1
-        except Exception as exc:
-            return error_answer(request, exc)
+                if expected:
+                    authenticate(request, role, gate.tokens)
+                if limit and gate.in_flight >= limit:
+                    shed.at_admission += 1
+                    return _overloaded(f"{gate.in_flight} requests in progress here (limit {limit}); retry shortly")
+                gate.in_flight += 1
+                try:
+                    if budget_s is None:
+                        return await handler(request)
+                    with request_deadline(budget_s):
+                        return await handler(request)
+                except Overloaded as exc:
+                    shed.at_deadline += 1
+                    return _overloaded(exc.message)
+                finally:
+                    gate.in_flight -= 1
+            except Exception as exc:
+                return error_answer(request, exc)
 
-    return gate
+        return admitted
+
+
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """The last route, matching any path: 405 with the methods the path has, else 404 (both in
+    Tierline's shape, after the surface's auth, through `Gate.wrap`)."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
 
 
 def _overloaded(message: str) -> web.Response:
