@@ -9,7 +9,7 @@ shared store, a restart of one instance resets nothing that the store keeps, and
 no process/platform metrics of one instance mixed in. (The store read is async and
 `Collector.collect` is not, hence the snapshot first and a registry per scrape.) The one
 exception is `tierline_requests_shed_total`: load shedding is each process's own decision
-(router/plumbing/middleware.py), so each instance counts its own and Prometheus sums them.
+(router/plumbing/gate.py), so each instance counts its own and Prometheus sums them.
 """
 
 from __future__ import annotations
