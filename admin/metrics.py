@@ -7,14 +7,21 @@ callbacks), wraps it in a custom collector and writes it out from a fresh
 `CollectorRegistry`. So any instance behind a load balancer answers the same numbers for a
 shared store, a restart of one instance resets nothing that the store keeps, and there are
 no process/platform metrics of one instance mixed in. (The store read is async and
-`Collector.collect` is not, hence the snapshot first and a registry per scrape.) The one
-exception is `tierline_requests_shed_total`: load shedding is each process's own decision
-(router/plumbing/gate.py), so each instance counts its own and Prometheus sums them.
+`Collector.collect` is not, hence the snapshot first and a registry per scrape.)
+
+A few series are this process's own, kept apart (`ProcessFigures`): whether the store answered
+this scrape (`tierline_ready`), the build, the tier table version this process looks callers
+up in, and `tierline_requests_shed_total` (load shedding is each process's own decision,
+router/plumbing/gate.py). They are served even while the store is down, when the store's
+figures are left out. Alert rules aggregate the store-wide series with `max()`, never `sum()`:
+every instance on one store repeats them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from tierline.queue.metrics import MetricsSnapshot
+from tierline.tiers.freshness import TierFreshness
 
 
 class ShedCounts(Protocol):
@@ -32,6 +40,22 @@ class ShedCounts(Protocol):
 
     @property
     def at_deadline(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessFigures:
+    """What this process knows of itself, answered even when the store is not."""
+
+    ready: bool
+    tiers: TierFreshness | None = None
+    shed: ShedCounts | None = None
+
+
+def build_version() -> str:
+    try:
+        return metadata.version("tierline")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -62,11 +86,10 @@ def _le(bound: float) -> str:
 
 
 class StoreCollector(Collector):
-    """Turns one `MetricsSnapshot` (and this process's shed count) into metric families."""
+    """Turns one `MetricsSnapshot` into metric families: the store's figures."""
 
-    def __init__(self, snapshot: MetricsSnapshot, shed: ShedCounts | None = None) -> None:
+    def __init__(self, snapshot: MetricsSnapshot) -> None:
         self.snapshot = snapshot
-        self.shed = shed
 
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot
@@ -115,20 +138,77 @@ class StoreCollector(Collector):
         ):
             yield GaugeMetricFamily(name, help_text, value=float(value))
 
-        if self.shed is not None:
-            # The one figure of this process, not of the store: its own admission decisions.
+
+class TierTableCollector(Collector):
+    """The tier table's freshness: its version as this process uses it, the rest store-wide."""
+
+    def __init__(self, fresh: TierFreshness) -> None:
+        self.fresh = fresh
+
+    def collect(self) -> Iterator[Metric]:
+        fresh = self.fresh
+        yield GaugeMetricFamily(
+            "tierline_tier_table_version",
+            "The tier table version this process looks callers up in (reloads that swapped; per process)",
+            value=float(fresh.version),
+        )
+        yield GaugeMetricFamily(
+            "tierline_tier_table_loaded_timestamp_seconds",
+            "When the live tier table went live, Unix time (0: no reload ever swapped one in)",
+            value=fresh.loaded_at,
+        )
+        reloads = CounterMetricFamily(
+            "tierline_tier_reloads",
+            "Tier table reloads by outcome (swapped; refused: over the reject ratio; invalid: not a tier file)",
+            labels=["outcome"],
+        )
+        for outcome, count in fresh.reloads.items():
+            reloads.add_metric([outcome], float(count))
+        yield reloads
+        last = GaugeMetricFamily(
+            "tierline_tier_last_reload_timestamp_seconds",
+            "When a tier reload last ended with this outcome, Unix time",
+            labels=["outcome"],
+        )
+        for outcome, at in fresh.last_reload_at.items():
+            last.add_metric([outcome], at)
+        yield last
+
+
+class ProcessCollector(Collector):
+    """This process's own series: readiness, build and shed requests."""
+
+    def __init__(self, figures: ProcessFigures) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "tierline_ready",
+            "1 if this process reached the store for this scrape (as GET /readyz), else 0",
+            value=1.0 if self.figures.ready else 0.0,
+        )
+        info = GaugeMetricFamily("tierline_build_info", "The running Tierline version (always 1)", labels=["version"])
+        info.add_metric([build_version()], 1.0)
+        yield info
+        shed_counts = self.figures.shed
+        if shed_counts is not None:
             shed = CounterMetricFamily(
                 "tierline_requests_shed",
                 "Call-path requests this process answered 503 overloaded (stage: admission = refused before any "
                 "store work, deadline = fell too far behind to finish in time)",
                 labels=["stage"],
             )
-            shed.add_metric(["admission"], float(self.shed.at_admission))
-            shed.add_metric(["deadline"], float(self.shed.at_deadline))
+            shed.add_metric(["admission"], float(shed_counts.at_admission))
+            shed.add_metric(["deadline"], float(shed_counts.at_deadline))
             yield shed
 
 
-def render(snapshot: MetricsSnapshot, shed: ShedCounts | None = None) -> bytes:
+def render(snapshot: MetricsSnapshot | None, process: ProcessFigures) -> bytes:
+    """The exposition text: the store's figures (None: the store did not answer) and this process's."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(snapshot, shed))
+    if snapshot is not None:
+        registry.register(StoreCollector(snapshot))
+    if process.tiers is not None:
+        registry.register(TierTableCollector(process.tiers))
+    registry.register(ProcessCollector(process))
     return generate_latest(registry)

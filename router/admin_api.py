@@ -14,6 +14,7 @@ from typing import Literal, cast, get_args
 from aiohttp import web
 
 from tierline.admin import dashboard, metrics
+from tierline.queue.errors import Unavailable
 from tierline.queue.paging import MAX_PAGE
 from tierline.queue.service_level import FORMULAS, Window
 from tierline.router.plumbing.bodies import json_response, query_choice, query_int, read_json, receiving
@@ -200,12 +201,24 @@ def _asset_response(name: str) -> web.Response:
 @admin.route(
     "GET",
     "/metrics",
-    summary="Prometheus text format: call counters, waiting, answered-wait histogram, callbacks (from the store)",
+    summary=(
+        "Prometheus text format: the store's call counters, waits, answered-wait histogram, callbacks and "
+        "tier table freshness; this process's readiness and build"
+    ),
     role="admin",
     responses={200: None},
     produces="text/plain",
 )
 async def get_metrics(request: web.Request) -> web.Response:
-    snapshot = await services(request).calls.metrics()
-    body = metrics.render(snapshot, request.app.get(SHED))
+    svc = services(request)
+    shed = request.app.get(SHED)
+    try:
+        snapshot = await svc.calls.metrics()
+        tiers = await svc.tiers.freshness()
+    except Unavailable:
+        # The process's own series still go out: an instance that cannot reach the store is
+        # what the `TierlineStoreUnavailable` alert is for.
+        process = metrics.ProcessFigures(ready=False, shed=shed)
+        return web.Response(body=metrics.render(None, process), headers={"Content-Type": metrics.CONTENT_TYPE})
+    body = metrics.render(snapshot, metrics.ProcessFigures(ready=True, tiers=tiers, shed=shed))
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})

@@ -13,14 +13,16 @@ a reload is being parsed is replaced by the file's row (or its absence) when tha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
 from tierline.tiers import codec
 from tierline.tiers.codec import FieldNames
+from tierline.tiers.freshness import OUTCOMES, ReloadOutcome, TierFreshness
 from tierline.tiers.model import Tier, TierRecord
-from tierline.tiers.parse import ParsedTiers, TierFileFormat, parse_tier_file
+from tierline.tiers.parse import BadTierFile, ParsedTiers, TierFileFormat, parse_tier_file
 from tierline.tiers.phone import normalise_caller
 from tierline.tiers.reload import ReloadResult, should_swap
 
@@ -40,13 +42,23 @@ class _Table:
 class MemoryTierStore:
     """A TierStore held in this process: zero setup, lost on restart until the next reload."""
 
-    def __init__(self, default_tier: Tier = "standard", max_reject_ratio: float = 0.01) -> None:
+    def __init__(
+        self,
+        default_tier: Tier = "standard",
+        max_reject_ratio: float = 0.01,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         if not 0.0 <= max_reject_ratio <= 1.0:
             raise ValueError(f"max_reject_ratio must be between 0 and 1, not {max_reject_ratio}")
         self._default_tier: Tier = default_tier
         self._max_reject_ratio = max_reject_ratio
         self._table = _Table({}, FieldNames())
         self._version = 0
+        self._wall_clock = wall_clock
+        self._loaded_at = 0.0
+        self._reloads: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self._last_reload_at: dict[str, float] = {}
         # One reload at a time: two parses at once would double peak memory, and their swaps
         # could land in either order.
         self._reloading = asyncio.Lock()
@@ -72,12 +84,18 @@ class MemoryTierStore:
 
     async def reload_file(self, path: Path, fmt: TierFileFormat) -> ReloadResult:
         async with self._reloading:
-            parsed = await asyncio.to_thread(_parse_path, path, fmt)
+            try:
+                parsed = await asyncio.to_thread(_parse_path, path, fmt)
+            except BadTierFile:
+                self._count_reload("invalid")
+                raise
             swapped = should_swap(parsed.loaded, parsed.rejected_count, parsed.data_rows, self._max_reject_ratio)
+            self._count_reload("swapped" if swapped else "refused")
             if swapped:
                 old = self._table
                 self._table = _Table(parsed.records, parsed.fields)
                 self._version += 1
+                self._loaded_at = self._last_reload_at["swapped"]
                 # Freeing a million entries takes tens of milliseconds; done here it would
                 # stall every look-up for that long, in a thread it yields the GIL as it goes.
                 await asyncio.to_thread(_release, old.records)
@@ -89,8 +107,20 @@ class MemoryTierStore:
                 swapped=swapped,
             )
 
+    def _count_reload(self, outcome: ReloadOutcome) -> None:
+        self._reloads[outcome] += 1
+        self._last_reload_at[outcome] = self._wall_clock()
+
     async def version(self) -> int:
         return self._version
+
+    async def freshness(self) -> TierFreshness:
+        return TierFreshness(
+            version=self._version,
+            loaded_at=self._loaded_at,
+            reloads=dict(self._reloads),
+            last_reload_at=dict(self._last_reload_at),
+        )
 
     async def count(self) -> int:
         return len(self._table.records)

@@ -58,8 +58,9 @@ from tierline.queue.errors import Conflict, EngineError, Unavailable
 from tierline.queue.redis_link import RedisLink
 from tierline.tiers import codec, redis_pack
 from tierline.tiers.codec import FieldNames
+from tierline.tiers.freshness import OUTCOMES, ReloadOutcome, TierFreshness
 from tierline.tiers.model import TIER_RANK, Tier, TierRecord
-from tierline.tiers.parse import TierFileFormat
+from tierline.tiers.parse import BadTierFile, TierFileFormat
 from tierline.tiers.phone import normalise_caller
 from tierline.tiers.redis_pack import bucket_of
 from tierline.tiers.reload import ReloadResult
@@ -116,11 +117,23 @@ if ARGV[2] == 'rollback' then
   retired = cur
 else
   redis.call('HSET', KEYS[1], 'current', ARGV[1])
+  redis.call('HSET', KEYS[1], 'v' .. ARGV[1] .. ':loaded', now)
   if cur then redis.call('HSET', KEYS[1], 'previous', cur) end
   retired = prev
 end
 if retired then redis.call('HSET', KEYS[1], 'v' .. retired .. ':retired', now) end
 redis.call('HINCRBY', KEYS[1], 'swaps', 1)
+return 1
+"""
+)
+
+# One reload's outcome, counted in the meta beside the table so every process reports the same
+# figures, timed by Redis's clock. KEYS[1] meta; ARGV[1] the outcome.
+_COUNT_RELOAD: Final = (
+    _NOW_MS
+    + """
+redis.call('HINCRBY', KEYS[1], 'reloads:' .. ARGV[1], 1)
+redis.call('HSET', KEYS[1], 'reloads:' .. ARGV[1] .. ':at', now)
 return 1
 """
 )
@@ -269,6 +282,7 @@ class RedisTierStore:
         self._allocate = self._client.register_script(_ALLOCATE)
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
+        self._count_reload_script = self._client.register_script(_COUNT_RELOAD)
 
     def _bucket_key(self, data_id: int, bucket: int) -> str:
         return rk.tier_bucket_key(self._ns, data_id, bucket)
@@ -379,12 +393,17 @@ class RedisTierStore:
 
     async def reload_file(self, path: Path, fmt: TierFileFormat, progress: Progress | None = None) -> ReloadResult:
         async with self._lease() as lease:
-            async with redis_pack.prepare(path, fmt, PER_BUCKET, self._max_reject_ratio) as prepared:
-                summary = prepared.summary
-                if summary.swapped:
-                    lease.check()
-                    await self._prune()
-                    await self._write_version(prepared, lease, progress)
+            try:
+                async with redis_pack.prepare(path, fmt, PER_BUCKET, self._max_reject_ratio) as prepared:
+                    summary = prepared.summary
+                    if summary.swapped:
+                        lease.check()
+                        await self._prune()
+                        await self._write_version(prepared, lease, progress)
+            except BadTierFile:
+                await self._count_reload("invalid")
+                raise
+            await self._count_reload("swapped" if summary.swapped else "refused")
             return ReloadResult(
                 version=await self.version(),
                 loaded=summary.loaded,
@@ -392,6 +411,14 @@ class RedisTierStore:
                 rejected_count=summary.rejected_count,
                 swapped=summary.swapped,
             )
+
+    async def _count_reload(self, outcome: ReloadOutcome) -> None:
+        # The reload itself is done (or refused) by now: a count that cannot be written must
+        # not turn its answer into an error.
+        try:
+            await self._link.run(lambda: self._count_reload_script(keys=[self._meta_key], args=[outcome]))
+        except (EngineError, RedisError) as exc:
+            log.warning("tier reload: its outcome %s was not counted: %s", outcome, exc)
 
     def _lease(self) -> _Lease:
         return _Lease(self._link, self._lock_key, self._lease_s, self._renew, self._release)
@@ -486,11 +513,29 @@ class RedisTierStore:
             await self._link.run(pipe.execute, 30.0)
         await self._link.run(lambda: client.unlink(self._fields_key(data_id)))
         # The meta fields go last: a drop cut short is found again and finished by the next prune.
-        fields = [f"v{data_id}:{what}" for what in ("buckets", "count", "retired")]
+        fields = [f"v{data_id}:{what}" for what in ("buckets", "count", "retired", "loaded")]
         await self._link.run(lambda: client.hdel(self._meta_key, *fields))
 
     async def version(self) -> int:
         return int(await self._link.run(lambda: self._client.hget(self._meta_key, "swaps")) or 0)
+
+    async def freshness(self) -> TierFreshness:
+        """Read fresh from the meta (a few dozen fields at most), not the look-ups' cached view:
+        that view is at most META_TTL_S behind it."""
+        raw = await self._link.run(lambda: self._client.hgetall(self._meta_key))
+        meta = {key.decode(): value.decode() for key, value in raw.items()}
+        current = meta.get("current")
+        loaded_ms = meta.get(f"v{current}:loaded") if current is not None else None
+        return TierFreshness(
+            version=int(meta.get("swaps", 0)),
+            loaded_at=int(loaded_ms) / 1000 if loaded_ms else 0.0,
+            reloads={outcome: int(meta.get(f"reloads:{outcome}", 0)) for outcome in OUTCOMES},
+            last_reload_at={
+                outcome: int(meta[f"reloads:{outcome}:at"]) / 1000
+                for outcome in OUTCOMES
+                if f"reloads:{outcome}:at" in meta
+            },
+        )
 
     async def count(self) -> int:
         """Callers in the live version, kept as a counter beside it (reloads set it, edits move it)."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from tierline.tiers.freshness import TierFreshness
 from tierline.tiers.model import Tier, TierRecord
 from tierline.tiers.parse import TierFileFormat
 from tierline.tiers.reload import ReloadResult
@@ -43,4 +44,12 @@ class TierStore(Protocol):
 
     async def count(self) -> int:
         """Callers in the table now."""
+        ...
+
+    async def freshness(self) -> TierFreshness:
+        """The version in use, when it went live and how reloads ended (for `/metrics`).
+
+        Every outcome of `reload_file` counts, a `BadTierFile` as "invalid". A store shared by
+        several processes answers the same for each of them.
+        """
         ...
