@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from tierline.queue.metrics import MetricsSnapshot
+from tierline.queue.store import CallbackSummary
 from tierline.tiers.freshness import TierFreshness
 
 
@@ -88,8 +89,9 @@ def _le(bound: float) -> str:
 class StoreCollector(Collector):
     """Turns one `MetricsSnapshot` into metric families: the store's figures."""
 
-    def __init__(self, snapshot: MetricsSnapshot) -> None:
+    def __init__(self, snapshot: MetricsSnapshot, callbacks: CallbackSummary | None = None) -> None:
         self.snapshot = snapshot
+        self.callbacks = callbacks
 
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot
@@ -137,6 +139,19 @@ class StoreCollector(Collector):
             ("tierline_callbacks_overdue", snap.callbacks_overdue, "Open or assigned callbacks past their deadline"),
         ):
             yield GaugeMetricFamily(name, help_text, value=float(value))
+        if self.callbacks is not None:
+            # Closed callbacks, for the callback service level over a window (completed by the
+            # deadline / (completed + unreached + overdue now), as GET /admin/sla counts it).
+            for name, count, help_text in (
+                ("tierline_callbacks_completed", self.callbacks.completed, "Callbacks an agent completed"),
+                (
+                    "tierline_callbacks_completed_in_time",
+                    self.callbacks.completed_in_time,
+                    "Callbacks completed by their deadline",
+                ),
+                ("tierline_callbacks_unreached", self.callbacks.unreached, "Callbacks closed as unreached"),
+            ):
+                yield CounterMetricFamily(name, help_text, value=float(count))
 
 
 class TierTableCollector(Collector):
@@ -203,11 +218,13 @@ class ProcessCollector(Collector):
             yield shed
 
 
-def render(snapshot: MetricsSnapshot | None, process: ProcessFigures) -> bytes:
+def render(
+    snapshot: MetricsSnapshot | None, process: ProcessFigures, callbacks: CallbackSummary | None = None
+) -> bytes:
     """The exposition text: the store's figures (None: the store did not answer) and this process's."""
     registry = CollectorRegistry(auto_describe=False)
     if snapshot is not None:
-        registry.register(StoreCollector(snapshot))
+        registry.register(StoreCollector(snapshot, callbacks))
     if process.tiers is not None:
         registry.register(TierTableCollector(process.tiers))
     registry.register(ProcessCollector(process))

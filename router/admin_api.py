@@ -215,10 +215,11 @@ async def get_metrics(request: web.Request) -> web.Response:
     try:
         snapshot = await svc.calls.metrics()
         tiers = await svc.tiers.freshness()
+        callbacks = await svc.calls.callback_summary()
     except Unavailable:
         # The process's own series still go out: an instance that cannot reach the store is
         # what the `TierlineStoreUnavailable` alert is for.
         process = metrics.ProcessFigures(ready=False, shed=shed)
         return web.Response(body=metrics.render(None, process), headers={"Content-Type": metrics.CONTENT_TYPE})
-    body = metrics.render(snapshot, metrics.ProcessFigures(ready=True, tiers=tiers, shed=shed))
+    body = metrics.render(snapshot, metrics.ProcessFigures(ready=True, tiers=tiers, shed=shed), callbacks)
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
