@@ -1,4 +1,4 @@
-"""The connection both Redis stores share: a single Redis or a Cluster, one deadline per request, a breaker.
+"""The connection both Redis stores share (one server, a Cluster, a Sentinel's primary), one deadline, a breaker.
 
 A router sits in the path of live calls, so a slow or dead Redis must cost a caller a few
 hundred milliseconds at most, never redis-py's default seconds of retries.
@@ -24,6 +24,11 @@ hundred milliseconds at most, never redis-py's default seconds of retries.
 - **No dead pooled connections.** A pooled connection the server closed (a Redis restart)
   is reconnected when it is checked out, before anything is written on it, so the first
   requests after a restart succeed; nothing is ever retried after it may have reached Redis.
+- **Sentinel.** With `redis+sentinel://` every new connection asks the Sentinels for the
+  primary, and the link asks them again every `PRIMARY_POLL_S`: once they name another one,
+  idle connections close at once and busy ones as they come back, so commands stop going to
+  a demoted primary (which may keep accepting writes until the Sentinels reconfigure it).
+  A new primary knows no scripts: NOSCRIPT loads the script on it (`evalsha`).
 """
 
 from __future__ import annotations
@@ -43,12 +48,15 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import DataError, NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tierline.queue.errors import Overloaded, Unavailable
 from tierline.queue.loop_lag import LoopLag, loop_lag
+from tierline.queue.redis_urls import is_redis_url as is_redis_url  # the stores' callers look it up here
+from tierline.queue.redis_urls import sentinel_target
 
 log = logging.getLogger("tierline.redis")
 
@@ -62,6 +70,9 @@ CLOCK_SKEW_S = 0.1
 LOOP_LATE_S = 0.05  # the loop this late recently: a missed deadline is this process's backlog, not Redis
 BACKLOG_BUDGETS = 25  # a backlog stretches a deadline this far (0.4 s → 10 s) at most: a bound, not a timeout
 REPLY_GRACE_S = 1.0  # longest the loop may take to read a reply that reached the socket before the deadline
+# How often a Sentinel link asks which server is the primary: the longest a demoted primary
+# that still accepts writes keeps getting this router's new ones (see the README's Sentinel part).
+PRIMARY_POLL_S = 0.25
 Client = Redis | RedisCluster
 _OUR_BUGS: tuple[type[Exception], ...] = (ResponseError, DataError)
 
@@ -100,10 +111,6 @@ def request_deadline(budget_s: float) -> Iterator[None]:
         yield
     finally:
         _BUDGET.reset(token)
-
-
-def is_redis_url(url: str) -> bool:
-    return url.split("://", 1)[0] in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
 def _unread(connection: AbstractConnection) -> bool:
@@ -165,13 +172,76 @@ class _Pool(BlockingConnectionPool):
         await super().release(connection)
 
 
+class _Sentinels(Sentinel):
+    """Asks every Sentinel at once and believes the newest configuration (the highest epoch).
+
+    redis-py's own discovery takes the first Sentinel that answers; one that has not yet heard
+    of a failover would send this router back to the demoted primary.
+    """
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        answers = await asyncio.gather(*(node.sentinel_masters() for node in self.sentinels), return_exceptions=True)
+        best: dict[str, Any] | None = None
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                continue
+            state = answer.get(service_name) if isinstance(answer, dict) else None
+            if (
+                state
+                and self.check_master_state(state, service_name)
+                and (best is None or state["config-epoch"] > best["config-epoch"])
+            ):
+                best = state
+        if best is None:
+            raise MasterNotFoundError(f"no Sentinel names a primary for {service_name!r}")
+        return best["ip"], int(best["port"])
+
+
+class _SentinelPool(SentinelConnectionPool, _Pool):
+    """`_Pool`'s live, tracked connections, each to the primary the Sentinels name when it connects."""
+
+    async def release(self, connection: AbstractConnection) -> None:
+        # A connection opened before a failover goes back closed: its next command finds the new primary.
+        address = (getattr(connection, "host", None), getattr(connection, "port", None))
+        if self.master_address is not None and connection.is_connected and address != tuple(self.master_address):
+            await connection.disconnect()
+        await super().release(connection)
+
+
 def connect(url: str, timeout_s: float) -> Client:
-    """A client for `redis://host:port/db` (one server) or `redis+cluster://host:port` (a seed node)."""
+    """A client for `redis://host:port/db` (one server), `redis+cluster://host:port` (a seed node)
+    or `redis+sentinel://host:26379,…/service/db` (the service's primary); see redis_urls.py."""
     options: dict[str, Any] = {
         "retry": Retry(NoBackoff(), 0),
         "max_connections": MAX_CONNECTIONS,
     }
     scheme, _, rest = url.partition("://")
+    if scheme == "redis+sentinel":
+        target = sentinel_target(url)
+        sentinels = _Sentinels(  # type: ignore[no-untyped-call]
+            target.sentinels,
+            # A dead Sentinel answers quickly; a hung one must not hold a connect past the deadline.
+            sentinel_kwargs={
+                "socket_timeout": timeout_s,
+                "socket_connect_timeout": timeout_s,
+                "retry": Retry(NoBackoff(), 0),
+                "username": target.sentinel_username,
+                "password": target.sentinel_password,
+            },
+        )
+        client: Redis = sentinels.master_for(
+            target.service,
+            connection_pool_class=_SentinelPool,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            timeout=None,
+            socket_timeout=None,
+            socket_connect_timeout=None,
+            driver_info=None,
+            **options,
+        )
+        return client
     if scheme.endswith("+cluster"):
         parts = urlsplit(f"{scheme.removesuffix('+cluster')}://{rest}")
         return RedisCluster(
@@ -278,6 +348,8 @@ class RedisLink:
         self._pool = pool if isinstance(pool, _Pool) else None
         self._open_until = 0.0  # monotonic; the breaker is open before this instant
         self._failures = 0
+        self._sentinel = self._pool if isinstance(self._pool, _SentinelPool) else None
+        self._primary_watch: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -331,6 +403,8 @@ class RedisLink:
         """
         if not self.healthy:
             raise Unavailable("the Redis store is unreachable; retrying shortly")
+        if self._sentinel is not None and self._primary_watch is None:
+            self._primary_watch = asyncio.create_task(self._watch_primary(self._sentinel))
         loop = asyncio.get_running_loop()
         lag = loop_lag()  # started with the first call, so it has history when a deadline is missed
         budget = _BUDGET.get()
@@ -396,7 +470,33 @@ class RedisLink:
             return False
 
     async def close(self) -> None:
+        if self._primary_watch is not None:
+            self._primary_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._primary_watch
+            self._primary_watch = None
         await self.client.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.sentinel_manager.aclose()
+
+    async def _watch_primary(self, pool: _SentinelPool) -> None:
+        """Moves the pool to the primary the Sentinels name, `PRIMARY_POLL_S` after they name it at most."""
+        while True:
+            await asyncio.sleep(PRIMARY_POLL_S)
+            try:
+                async with asyncio.timeout(self.timeout_s * 2):
+                    address = await pool.sentinel_manager.discover_master(pool.service_name)
+            except (RedisError, OSError, TimeoutError):
+                continue  # the link's own calls report an outage; this only follows a failover
+            if pool.master_address is not None and tuple(pool.master_address) != address:
+                log.warning(
+                    "the Redis primary of %r moved from %s:%s to %s:%s",
+                    pool.service_name,
+                    *pool.master_address,
+                    *address,
+                )
+                pool.master_address = address
+                await pool.disconnect(inuse_connections=False)
 
     def _trip(self, exc: BaseException) -> None:
         self._failures += 1

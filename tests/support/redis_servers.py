@@ -151,3 +151,136 @@ class RedisCluster:
     def cleanup(self) -> None:
         for node in self.nodes:
             node.cleanup()
+
+
+def cli(port: int, *args: str, timeout: float = 10) -> str:
+    """`redis-cli -p port args…` on 127.0.0.1; its standard output."""
+    return _cli(port, *args, timeout=timeout)
+
+
+@dataclass
+class SentinelGroup:
+    """A primary, one replica and three Sentinels watching them as `service`, all on free ports.
+
+    Sentinels notice a failed primary after a second (`down-after-milliseconds`); a forced
+    `SENTINEL FAILOVER` needs no vote, so a test can fail over a healthy primary on demand.
+    """
+
+    service: str = "tierline"
+    primary: RedisServer = field(default_factory=RedisServer)
+    replica: RedisServer | None = None
+    sentinels: list[RedisServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def start(self) -> SentinelGroup:
+        try:
+            return self._start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def _start(self) -> SentinelGroup:
+        self.primary.start()
+        self.replica = RedisServer(extra=("--replicaof", "127.0.0.1", str(self.primary.port))).start()
+        for _ in range(3):
+            sentinel = RedisServer(extra=("--sentinel",))
+            config = sentinel.folder / "sentinel.conf"
+            config.write_text(
+                f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.service} 1000\n"
+                f"sentinel failover-timeout {self.service} 5000\n"
+            )
+            # Sentinel rewrites its config file, so each gets its own, in its own folder.
+            self.sentinels.append(_start_sentinel(sentinel, config))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if all(self._ready(s.port) for s in self.sentinels):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("the test Sentinels did not see each other and the replica in time")
+
+    def _ready(self, port: int) -> bool:
+        state = cli(port, "sentinel", "master", self.service).split()
+        fields = dict(zip(state[::2], state[1::2], strict=False))
+        replicas = cli(port, "sentinel", "replicas", self.service)
+        return (
+            fields.get("num-other-sentinels") == "2"
+            and fields.get("num-slaves") == "1"
+            and "master-link-status\nok" in replicas
+        )
+
+    def primary_port(self) -> int:
+        """The primary's port as the first Sentinel names it now."""
+        return int(cli(self.sentinels[0].port, "sentinel", "get-master-addr-by-name", self.service).split()[1])
+
+    def cleanup(self) -> None:
+        for server in [*self.sentinels, self.replica, self.primary]:
+            if server is not None:
+                server.cleanup()
+
+
+def _start_sentinel(sentinel: RedisServer, config: Path) -> RedisServer:
+    args = [redis_server_path(), str(config), "--sentinel", "--port", str(sentinel.port), "--bind", "127.0.0.1"]
+    args += ["--dir", str(sentinel.folder), "--logfile", str(sentinel.folder / "redis.log")]
+    sentinel.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if "PONG" in _cli(sentinel.port, "ping", timeout=2):
+            return sentinel
+        if sentinel.process.poll() is not None:
+            raise RuntimeError(f"redis-sentinel exited: {(sentinel.folder / 'redis.log').read_text()[-2000:]}")
+        time.sleep(0.02)
+    raise RuntimeError(f"redis-sentinel on port {sentinel.port} did not answer")
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate it signed for 127.0.0.1: (ca.crt, redis.crt, redis.key)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl is not installed: apt-get install openssl")
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    ca, ca_key = folder / "ca.crt", folder / "ca.key"
+    cert, cert_key, request = folder / "redis.crt", folder / "redis.key", folder / "redis.csr"
+    names = folder / "san.ext"
+    names.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for args in (
+        ["req", "-x509", *key, "-keyout", str(ca_key), "-out", str(ca), "-days", "1", "-subj", "/CN=tierline-test-ca"],
+        ["req", *key, "-keyout", str(cert_key), "-out", str(request), "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out"],
+    ):
+        if args[0] == "x509":
+            args += [str(cert), "-days", "1", "-extfile", str(names)]
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=30)
+    return ca, cert, cert_key
+
+
+@dataclass
+class TlsRedis:
+    """A Redis that also listens with TLS (a certificate from a throwaway CA), with an ACL user.
+
+    The plain port stays open for the harness's own checks; the tests connect on `tls_port`.
+    """
+
+    user: str = "router"
+    password: str = "s3cret-pass"
+    tls_port: int = field(default_factory=free_port)
+    server: RedisServer | None = None
+    ca: Path | None = None
+
+    def start(self) -> TlsRedis:
+        folder = Path(tempfile.mkdtemp(prefix="tierline-redis-tls-"))
+        self.ca, cert, key = make_certificates(folder)
+        tls = ("--tls-port", str(self.tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+        self.server = RedisServer(extra=(*tls, "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no"))
+        self.server.folder = folder
+        self.server.start()
+        cli(self.server.port, "acl", "setuser", self.user, "on", f">{self.password}", "~*", "&*", "+@all")
+        return self
+
+    def cleanup(self) -> None:
+        if self.server is not None:
+            self.server.cleanup()

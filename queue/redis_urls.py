@@ -1,0 +1,105 @@
+"""What a Redis store URL may say, checked before anything connects.
+
+- `redis://[user:password@]host:port/db` — one server; `rediss://` the same over TLS, whose
+  certificate is verified against `?ssl_ca_certs=/path/ca.pem` (else the system's CAs), with
+  `ssl_certfile`/`ssl_keyfile` for a client certificate.
+- `redis+cluster://host:port` (or `rediss+cluster://`) — a seed node of a Redis Cluster.
+- `redis+sentinel://[user:password@]host:26379[,host2:26379]/service_name/db` — the primary of
+  `service_name` as the Sentinels name it; `user:password` is for the Redis servers,
+  `?sentinel_username=…&sentinel_password=…` for the Sentinels when they ask for one.
+
+Only these query parameters are accepted: anything else in the URL would reach redis-py's
+connections as an option and override Tierline's own timeouts, or fail on the first call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
+TLS_PARAMETERS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+SENTINEL_PARAMETERS = ("sentinel_username", "sentinel_password")
+SENTINEL_PORT = 26379
+
+
+class RedisUrlError(ValueError):
+    """The store URL cannot work as written (the message says why)."""
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+    sentinel_username: str | None
+    sentinel_password: str | None
+
+
+def scheme(url: str) -> str:
+    return url.split("://", 1)[0]
+
+
+def is_redis_url(url: str) -> bool:
+    return "://" in url and scheme(url) in SCHEMES
+
+
+def check(url: str) -> None:
+    """Raises `RedisUrlError` unless `url` is a Redis store URL Tierline can connect with."""
+    kind = scheme(url)
+    if not is_redis_url(url):
+        raise RedisUrlError(f"{kind!r} is not a Redis URL scheme (use one of {', '.join(SCHEMES)})")
+    if kind == "redis+sentinel":
+        sentinel_target(url)
+        return
+    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    allowed = TLS_PARAMETERS if kind.startswith("rediss") else ("db",) if kind == "unix" else ()
+    _only(query, allowed, kind)
+    for name in TLS_PARAMETERS:
+        if name in query and not Path(query[name][0]).is_file():
+            raise RedisUrlError(f"{name}: no such file {query[name][0]!r}")
+
+
+def sentinel_target(url: str) -> SentinelTarget:
+    """The parts of a `redis+sentinel://` URL (a comma-separated host list is not a URL netloc)."""
+    rest = url.split("://", 1)[1]
+    rest, _, query_text = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, _, hosts = netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    sentinels = tuple(_address(host) for host in hosts.split(","))
+    service, _, db_text = path.strip("/").partition("/")
+    if not service:
+        raise RedisUrlError("a Sentinel URL names the service: redis+sentinel://host:26379/service_name/db")
+    if not (db_text or "0").isdigit():
+        raise RedisUrlError(f"the database after the service name is a number, not {db_text!r}")
+    query = parse_qs(query_text, keep_blank_values=True)
+    _only(query, SENTINEL_PARAMETERS, "redis+sentinel")
+    return SentinelTarget(
+        sentinels=sentinels,
+        service=unquote(service),
+        db=int(db_text or "0"),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        sentinel_username=query.get("sentinel_username", [""])[0] or None,
+        sentinel_password=query.get("sentinel_password", [""])[0] or None,
+    )
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, colon, port = text.strip().rpartition(":")
+    if not colon:
+        host, port = text.strip(), str(SENTINEL_PORT)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise RedisUrlError(f"a Sentinel address is host:port, not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _only(query: dict[str, list[str]], allowed: tuple[str, ...], kind: str) -> None:
+    for name in query:
+        if name not in allowed:
+            accepted = ", ".join(allowed) if allowed else "none"
+            raise RedisUrlError(f"{kind}:// URLs take no {name!r} parameter (accepted: {accepted})")
