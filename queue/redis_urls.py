@@ -100,6 +100,8 @@ def _address(text: str) -> tuple[str, int]:
 
 def _only(query: dict[str, list[str]], allowed: tuple[str, ...], kind: str) -> None:
     for name in query:
+        if name in TLS_PARAMETERS and not kind.startswith("rediss"):
+            raise RedisUrlError(f"{name} is a TLS option: TLS needs rediss://, not {kind}://")
         if name not in allowed:
             accepted = ", ".join(allowed) if allowed else "none"
             raise RedisUrlError(f"{kind}:// URLs take no {name!r} parameter (accepted: {accepted})")

@@ -16,6 +16,7 @@ from typing import Annotated
 import msgspec
 
 from tierline.queue.policy import Policy
+from tierline.queue.redis_urls import RedisUrlError, check, is_redis_url
 from tierline.queue.service_level import valid_timezone
 
 ENV_PREFIX = "TIERLINE_"
@@ -28,6 +29,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     api_token: str = ""
     admin_token: str = ""
     insecure: bool = False  # allow a non-loopback bind without tokens
+    # "memory", or a Redis URL (queue/redis_urls.py): redis://[user:pass@]host:port/db,
+    # rediss://…?ssl_ca_certs=/path/ca.pem (TLS), redis+cluster://host:port,
+    # redis+sentinel://host:26379[,host2:26379]/service_name/db.
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
     max_reload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024**3
     # A body (or, for a tier file, each 1 MiB of it) that does not arrive in this time is 408:
@@ -103,6 +107,11 @@ def load_settings(
         settings = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration{_where(raw)} ({exc})") from None
+    if is_redis_url(settings.server.store):
+        try:
+            check(settings.server.store)
+        except RedisUrlError as exc:
+            raise ConfigError(f"invalid configuration: store: {exc}") from None
     if not valid_timezone(settings.timezone):
         raise ConfigError(f"invalid configuration: unknown time zone {settings.timezone!r}")
     return settings
