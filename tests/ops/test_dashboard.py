@@ -78,10 +78,10 @@ async def test_every_panel_query_runs_on_the_real_prometheus(ops_stack: OpsStack
         await ops_stack.wait_for(http, 'count_over_time(up{job="tierline"}[1m]) >= 3', lambda result: len(result) == 2)
         for variable in dashboard["templating"]["list"]:
             if variable["type"] == "query":
-                expr = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]["query"])
-                assert expr, variable
+                wanted = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]["query"])
+                assert wanted, variable
                 async with http.get(
-                    f"{ops_stack.prometheus}/api/v1/label/{expr.group(2)}/values", params={"match[]": expr.group(1)}
+                    f"{ops_stack.prometheus}/api/v1/label/{wanted.group(2)}/values", params={"match[]": wanted.group(1)}
                 ) as resp:
                     answer = await resp.json()
                 assert answer["status"] == "success" and answer["data"], variable["name"]
