@@ -75,6 +75,9 @@ REPLY_GRACE_S = 1.0  # longest the loop may take to read a reply that reached th
 PRIMARY_POLL_S = 0.25
 Client = Redis | RedisCluster
 _OUR_BUGS: tuple[type[Exception], ...] = (ResponseError, DataError)
+# Replies that refuse a write for the deployment's sake, not ours: a primary under
+# `min-replicas-to-write` that lost its replicas (a failover under way) says NOREPLICAS.
+_REFUSALS = ("NOREPLICAS", "MASTERDOWN")
 
 
 class _Budget:
@@ -433,7 +436,7 @@ class RedisLink:
                 watch.arm(timeout)
                 result = await step()
         except (RedisError, OSError, TimeoutError) as exc:
-            if type(exc) in _OUR_BUGS:
+            if type(exc) in _OUR_BUGS and not str(exc).startswith(_REFUSALS):
                 raise  # a script or argument error is ours to fix, not an outage
             if isinstance(exc, TimeoutError | RedisTimeoutError):
                 # Our deadline, or redis-py's connect timeout (a timer of this same loop).

@@ -160,15 +160,18 @@ def cli(port: int, *args: str, timeout: float = 10) -> str:
 
 @dataclass
 class SentinelGroup:
-    """A primary, one replica and three Sentinels watching them as `service`, all on free ports.
+    """A primary, its replicas and three Sentinels watching them as `service`, all on free ports.
 
     Sentinels notice a failed primary after a second (`down-after-milliseconds`); a forced
     `SENTINEL FAILOVER` needs no vote, so a test can fail over a healthy primary on demand.
+    `extra` goes to every Redis server (a failover makes any of them the primary).
     """
 
     service: str = "tierline"
-    primary: RedisServer = field(default_factory=RedisServer)
-    replica: RedisServer | None = None
+    replica_count: int = 1
+    extra: tuple[str, ...] = ()
+    primary: RedisServer | None = None
+    replicas: list[RedisServer] = field(default_factory=list)
     sentinels: list[RedisServer] = field(default_factory=list)
 
     @property
@@ -184,8 +187,10 @@ class SentinelGroup:
             raise
 
     def _start(self) -> SentinelGroup:
-        self.primary.start()
-        self.replica = RedisServer(extra=("--replicaof", "127.0.0.1", str(self.primary.port))).start()
+        self.primary = RedisServer(extra=self.extra).start()
+        for _ in range(self.replica_count):
+            follow = ("--replicaof", "127.0.0.1", str(self.primary.port))
+            self.replicas.append(RedisServer(extra=(*self.extra, *follow)).start())
         for _ in range(3):
             sentinel = RedisServer(extra=("--sentinel",))
             config = sentinel.folder / "sentinel.conf"
@@ -201,7 +206,7 @@ class SentinelGroup:
             if all(self._ready(s.port) for s in self.sentinels):
                 return self
             time.sleep(0.05)
-        raise RuntimeError("the test Sentinels did not see each other and the replica in time")
+        raise RuntimeError("the test Sentinels did not see each other and the replicas in time")
 
     def _ready(self, port: int) -> bool:
         state = cli(port, "sentinel", "master", self.service).split()
@@ -209,8 +214,8 @@ class SentinelGroup:
         replicas = cli(port, "sentinel", "replicas", self.service)
         return (
             fields.get("num-other-sentinels") == "2"
-            and fields.get("num-slaves") == "1"
-            and "master-link-status\nok" in replicas
+            and fields.get("num-slaves") == str(self.replica_count)
+            and replicas.count("master-link-status\nok") == self.replica_count
         )
 
     def primary_port(self) -> int:
@@ -218,7 +223,7 @@ class SentinelGroup:
         return int(cli(self.sentinels[0].port, "sentinel", "get-master-addr-by-name", self.service).split()[1])
 
     def cleanup(self) -> None:
-        for server in [*self.sentinels, self.replica, self.primary]:
+        for server in [*self.sentinels, *self.replicas, self.primary]:
             if server is not None:
                 server.cleanup()
 
