@@ -47,6 +47,23 @@ def is_redis_url(url: str) -> bool:
     return "://" in url and scheme(url) in SCHEMES
 
 
+def redacted(url: str) -> str:
+    """The URL with its password (in the user part or a `sentinel_password`) replaced by `***`, for logs."""
+    head, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hosts}"
+    if "sentinel_password=" in tail:
+        path, _, query = tail.partition("?")
+        tail = (
+            path
+            + "?"
+            + "&".join("sentinel_password=***" if p.startswith("sentinel_password=") else p for p in query.split("&"))
+        )
+    return f"{head}{sep}{netloc}{slash}{tail}"
+
+
 def check(url: str) -> None:
     """Raises `RedisUrlError` unless `url` is a Redis store URL Tierline can connect with."""
     kind = scheme(url)

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tierline.queue.errors import EngineError, Unavailable
 from tierline.queue.redis_link import RedisLink, connect, is_redis_url
+from tierline.queue.redis_urls import redacted
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULT_URL, DEFAULTS
 from tierline.tiers.parse import BadTierFile, TierFileFormat
@@ -150,7 +151,7 @@ async def _run(args: argparse.Namespace, fmt: TierFileFormat | None) -> int:
             result = await store.reload_file(Path(args.file), fmt, progress)
         elapsed = time.perf_counter() - started
     except Unavailable as exc:
-        return _fail(Exit.UNREACHABLE, f"cannot reach {args.store}: {exc}")
+        return _fail(Exit.UNREACHABLE, f"cannot reach {redacted(args.store)}: {exc}")
     except (BadTierFile, EngineError) as exc:
         return _fail(Exit.REFUSED, f"reload refused: {exc}")
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tierline.queue.redis_urls import redacted
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULTS, ConfigError, Settings, load_settings
 from tierline.router.plumbing.gate import open_roles
@@ -88,7 +89,7 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(Exit.USAGE, str(exc))
     app = build_app(svc)
-    log.info("tierline serving on http://%s:%d (store: %s)", server.host, server.port, server.store)
+    log.info("tierline serving on http://%s:%d (store: %s)", server.host, server.port, redacted(server.store))
     app.on_startup.append(_settle_garbage_collector)
     try:
         web.run_app(app, host=server.host, port=server.port, access_log=None, print=None, shutdown_timeout=5)

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import new_namespace
 from tests.support.redis_servers import TlsRedis
 from tierline.queue.clock import ManualClock
+from tierline.queue.redis_urls import redacted
 from tierline.router.app import build_app, open_services
 from tierline.router.config import ConfigError, load_settings
 
@@ -108,3 +109,18 @@ async def test_a_wrong_password_makes_the_store_unavailable_without_tracebacks(
 def test_a_store_url_that_cannot_work_is_refused_at_start(store: str, complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):
         load_settings(None, env={"TIERLINE_STORE": store})
+
+
+@pytest.mark.parametrize(
+    ("store", "shown"),
+    [
+        ("redis://router:pa%3Ass@h:6379/0", "redis://router:***@h:6379/0"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        (
+            "redis+sentinel://u:p@a:1,b:2/svc/0?sentinel_password=x",
+            "redis+sentinel://u:***@a:1,b:2/svc/0?sentinel_password=***",
+        ),
+    ],
+)
+def test_logs_show_a_store_url_without_its_passwords(store: str, shown: str) -> None:
+    assert redacted(store) == shown
