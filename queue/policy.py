@@ -11,7 +11,8 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from tierline.tiers.model import TIERS, Tier
+from tierline.tiers.model import DEFAULT_TIER, TIERS, Tier
+from tierline.tiers.reload import DEFAULT_MAX_REJECT_RATIO
 
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
@@ -57,14 +58,14 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
     queues: dict[str, QueuePolicy] = msgspec.field(default_factory=dict)
     tiers: dict[Tier, TierPolicy] = msgspec.field(default_factory=dict)
     callbacks: CallbackPolicy = msgspec.field(default_factory=CallbackPolicy)
-    default_tier: Tier = "standard"
+    default_tier: Tier = DEFAULT_TIER
     offer_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     short_abandon_s: Seconds = 5.0
     aging_s: Seconds = 0.0  # 0 = off; else a standard call older than this ranks with mid
     timezone: str = "UTC"
     sla_formula: SlaFormula = "default"
     retain_finished_s: Annotated[float, msgspec.Meta(gt=0)] = 24 * 3600.0
-    reload_max_reject_ratio: Share = 0.01
+    reload_max_reject_ratio: Share = DEFAULT_MAX_REJECT_RATIO
 
     def __post_init__(self) -> None:
         # `default` always exists; a config that declares it only changes its bounds.

@@ -70,6 +70,9 @@ TALLY_SLOTS: Final[tuple[tuple[str, int, int], ...]] = (
 
 STARTED: Final = "started"
 
+# The key prefix of a deployment that names none (config `redis_namespace` overrides it).
+DEFAULT_NAMESPACE: Final = "tierline"
+
 
 def engine_key(namespace: str, name: str) -> str:
     return f"{tag(namespace)}:{ENGINE[name]}"

@@ -25,6 +25,7 @@ from tierline.queue.clock import Clock
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
 from tierline.queue.estimate import estimated_wait
 from tierline.queue.policy import Policy
+from tierline.queue.redis_keys import DEFAULT_NAMESPACE
 from tierline.queue.redis_link import DeadlinePassed, RedisLink
 from tierline.queue.redis_script import engine_script
 from tierline.queue.settled import SettledDay
@@ -78,7 +79,7 @@ def tally_from(fields: dict[bytes, bytes]) -> sl.Tally:
 
 
 class RedisCallStore:
-    def __init__(self, link: RedisLink, policy: Policy, clock: Clock, namespace: str = "tierline") -> None:
+    def __init__(self, link: RedisLink, policy: Policy, clock: Clock, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.policy = policy
         self.clock = clock
         self._link = link

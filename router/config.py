@@ -16,6 +16,7 @@ from typing import Annotated
 import msgspec
 
 from tierline.queue.policy import Policy
+from tierline.queue.redis_keys import DEFAULT_NAMESPACE
 from tierline.queue.redis_urls import RedisUrlError, check, is_redis_url
 from tierline.queue.service_level import valid_timezone
 
@@ -45,7 +46,7 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Redis store only: the key prefix (several deployments can share one Redis), and the
     # longest Redis may hold one command before it counts as failing; a /v1 request's Redis
     # calls share one deadline of twice this (503 / degraded look-ups past it).
-    redis_namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "tierline"
+    redis_namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = DEFAULT_NAMESPACE
     redis_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=5)] = 0.2
 
 

@@ -21,10 +21,10 @@ from typing import Final
 from tierline.tiers import codec
 from tierline.tiers.codec import FieldNames
 from tierline.tiers.freshness import OUTCOMES, ReloadOutcome, TierFreshness
-from tierline.tiers.model import Tier, TierRecord
+from tierline.tiers.model import DEFAULT_TIER, Tier, TierRecord
 from tierline.tiers.parse import BadTierFile, ParsedTiers, TierFileFormat, parse_tier_file
 from tierline.tiers.phone import normalise_caller
-from tierline.tiers.reload import ReloadResult, should_swap
+from tierline.tiers.reload import DEFAULT_MAX_REJECT_RATIO, ReloadResult, should_swap
 
 _READ_BUFFER: Final = 1 << 20
 
@@ -44,8 +44,8 @@ class MemoryTierStore:
 
     def __init__(
         self,
-        default_tier: Tier = "standard",
-        max_reject_ratio: float = 0.01,
+        default_tier: Tier = DEFAULT_TIER,
+        max_reject_ratio: float = DEFAULT_MAX_REJECT_RATIO,
         *,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:

@@ -14,6 +14,8 @@ Tier = Literal["vip", "mid", "standard", "blacklisted"]
 TIERS: Final[tuple[Tier, ...]] = get_args(Tier)
 
 # Lower rank is served first. Blacklisted is last by construction: no rule ever lowers its rank.
+# The tier of a caller no tier file names (config `default_tier` overrides it).
+DEFAULT_TIER: Final[Tier] = "standard"
 TIER_RANK: Final[dict[Tier, int]] = {tier: rank for rank, tier in enumerate(TIERS)}
 
 

@@ -55,15 +55,16 @@ from redis.exceptions import RedisError
 
 from tierline.queue import redis_keys as rk
 from tierline.queue.errors import Conflict, EngineError, Unavailable
+from tierline.queue.redis_keys import DEFAULT_NAMESPACE
 from tierline.queue.redis_link import RedisLink
 from tierline.tiers import codec, redis_pack
 from tierline.tiers.codec import FieldNames
 from tierline.tiers.freshness import OUTCOMES, ReloadOutcome, TierFreshness
-from tierline.tiers.model import TIER_RANK, Tier, TierRecord
+from tierline.tiers.model import DEFAULT_TIER, TIER_RANK, Tier, TierRecord
 from tierline.tiers.parse import BadTierFile, TierFileFormat
 from tierline.tiers.phone import normalise_caller
 from tierline.tiers.redis_pack import bucket_of
-from tierline.tiers.reload import ReloadResult
+from tierline.tiers.reload import DEFAULT_MAX_REJECT_RATIO, ReloadResult
 
 log = logging.getLogger("tierline.tiers")
 
@@ -256,9 +257,9 @@ class RedisTierStore:
     def __init__(
         self,
         link: RedisLink,
-        namespace: str = "tierline",
-        default_tier: Tier = "standard",
-        max_reject_ratio: float = 0.01,
+        namespace: str = DEFAULT_NAMESPACE,
+        default_tier: Tier = DEFAULT_TIER,
+        max_reject_ratio: float = DEFAULT_MAX_REJECT_RATIO,
         *,
         grace_s: float = GRACE_S,
         lease_s: float = LEASE_S,

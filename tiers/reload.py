@@ -7,10 +7,14 @@ HTTP and CLI layers report the same `ReloadResult`.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Final
 
 import msgspec
 
 from tierline.tiers.parse import Rejection
+
+# The share of rejected rows past which a reload keeps the table it has (`should_swap`).
+DEFAULT_MAX_REJECT_RATIO: Final = 0.01
 
 
 class ReloadResult(msgspec.Struct):
