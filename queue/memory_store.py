@@ -26,6 +26,8 @@ from tierline.queue.clock import Clock
 from tierline.queue.decisions import ADMITTED_WHEN_FULL, CALLBACK_TIERS
 from tierline.queue.errors import Conflict, Invalid, NotFound
 from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
+from tierline.queue.history import events as ev
+from tierline.queue.history.engine_events import EventBuffer
 from tierline.queue.ledger import Ledger
 from tierline.queue.metrics import MetricsSnapshot, metrics_row
 from tierline.queue.policy import Policy
@@ -47,17 +49,35 @@ Holding = tuple[Literal["call", "callback"], str]
 ReadyKey = tuple[float, float, str]  # deadline, created_at, callback_id
 
 
+# Events held until the archiver drains them: at ~10 events a call, some hours of a busy
+# center's calls; past it the oldest are dropped and counted (routing never waits for history).
+DEFAULT_EVENT_CAP = 1_000_000
+
+
 def _ready_key(callback: Callback) -> ReadyKey:
     return (callback.deadline, callback.created_at, callback.callback_id)
 
 
 class MemoryCallStore:
-    def __init__(self, policy: Policy, clock: Clock, new_id: Callable[[], str] | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        clock: Clock,
+        new_id: Callable[[], str] | None = None,
+        *,
+        epoch: int | None = None,
+        event_cap: int = DEFAULT_EVENT_CAP,
+    ) -> None:
+        """`epoch`: this store's event epoch (an archive's `claim_epoch`); by default the start
+        time in milliseconds (`events.new_epoch`)."""
         self.policy = policy
         self.clock = clock
         self._new_id = new_id or (lambda: uuid.uuid4().hex)
         self._seq = 0
         self._started_at = clock.now()
+        self.events = EventBuffer(ev.new_epoch(self._started_at, None) if epoch is None else epoch, event_cap)
+        # Bound once: every change calls it in the same step (see queue/history/engine_events.py).
+        self._emit = self.events.emit
         self._calls: dict[str, Call] = {}
         self._records: dict[str, TierRecord] = {}  # call_id -> caller's record at arrival, while active
         self._queues = {name: WaitList(policy.aging_s) for name in policy.queues}
@@ -101,9 +121,12 @@ class MemoryCallStore:
         self._ledger.record(queue, call.tier, "arrived", now)
         limit = self.policy.max_waiting(queue)
         if limit is not None and call.tier not in ADMITTED_WHEN_FULL and len(waitlist) >= limit:
+            # Position 0: turned away at the door, never in line.
+            self._emit("enter", now, call_id, None, call.caller, call.tier, queue, None, 0)
             self._overflow(call, "queue_full", now)
             return self._snapshot(call, now), True
         position = waitlist.arrive(call.tier, call.place, now)
+        self._emit("enter", now, call_id, None, call.caller, call.tier, queue, None, position)
         return self._snapshot(call, now, position), True
 
     async def get_call(self, call_id: str) -> CallSnapshot:
@@ -120,6 +143,9 @@ class MemoryCallStore:
             call.left_at = now
             wait = call.waited(now)
             self._ledger.record(call.queue, call.tier, "abandoned", now, wait)
+            short = wait < self.policy.short_abandon_s
+            threshold = self.policy.tier(call.tier).sla_threshold_s
+            self._emit("abandon", now, call_id, None, call.caller, call.tier, call.queue, None, wait, short, threshold)
             if call.tier in CALLBACK_TIERS and wait >= self.policy.short_abandon_s:
                 self._open_callback(call, "abandoned", now)
             self._finish("call", call_id)
@@ -139,7 +165,10 @@ class MemoryCallStore:
             call.agent_id = agent_id
             call.answered_at = now
             self._holding[agent_id] = ("call", call_id)
-            self._ledger.record(call.queue, call.tier, "answered", now, call.waited(now))
+            wait = call.waited(now)
+            self._ledger.record(call.queue, call.tier, "answered", now, wait)
+            threshold = self.policy.tier(call.tier).sla_threshold_s
+            self._emit("answer", now, call_id, None, call.caller, call.tier, call.queue, agent_id, wait, threshold)
             self._answers[call.queue].append(now)
             self._resolve_inbound(call.caller, now)
         return self._snapshot(call, now)
@@ -160,7 +189,9 @@ class MemoryCallStore:
             call.status = move.to
             call.ended_at = now
             self._holding.pop(call.agent_id, None)
-            self._ledger.record(call.queue, call.tier, "ended", now, now - call.answered_at)
+            handle = now - call.answered_at
+            self._ledger.record(call.queue, call.tier, "ended", now, handle)
+            self._emit("end", now, call_id, None, call.caller, call.tier, call.queue, call.agent_id, handle)
             self._finish("call", call_id)
         return self._snapshot(call, now)
 
@@ -184,8 +215,9 @@ class MemoryCallStore:
             call.offered_at = now
             self._offers.add((now, call.call_id))
             self._holding[agent_id] = ("call", call.call_id)
+            self._emit("offer", now, call.call_id, None, call.caller, call.tier, name, agent_id)
             return Work(call=self._snapshot(call, now), record=self._records.get(call.call_id))
-        return self._assign_callback(agent_id, names)
+        return self._assign_callback(agent_id, names, now)
 
     # --- callbacks ------------------------------------------------------------------------
 
@@ -203,10 +235,11 @@ class MemoryCallStore:
         assert holder is not None
         self._index.status_changed(callback, "assigned")
         self._holding.pop(holder, None)
+        self._emit_callback("callback_outcome", now, callback, agent_id, outcome, callback.attempts)
         if callback.status == "open":
             self._snoozed.add((callback.next_attempt_at, callback_id))
         else:
-            self._close_callback(callback, now)
+            self._close_callback(callback, now, agent_id)
         return callback
 
     async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]:
@@ -302,6 +335,19 @@ class MemoryCallStore:
     async def close(self) -> None:
         return None
 
+    # --- history --------------------------------------------------------------------------
+
+    async def read_events(self, after: ev.EventId | None, limit: int) -> list[ev.Event]:
+        return self.events.read(after, limit)
+
+    def drain_events(self, limit: int) -> list[ev.Event]:
+        """Remove and return up to `limit` of the oldest events, for the archiver."""
+        return self.events.drain(limit)
+
+    async def events_dropped(self) -> int:
+        """Events the full buffer pushed out before they were drained."""
+        return self.events.dropped
+
     # --- internals ------------------------------------------------------------------------
 
     def _tick(self) -> float:
@@ -374,6 +420,7 @@ class MemoryCallStore:
 
     def _back_to_queue(self, call: Call, now: float) -> None:
         """Ring-no-answer: the call returns to its original place, unless its wait has run out."""
+        self._emit("ring_no_answer", now, call.call_id, None, call.caller, call.tier, call.queue, call.agent_id)
         self._take_out(call)
         call.status = "waiting"
         call.agent_id = None
@@ -388,7 +435,9 @@ class MemoryCallStore:
         call.status = "overflowed"
         call.overflow_reason = reason
         call.left_at = at
-        self._ledger.record(call.queue, call.tier, "overflowed", at, call.waited(at))
+        wait = call.waited(at)
+        self._ledger.record(call.queue, call.tier, "overflowed", at, wait)
+        self._emit("overflow", at, call.call_id, None, call.caller, call.tier, call.queue, None, wait, reason)
         if call.tier in CALLBACK_TIERS:
             self._open_callback(call, reason, at)
         self._finish("call", call.call_id)
@@ -430,6 +479,7 @@ class MemoryCallStore:
         self._active_callback[call.caller] = callback.callback_id
         self._ready[callback.queue].add(_ready_key(callback))
         call.callback_id = callback.callback_id
+        self._emit_callback("callback_created", at, callback, None, reason, callback.deadline)
 
     def _resolve_inbound(self, caller: str, now: float) -> None:
         callback_id = self._active_callback.get(caller)
@@ -441,13 +491,18 @@ class MemoryCallStore:
             self._index.status_changed(callback, "open")
             self._ready[callback.queue].discard(key)
             self._snoozed.discard(snooze)
-            self._close_callback(callback, now)
+            self._close_callback(callback, now, None)
 
-    def _close_callback(self, callback: Callback, now: float) -> None:
+    def _close_callback(self, callback: Callback, now: float, agent_id: str | None) -> None:
         self._active_callback.pop(callback.caller, None)
+        self._emit_callback("callback_closed", now, callback, agent_id, callback.status, callback.deadline)
         self._finish("callback", callback.callback_id)
 
-    def _assign_callback(self, agent_id: str, names: list[str]) -> Work | None:
+    def _emit_callback(self, kind: str, at: float, callback: Callback, agent_id: str | None, *figures: object) -> None:
+        b = callback
+        self._emit(kind, at, b.call_id, b.callback_id, b.caller, b.tier, b.queue, agent_id, *figures)
+
+    def _assign_callback(self, agent_id: str, names: list[str], now: float) -> Work | None:
         best: tuple[ReadyKey, str] | None = None
         for name in names:
             ready = self._ready[name]
@@ -461,6 +516,7 @@ class MemoryCallStore:
         cb.assign(callback, agent_id)
         self._index.status_changed(callback, "open")
         self._holding[agent_id] = ("callback", callback.callback_id)
+        self._emit_callback("callback_assigned", now, callback, agent_id, callback.attempts + 1)
         return Work(callback=callback)
 
     def _held_work(self, agent_id: str, held: Holding, now: float) -> Work:

@@ -9,7 +9,8 @@
 --
 -- What it is told comes first, prepended by queue/redis_script.py when the store registers
 -- the script (rendered once; a request sends only its op and arguments):
--- - `KEY`, `SLOTS`: every key name and tally slot, from queue/redis_keys.py. All queue-state
+-- - `KEY`, `SLOTS`, `EVENT_CAP`: every key name and tally slot, and the event stream's
+--   approximate cap, from queue/redis_keys.py. All queue-state
 --   keys share one hash tag, so one cluster slot, on purpose: `next` across queues and "one
 --   callback per caller" need them in one script.
 -- - `CFG`: the policy (queue/policy.py).
@@ -35,6 +36,15 @@
 -- - the refusal messages' quoting of ids (Python's repr, here '<id>'): the codes are checked
 --   by tests/queue/test_decision_tables.py, the texts are not.
 --
+-- Events (issue 15's trail; schema in queue/history/events.py): every change `emit`s its event
+-- in the same script, `XADD` to the stream KEY.events in the queue slot, with the explicit id
+-- `<epoch>-<seq>`: the store's epoch (set at each store open, queue/redis_store.py) and a
+-- counter reset with it, so ids increase across every process sharing the store. The entry's
+-- fields are the event struct's fields as text; Python builds the struct when reading
+-- (queue/history/engine_events.py's `from_fields`). `MAXLEN ~ EVENT_CAP`: routing never waits
+-- for history, so past the cap the oldest entries are trimmed (XINFO's entries-added minus
+-- the length counts them). A refused or repeated request changes nothing and emits nothing.
+--
 -- Time: now = max(given, last seen), so time never runs backwards across router processes
 -- whose clocks differ by a few milliseconds; arrival order (seq) then agrees with arrival time.
 
@@ -46,6 +56,7 @@ local K_CLOCK, K_SEQ, K_CBSEQ = KEY.clock, KEY.seq, KEY.cbseq
 local K_DUE, K_OFFERS, K_HOLD = KEY.due, KEY.offers, KEY.holding
 local K_CBACTIVE, K_SNOOZED, K_FINISHED = KEY.cbactive, KEY.snoozed, KEY.finished
 local K_CBACT, K_CBDONE, K_CBSTAT = KEY.cbact, KEY.cbdone, KEY.cbstat
+local K_EVENTS, K_EVEPOCH, K_EVSEQ = KEY.events, KEY.evepoch, KEY.evseq
 
 local function call_key(id) return KEY.call .. ":" .. id end
 local function cb_key(id) return KEY.callback .. ":" .. id end
@@ -66,6 +77,46 @@ local function refusal(decision, vars)
 end
 
 local function quoted(id) return "'" .. (id or "") .. "'" end
+
+-- --- events ---------------------------------------------------------------------------------
+
+local ev_epoch = nil  -- read once per script run
+local wall_ms = 0  -- Redis's TIME in ms, set by the dispatch: the epoch when none is set
+
+-- One event: kind, time, its subject's ids, then its figures as name, text pairs.
+local function emit(kind, at, call_id, callback_id, caller, tier, queue, agent, ...)
+  if not ev_epoch then
+    ev_epoch = redis.call("GET", K_EVEPOCH)
+    if not ev_epoch then
+      -- The store's keys were lost under a running router (a Redis restart without persistence).
+      ev_epoch = string.format("%d", wall_ms)
+      redis.call("SET", K_EVEPOCH, ev_epoch)
+      redis.call("SET", K_EVSEQ, 0)
+    end
+  end
+  local args = { "XADD", K_EVENTS, "MAXLEN", "~", EVENT_CAP, ev_epoch .. "-" .. redis.call("INCR", K_EVSEQ),
+    "kind", kind, "at", num(at) }
+  local n = #args
+  if call_id then args[n + 1] = "call_id"; args[n + 2] = call_id; n = n + 2 end
+  if callback_id then args[n + 1] = "callback_id"; args[n + 2] = callback_id; n = n + 2 end
+  if caller then args[n + 1] = "caller"; args[n + 2] = caller; n = n + 2 end
+  if tier then args[n + 1] = "tier"; args[n + 2] = tier; n = n + 2 end
+  if queue then args[n + 1] = "queue"; args[n + 2] = queue; n = n + 2 end
+  if agent and agent ~= "" then args[n + 1] = "agent"; args[n + 2] = agent; n = n + 2 end
+  local figures = { ... }
+  for i = 1, #figures do args[n + i] = figures[i] end
+  redis.call(unpack(args))
+end
+
+local function emit_call(kind, at, c, agent, ...)
+  emit(kind, at, c.call_id, nil, c.caller, c.tier, c.queue, agent, ...)
+end
+
+local function emit_cb(kind, at, b, agent, ...)
+  emit(kind, at, b.call_id, b.callback_id, b.caller, b.tier, b.queue, agent, ...)
+end
+
+local function flag(x) return x and "1" or "0" end
 
 -- --- service-level tallies (RULES.tally) ------------------------------------------------------
 
@@ -231,8 +282,9 @@ local function cb_status(b, status, now)
   redis.call("HSET", cb_key(b.callback_id), "status", status)
 end
 
-local function cb_close(b, status, now)
+local function cb_close(b, status, now, agent)
   cb_status(b, status, now)
+  emit_cb("callback_closed", now, b, agent, "reason", status, "deadline", b.deadline)
   redis.call("HSET", cb_key(b.callback_id), "closed_at", num(now))
   b.closed_at = num(now)
   if status == "completed" and now <= tonumber(b.deadline) then redis.call("HINCRBY", K_CBSTAT, "in_time", 1) end
@@ -266,6 +318,7 @@ local function open_callback(c, reason, at)
     "callback_id", id, "caller", c.caller, "tier", c.tier, "queue", c.queue, "call_id", c.call_id,
     "reason", reason, "status", "open", "created_at", num(at), "deadline", num(deadline),
     "next_attempt_at", num(at), "attempts", 0, "record", c.record)
+  emit("callback_created", at, c.call_id, id, c.caller, c.tier, c.queue, nil, "reason", reason, "deadline", num(deadline))
   redis.call("HINCRBY", K_CBSTAT, "open", 1)
   redis.call("HSET", K_CBACTIVE, c.caller, id)
   redis.call("ZADD", ready_key(c.queue), num(deadline), id)
@@ -278,14 +331,16 @@ local function resolve_inbound(caller, now)
   local id = redis.call("HGET", K_CBACTIVE, caller)
   if not id then return end
   local b = load_cb(id)
-  if RULES.resolved_by_inbound[b.status] then cb_close(b, "resolved_inbound", now) end
+  if RULES.resolved_by_inbound[b.status] then cb_close(b, "resolved_inbound", now, nil) end
 end
 
 -- --- moves shared by several ops ------------------------------------------------------------
 
 local function overflow(c, reason, at)
   set_call(c, { status = "overflowed", overflow_reason = reason, left_at = num(at) })
-  record(c.queue, c.tier, "overflowed", at, waited(c, at))
+  local wait = waited(c, at)
+  record(c.queue, c.tier, "overflowed", at, wait)
+  emit_call("overflow", at, c, nil, "wait_s", num(wait), "reason", reason)
   if RULES.callback_tier[c.tier] then open_callback(c, reason, at) end
   finish("c", c.call_id, at)
 end
@@ -302,6 +357,7 @@ end
 
 -- Ring-no-answer: back to its original place, unless its wait has run out.
 local function back_to_queue(c, now)
+  emit_call("ring_no_answer", now, c, c.agent_id)
   take_out(c)
   set_call(c, { status = "waiting", agent_id = false, offered_at = false })
   local limit = CFG.overflow[c.tier]
@@ -365,10 +421,10 @@ local function answers_in_window(queue, now)
 end
 
 -- {"call", fields, position|false, answers in the EWT window, callback fields|false, now}
-local function call_reply(c, now)
+local function call_reply(c, now, known_position)
   local pos, answered = false, 0
   if c.status == "waiting" then
-    pos = position(c, now)
+    pos = known_position or position(c, now)
     answered = answers_in_window(c.queue, now)
   end
   local cb = false
@@ -423,11 +479,14 @@ function ops.route(now, call_id, caller, tier, queue, rec)
   record(queue, tier, "arrived", now, 0)
   local limit = CFG.max_waiting[queue]
   if limit and not RULES.admitted_when_full[tier] and waiting_count(queue) >= limit then
+    emit_call("enter", now, c, nil, "position", "0")  -- turned away at the door, never in line
     overflow(c, "queue_full", now)
-  else
-    lane_add(c)
+    return call_reply(c, now)
   end
-  return call_reply(c, now)
+  lane_add(c)
+  local pos = position(c, now)
+  emit_call("enter", now, c, nil, "position", pos)
+  return call_reply(c, now, pos)
 end
 
 -- Single Redis only (a cluster keeps tier buckets in other slots): the tier look-up and the
@@ -476,7 +535,9 @@ function ops.answer(now, call_id, agent)
   take_out(c)
   set_call(c, { status = move.to, agent_id = agent, answered_at = num(now), offered_at = false })
   redis.call("HSET", K_HOLD, agent, "c:" .. call_id)
-  record(c.queue, c.tier, "answered", now, waited(c, now))
+  local wait = waited(c, now)
+  record(c.queue, c.tier, "answered", now, wait)
+  emit_call("answer", now, c, agent, "wait_s", num(wait), "threshold_s", num(CFG.threshold[c.tier]))
   redis.call("ZADD", answers_key(c.queue), num(now), call_id)
   resolve_inbound(c.caller, now)
   return call_reply(c, now)
@@ -500,6 +561,8 @@ function ops.abandon(now, call_id)
   set_call(c, { status = move.to, left_at = num(now) })
   local wait = waited(c, now)
   record(c.queue, c.tier, "abandoned", now, wait)
+  emit_call("abandon", now, c, nil, "wait_s", num(wait), "short", flag(wait < CFG.short_abandon),
+    "threshold_s", num(CFG.threshold[c.tier]))
   if RULES.callback_tier[c.tier] and wait >= CFG.short_abandon then open_callback(c, "abandoned", now) end
   finish("c", call_id, now)
   return call_reply(c, now)
@@ -512,7 +575,9 @@ ops["end"] = function(now, call_id)
   if not move then return reply end
   set_call(c, { status = move.to, ended_at = num(now) })
   redis.call("HDEL", K_HOLD, c.agent_id)
-  record(c.queue, c.tier, "ended", now, now - tonumber(c.answered_at))
+  local handle = now - tonumber(c.answered_at)
+  record(c.queue, c.tier, "ended", now, handle)
+  emit_call("end", now, c, c.agent_id, "handle_s", num(handle))
   finish("c", call_id, now)
   return call_reply(c, now)
 end
@@ -543,6 +608,7 @@ function ops.next(now, agent, ...)
     set_call(c, { status = "offered", agent_id = agent, offered_at = num(now) })
     redis.call("ZADD", K_OFFERS, num(now), c.call_id)
     redis.call("HSET", K_HOLD, agent, "c:" .. c.call_id)
+    emit_call("offer", now, c, agent)
     return { "work", call_reply(c, now), false }
   end
   local cb_best, cb_score = nil, nil
@@ -563,6 +629,7 @@ function ops.next(now, agent, ...)
   redis.call("HSET", cb_key(id), "agent_id", agent)
   redis.call("HDEL", cb_key(id), "last_outcome", "last_outcome_agent")  -- a new attempt
   redis.call("HSET", K_HOLD, agent, "b:" .. id)
+  emit_cb("callback_assigned", now, b, agent, "attempt", tonumber(b.attempts) + 1)
   return { "work", false, redis.call("HGETALL", cb_key(id)) }
 end
 
@@ -594,11 +661,12 @@ function ops.outcome(now, id, outcome, agent, note, has_note)
   redis.call("HSET", k, "last_outcome", outcome, "last_outcome_agent", agent)
   local attempts = tonumber(b.attempts)
   if d.attempt then attempts = redis.call("HINCRBY", k, "attempts", 1) end
+  emit_cb("callback_outcome", now, b, agent, "outcome", outcome, "attempts", attempts)
   local retry_at = now + CFG.cb_retry
   if d.closes then
-    cb_close(b, d.closes, now)
+    cb_close(b, d.closes, now, agent)
   elseif attempts >= CFG.cb_attempts or retry_at > tonumber(b.deadline) then
-    cb_close(b, RULES.give_up_status, now)
+    cb_close(b, RULES.give_up_status, now, agent)
   else
     cb_status(b, RULES.retry_status, now)
     redis.call("HSET", k, "next_attempt_at", num(retry_at))
@@ -695,5 +763,6 @@ local op = ops[ARGV[1]]
 if not op then return fail("unknown_op", "no op " .. tostring(ARGV[1])) end
 local time = redis.call("TIME")
 if tonumber(time[1]) + tonumber(time[2]) / 1e6 > tonumber(ARGV[3]) then return { "late" } end
+wall_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local now = tick(tonumber(ARGV[2]))
 return op(now, unpack(ARGV, 4))

@@ -44,7 +44,14 @@ ENGINE: Final[dict[str, str]] = {
     "cbact": "cbact",
     "cbdone": "cbdone",
     "cbstat": "cbstat",
+    "events": "events",  # the event stream (issue 15), in the queue slot so each script writes it
+    "evepoch": "events:epoch",
+    "evseq": "events:seq",
 }
+
+# The event stream's approximate cap (`XADD … MAXLEN ~`): at ~10 events a call, a busy
+# center's hours of calls; past it the oldest are trimmed, since routing never waits for history.
+EVENT_STREAM_CAP: Final = 1_000_000
 
 # Lua name → prefix of a family of keys, completed with `:<part>…`.
 FAMILIES: Final[dict[str, str]] = {

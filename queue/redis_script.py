@@ -85,11 +85,12 @@ def _lua_key(key: object) -> str:
 
 
 def lua_keys(namespace: str) -> str:
-    """`KEY`: every key name or key prefix the engine uses; `SLOTS`: the tally hashes an event adds to."""
+    """`KEY`: every key name or key prefix the engine uses; `SLOTS`: the tally hashes an event
+    adds to; `EVENT_CAP`: the event stream's approximate cap."""
     names = {name: rk.engine_key(namespace, name) for name in rk.ENGINE}
     families = {name: rk.family_key(namespace, name) for name in rk.FAMILIES}
     slots = [(rk.family_key(namespace, family), width, ttl) for family, width, ttl in rk.TALLY_SLOTS]
-    return f"local KEY = {lua(names | families)}\nlocal SLOTS = {lua(slots)}\n"
+    return f"local KEY = {lua(names | families)}\nlocal SLOTS = {lua(slots)}\nlocal EVENT_CAP = {rk.EVENT_STREAM_CAP}\n"
 
 
 def lua_config(policy: Policy) -> str:

@@ -24,6 +24,8 @@ from tierline.queue.calls import Call
 from tierline.queue.clock import Clock
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
 from tierline.queue.estimate import estimated_wait
+from tierline.queue.history import events as ev
+from tierline.queue.history.engine_events import from_fields
 from tierline.queue.policy import Policy
 from tierline.queue.redis_keys import DEFAULT_NAMESPACE
 from tierline.queue.redis_link import DeadlinePassed, RedisLink
@@ -53,6 +55,17 @@ _ERRORS: Final[dict[str, type[EngineError]]] = {
 }
 
 
+# A store open takes the next event epoch: past the stored one, and at least `floor` (the start
+# millisecond, or an archive's claim); the sequence restarts under it. Every engine script reads
+# the epoch it writes under, so ids stay increasing across all processes sharing the stream.
+_OPEN_EPOCH: Final = """
+local e = math.max(tonumber(redis.call("GET", KEYS[1]) or "0") + 1, tonumber(ARGV[1]))
+redis.call("SET", KEYS[1], string.format("%d", e))
+redis.call("SET", KEYS[2], 0)
+return string.format("%d", e)
+"""
+
+
 def _pairs(flat: Sequence[bytes]) -> dict[str, bytes]:
     return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
@@ -79,7 +92,17 @@ def tally_from(fields: dict[bytes, bytes]) -> sl.Tally:
 
 
 class RedisCallStore:
-    def __init__(self, link: RedisLink, policy: Policy, clock: Clock, namespace: str = DEFAULT_NAMESPACE) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        policy: Policy,
+        clock: Clock,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        epoch_floor: int | None = None,
+    ) -> None:
+        """`epoch_floor`: the least event epoch this store may take at open (an archive's
+        `claim_epoch`); by default the start time in milliseconds (`events.new_epoch`)."""
         self.policy = policy
         self.clock = clock
         self._link = link
@@ -88,17 +111,29 @@ class RedisCallStore:
         self._keys = [rk.engine_key(namespace, "clock")]
         self._started_at: float | None = None
         self._settled = SettledDay(policy)
+        self._epoch_floor = epoch_floor
+        self._open_epoch = link.client.register_script(_OPEN_EPOCH)
+        self._events_key = rk.engine_key(namespace, "events")
+        self.epoch: int | None = None
 
     async def open(self) -> None:
-        """Note when the shared store first served (the start of the EWT history)."""
+        """Note when the shared store first served (the start of the EWT history), and take
+        this process's event epoch (see `_OPEN_EPOCH`)."""
         client = self._link.client
         key = rk.started_key(self._namespace)
+        floor = ev.new_epoch(self.clock.now(), None) if self._epoch_floor is None else self._epoch_floor
+        epoch_keys = [rk.engine_key(self._namespace, "evepoch"), rk.engine_key(self._namespace, "evseq")]
 
         async def started() -> Any:
             await client.set(key, repr(self.clock.now()), nx=True)
             return await client.get(key)
 
-        self._started_at = float(await self._link.run(started))
+        async def epoch() -> Any:
+            return await self._open_epoch(keys=epoch_keys, args=[str(floor)])
+
+        started_at = float(await self._link.run(started))
+        self.epoch = int(await self._link.run(epoch))
+        self._started_at = started_at
 
     # --- the engine ---------------------------------------------------------------------------
 
@@ -318,6 +353,37 @@ class RedisCallStore:
 
     async def sweep(self) -> None:
         await self._op("sweep")
+
+    # --- history ------------------------------------------------------------------------------
+
+    async def read_events(self, after: ev.EventId | None, limit: int) -> list[ev.Event]:
+        """Up to `limit` events of the stream after `after` (from the oldest kept when None)."""
+        client, key = self._link.client, self._events_key
+        start = "-" if after is None else f"({after.epoch}-{after.seq}"
+
+        async def read() -> Any:
+            return await client.xrange(key, min=start, max="+", count=limit)
+
+        entries = await self._link.run(read)
+        out = []
+        for entry_id, fields in entries:
+            epoch, seq = entry_id.decode().split("-")
+            text = {k.decode(): v.decode() for k, v in fields.items()}
+            out.append(from_fields(ev.EventId(int(epoch), int(seq)), text))
+        return out
+
+    async def events_dropped(self) -> int:
+        """Events trimmed from the stream by its cap (`EVENT_STREAM_CAP`), until an archiver
+        removes what it acknowledged (then this counts those too)."""
+        client, key = self._link.client, self._events_key
+
+        async def info() -> Any:
+            if not await client.exists(key):
+                return None
+            return await client.xinfo_stream(key)
+
+        got = await self._link.run(info)
+        return 0 if got is None else int(got["entries-added"]) - int(got["length"])
 
     async def ping(self) -> bool:
         return await self._link.ping()

@@ -14,6 +14,7 @@ import msgspec
 
 from tierline.queue.callbacks import Callback, Outcome
 from tierline.queue.calls import Call
+from tierline.queue.history import events as ev
 from tierline.queue.metrics import MetricsSnapshot
 from tierline.queue.service_level import MINUTE, Figures, Tally, Window
 from tierline.tiers.model import Tier, TierRecord
@@ -186,3 +187,13 @@ class CallStore(Protocol):
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+    async def read_events(self, after: ev.EventId | None, limit: int) -> list[ev.Event]:
+        """Up to `limit` of the store's events (queue/history/events.py) after the id `after`,
+        oldest first (from the oldest still held when None), in id order; leaves them held.
+        Each was recorded in the same atomic step as the change it describes."""
+        ...
+
+    async def events_dropped(self) -> int:
+        """Events dropped unread because the store's bound on held events was reached."""
+        ...

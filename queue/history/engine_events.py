@@ -1,0 +1,125 @@
+"""The compact forms the engines record events in, and the event structs built from them.
+
+The engines record an event in the same step as its change, so recording must cost little:
+the memory store appends a plain tuple (`Raw`) to a bounded buffer (`EventBuffer`), the Redis
+engine writes the event's fields as a stream entry (`from_fields`). Either becomes an
+`events.Event` only when read, off the hot path. Both forms name an event's figures by the
+field names of its struct, in the order of `FIGURES`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Mapping
+from typing import Final
+
+import msgspec
+
+from tierline.queue.history import events as ev
+
+# kind → its figures' field names, in the order a raw tuple carries them.
+FIGURES: Final[dict[str, tuple[str, ...]]] = {
+    "enter": ("position",),
+    "offer": (),
+    "ring_no_answer": (),
+    "answer": ("wait_s", "threshold_s"),
+    "abandon": ("wait_s", "short", "threshold_s"),
+    "overflow": ("wait_s", "reason"),
+    "end": ("handle_s",),
+    "callback_created": ("reason", "deadline"),
+    "callback_assigned": ("attempt",),
+    "callback_outcome": ("outcome", "attempts"),
+    "callback_closed": ("reason", "deadline"),
+    "tiers_reloaded": ("version", "counts"),
+    "tier_edited": ("edit", "version"),
+}
+assert set(FIGURES) == set(ev.KINDS)
+
+# (seq, kind, at, call_id, callback_id, caller, tier, queue, agent, figures)
+Raw = tuple[int, str, float, str | None, str | None, str | None, str | None, str | None, str | None, tuple[object, ...]]
+
+
+def from_raw(epoch: int, raw: Raw) -> ev.Event:
+    seq, kind, at, call_id, callback_id, caller, tier, queue, agent, figures = raw
+    fields: dict[str, object] = {
+        "kind": kind,
+        "id": (epoch, seq),
+        "at": at,
+        "call_id": call_id,
+        "callback_id": callback_id,
+        "caller": caller,
+        "tier": tier,
+        "queue": queue,
+        "agent": agent,
+    }
+    fields.update(zip(FIGURES[kind], figures, strict=True))
+    event: ev.Event = msgspec.convert(fields, ev.Event)
+    return event
+
+
+def from_fields(event_id: ev.EventId, fields: Mapping[str, str]) -> ev.Event:
+    """An event from a Redis stream entry: every value is text (msgspec's lax mode reads
+    numbers and "1"/"0" booleans); `counts` is JSON text; an absent field is None."""
+    data: dict[str, object] = dict(fields)
+    data["id"] = (event_id.epoch, event_id.seq)
+    if "counts" in data:
+        data["counts"] = msgspec.json.decode(str(data["counts"]))
+    event: ev.Event = msgspec.convert(data, ev.Event, strict=False)
+    return event
+
+
+class EventBuffer:
+    """The memory store's events, oldest first, until drained. Bounded: routing never waits
+    for history, so when full the oldest event is dropped and counted in `dropped`."""
+
+    def __init__(self, epoch: int, cap: int) -> None:
+        self.epoch = epoch
+        self.cap = cap
+        self.dropped = 0
+        self._seq = 0
+        self._raw: deque[Raw] = deque(maxlen=cap)
+
+    def emit(
+        self,
+        kind: str,
+        at: float,
+        call_id: str | None,
+        callback_id: str | None,
+        caller: str | None,
+        tier: str | None,
+        queue: str | None,
+        agent: str | None,
+        *figures: object,
+    ) -> None:
+        raw = self._raw
+        if len(raw) == self.cap:
+            self.dropped += 1  # the deque's maxlen pushes the oldest out
+        self._seq += 1
+        raw.append((self._seq, kind, at, call_id, callback_id, caller, tier, queue, agent, figures))
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def drain(self, limit: int) -> list[ev.Event]:
+        """Remove and return up to `limit` of the oldest events."""
+        raw, epoch = self._raw, self.epoch
+        return [from_raw(epoch, raw.popleft()) for _ in range(min(limit, len(raw)))]
+
+    def read(self, after: ev.EventId | None, limit: int) -> list[ev.Event]:
+        """Up to `limit` events after `after` (from the oldest held when None or older), leaving them."""
+        raw, epoch = self._raw, self.epoch
+        if not raw:
+            return []
+        first = raw[0][0]
+        start = 0
+        if after is not None:
+            if after.epoch > epoch:
+                return []
+            if after.epoch == epoch:
+                start = max(0, after.seq - first + 1)
+        return [from_raw(epoch, r) for r in itertools.islice(raw, start, start + limit)]
