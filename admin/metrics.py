@@ -11,15 +11,18 @@ no process/platform metrics of one instance mixed in. (The store read is async a
 
 A few series are this process's own, kept apart (`ProcessFigures`): whether the store answered
 this scrape (`tierline_ready`), the build, the tier table version this process looks callers
-up in, and `tierline_requests_shed_total` (load shedding is each process's own decision,
-router/plumbing/gate.py). They are served even while the store is down, when the store's
+up in, `tierline_requests_shed_total` (load shedding is each process's own decision,
+router/plumbing/gate.py), the requests it answered per route and status class with their
+time (`tierline_http_*`, counted by the gate in plain ints and only rendered here), the
+store's refusals it passed on by code, and its Redis link's breaker and failures. Prometheus
+sums those over the instances it scrapes. They are served even while the store is down, when the store's
 figures are left out. Alert rules aggregate the store-wide series with `max()`, never `sum()`:
 every instance on one store repeats them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Protocol
@@ -29,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from tierline.queue.metrics import MetricsSnapshot
+from tierline.queue.redis_link import LinkFigures
 from tierline.queue.store import CallbackSummary
 from tierline.tiers.freshness import TierFreshness
 
@@ -44,12 +48,28 @@ class ShedCounts(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class RouteRequests:
+    """One route's answers in this process: `by_class[n]` of status nxx (n = 1..5), and their
+    time in `buckets` (one per bound of `ProcessFigures.latency_bounds`, then one above all)."""
+
+    method: str
+    route: str
+    by_class: Sequence[int]
+    buckets: Sequence[int]
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessFigures:
     """What this process knows of itself, answered even when the store is not."""
 
     ready: bool
     tiers: TierFreshness | None = None
     shed: ShedCounts | None = None
+    requests: Sequence[RouteRequests] = ()
+    latency_bounds: Sequence[float] = ()
+    store_errors: Mapping[str, int] | None = None
+    redis: Sequence[LinkFigures] = ()
 
 
 def build_version() -> str:
@@ -191,7 +211,8 @@ class TierTableCollector(Collector):
 
 
 class ProcessCollector(Collector):
-    """This process's own series: readiness, build and shed requests."""
+    """This process's own series: readiness, build, shed requests, requests per route, store
+    errors by code and the Redis breaker."""
 
     def __init__(self, figures: ProcessFigures) -> None:
         self.figures = figures
@@ -216,6 +237,69 @@ class ProcessCollector(Collector):
             shed.add_metric(["admission"], float(shed_counts.at_admission))
             shed.add_metric(["deadline"], float(shed_counts.at_deadline))
             yield shed
+        yield from self._requests()
+        if self.figures.store_errors is not None:
+            errors = CounterMetricFamily(
+                "tierline_store_errors",
+                "Store refusals this process answered, by code (store_unavailable, overloaded, not_found, "
+                "invalid_state, ...)",
+                labels=["code"],
+            )
+            for code, count in sorted(self.figures.store_errors.items()):
+                errors.add_metric([code], float(count))
+            yield errors
+        yield from self._redis()
+
+    def _requests(self) -> Iterator[Metric]:
+        figures = self.figures
+        counts = CounterMetricFamily(
+            "tierline_http_requests",
+            "Requests this process answered, per route (its template) and status class",
+            labels=["method", "route", "status_class"],
+        )
+        durations = HistogramMetricFamily(
+            "tierline_http_request_duration_seconds",
+            "Time from the request reaching its route's handler to its answer, per route (this process)",
+            labels=["method", "route"],
+        )
+        edges = [*(_le(bound) for bound in figures.latency_bounds), "+Inf"]
+        for row in figures.requests:
+            if not any(row.by_class):
+                continue
+            for n in range(1, 6):
+                if row.by_class[n]:
+                    counts.add_metric([row.method, row.route, f"{n}xx"], float(row.by_class[n]))
+            cumulative, buckets = 0, []
+            for edge, count in zip(edges, row.buckets, strict=True):
+                cumulative += count
+                buckets.append((edge, float(cumulative)))
+            durations.add_metric([row.method, row.route], buckets, row.seconds)
+        yield counts
+        yield durations
+
+    def _redis(self) -> Iterator[Metric]:
+        links = self.figures.redis
+        if not links:
+            return  # the memory store: no link, no breaker
+        yield GaugeMetricFamily(
+            "tierline_redis_breaker_open",
+            "1 while this process's Redis breaker is open (calls fail at once, no socket touched), else 0",
+            value=1.0 if any(link.breaker_open for link in links) else 0.0,
+        )
+        for name, value, help_text in (
+            (
+                "tierline_redis_failures",
+                sum(link.failures for link in links),
+                "Redis calls of this process that failed against Redis (errors, commands held past the timeout)",
+            ),
+            ("tierline_redis_breaker_trips", sum(link.trips for link in links), "Times this process's breaker opened"),
+            (
+                "tierline_redis_breaker_refused",
+                sum(link.refused for link in links),
+                "Redis calls this process failed at once while its breaker was open",
+            ),
+        ):
+            yield CounterMetricFamily(name, help_text, value=float(value))
 
 
 def render(

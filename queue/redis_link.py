@@ -41,7 +41,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -100,6 +100,23 @@ class _Budget:
 
 _BUDGET: ContextVar[_Budget | None] = ContextVar("tierline_redis_budget", default=None)
 _CALL_AT: ContextVar[float | None] = ContextVar("tierline_redis_call_deadline", default=None)  # of the call running
+
+
+class LinkFigures(NamedTuple):
+    """A link's breaker (open: calls fail at once) and its lifetime failure counts."""
+
+    breaker_open: bool
+    failures: int
+    trips: int
+    refused: int
+
+
+_LINKS: weakref.WeakSet[RedisLink] = weakref.WeakSet()
+
+
+def open_links() -> list[RedisLink]:
+    """The Redis links of this process (one per store URL opened; tests may hold several)."""
+    return list(_LINKS)
 
 
 class DeadlinePassed(TimeoutError):
@@ -353,10 +370,19 @@ class RedisLink:
         self._failures = 0
         self._sentinel = self._pool if isinstance(self._pool, _SentinelPool) else None
         self._primary_watch: asyncio.Task[None] | None = None
+        # Read by /metrics (this process's series); counting changes nothing the link decides.
+        self.failures_total = 0  # Redis failures (errors and held-too-long deadlines) that count against it
+        self.trips_total = 0  # times the breaker opened
+        self.refused_total = 0  # calls failed at once while it was open
+        _LINKS.add(self)
 
     @property
     def healthy(self) -> bool:
         return self._open_until <= time.monotonic()
+
+    def figures(self) -> LinkFigures:
+        """This link's breaker and failure counts, for /metrics."""
+        return LinkFigures(not self.healthy, self.failures_total, self.trips_total, self.refused_total)
 
     def script_deadline(self) -> str:
         """The current call's deadline on this router's wall clock, less the tolerated skew (epoch seconds).
@@ -405,6 +431,7 @@ class RedisLink:
         deadline; what does not fit fails as `Overloaded`, which the breaker does not count.
         """
         if not self.healthy:
+            self.refused_total += 1
             raise Unavailable("the Redis store is unreachable; retrying shortly")
         if self._sentinel is not None and self._primary_watch is None:
             self._primary_watch = asyncio.create_task(self._watch_primary(self._sentinel))
@@ -503,7 +530,10 @@ class RedisLink:
 
     def _trip(self, exc: BaseException) -> None:
         self._failures += 1
+        self.failures_total += 1
         if self._failures == TRIP_AFTER:
             log.error("Redis failed (%s: %s); failing fast for %.1f s", type(exc).__name__, exc, self.cooldown_s)
         if self._failures >= TRIP_AFTER:
+            if self.healthy:
+                self.trips_total += 1
             self._open_until = time.monotonic() + self.cooldown_s

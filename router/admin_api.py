@@ -16,12 +16,13 @@ from aiohttp import web
 from tierline.admin import dashboard, metrics
 from tierline.queue.errors import Unavailable
 from tierline.queue.paging import MAX_PAGE
+from tierline.queue.redis_link import open_links
 from tierline.queue.service_level import FORMULAS, Window
 from tierline.router.plumbing.bodies import json_response, query_choice, query_int, read_json, receiving
 from tierline.router.plumbing.context import services
 from tierline.router.plumbing.endpoints import EndpointTable, QueryParam
 from tierline.router.plumbing.errors import ApiError
-from tierline.router.plumbing.gate import SHED
+from tierline.router.plumbing.gate import LATENCY_BOUNDS, REQUEST_FIGURES, SHED
 from tierline.router.plumbing.messages import (
     CallbackListView,
     SlaView,
@@ -32,6 +33,7 @@ from tierline.router.plumbing.messages import (
     sla_view,
 )
 from tierline.router.plumbing.params import path_param
+from tierline.tiers.freshness import TierFreshness
 from tierline.tiers.model import parse_tier
 from tierline.tiers.parse import BadTierFile
 from tierline.tiers.reload import ReloadResult
@@ -211,7 +213,6 @@ def _asset_response(name: str) -> web.Response:
 )
 async def get_metrics(request: web.Request) -> web.Response:
     svc = services(request)
-    shed = request.app.get(SHED)
     try:
         snapshot = await svc.calls.metrics()
         tiers = await svc.tiers.freshness()
@@ -219,7 +220,30 @@ async def get_metrics(request: web.Request) -> web.Response:
     except Unavailable:
         # The process's own series still go out: an instance that cannot reach the store is
         # what the `TierlineStoreUnavailable` alert is for.
-        process = metrics.ProcessFigures(ready=False, shed=shed)
-        return web.Response(body=metrics.render(None, process), headers={"Content-Type": metrics.CONTENT_TYPE})
-    body = metrics.render(snapshot, metrics.ProcessFigures(ready=True, tiers=tiers, shed=shed), callbacks)
+        body = metrics.render(None, _process_figures(request.app, ready=False))
+        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+    body = metrics.render(snapshot, _process_figures(request.app, ready=True, tiers=tiers), callbacks)
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+def _process_figures(app: web.Application, ready: bool, tiers: TierFreshness | None = None) -> metrics.ProcessFigures:
+    """This process's series, read from the gate's counts and the Redis links (copied: a scrape
+    never holds the live cells while it renders)."""
+    figures = app.get(REQUEST_FIGURES)
+    requests = (
+        []
+        if figures is None
+        else [
+            metrics.RouteRequests(method, row.route, list(row.by_class), list(row.buckets), row.seconds)
+            for method, row in figures.rows(app)
+        ]
+    )
+    return metrics.ProcessFigures(
+        ready=ready,
+        tiers=tiers,
+        shed=app.get(SHED),
+        requests=requests,
+        latency_bounds=LATENCY_BOUNDS,
+        store_errors=None if figures is None else dict(figures.store_errors),
+        redis=[link.figures() for link in open_links()],
+    )

@@ -27,7 +27,7 @@ from tierline.router.forecast_api import forecast_api
 from tierline.router.plumbing.bodies import BODY_READ_TIMEOUT
 from tierline.router.plumbing.context import SERVICES, Services
 from tierline.router.plumbing.endpoints import Endpoint
-from tierline.router.plumbing.gate import SHED, Gate, no_route
+from tierline.router.plumbing.gate import REQUEST_FIGURES, SHED, Gate, no_route
 from tierline.router.plumbing.openapi import build_openapi
 from tierline.router.public import OPENAPI, public
 from tierline.router.v1 import v1
@@ -49,8 +49,12 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     server = settings.server
     if server.store == "memory":
-        tiers = MemoryTierStore(default_tier=settings.default_tier, max_reject_ratio=settings.reload_max_reject_ratio)
         calls = MemoryCallStore(settings, clock)
+        tiers = MemoryTierStore(
+            default_tier=settings.default_tier,
+            max_reject_ratio=settings.reload_max_reject_ratio,
+            on_event=calls.record_tier_event,
+        )
         return Services(settings, tiers, calls, clock, routing.two_steps(tiers, calls))
     if is_redis_url(server.store):
         link = RedisLink(connect(server.store, server.redis_timeout_s), server.redis_timeout_s)
@@ -81,6 +85,7 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     app = web.Application(client_max_size=server.max_body_bytes)
     app[SERVICES] = svc
     app[SHED] = gate.shed
+    app[REQUEST_FIGURES] = gate.figures
     app[BODY_READ_TIMEOUT] = server.body_read_timeout_s
     app[OPENAPI] = msgspec.json.encode(build_openapi(ENDPOINTS, VERSION))
     for table in TABLES:

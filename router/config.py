@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -48,6 +48,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # calls share one deadline of twice this (503 / degraded look-ups past it).
     redis_namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = DEFAULT_NAMESPACE
     redis_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=5)] = 0.2
+    # Logs on stderr: "text" lines, or "json", one object per line (router/plumbing/logs.py).
+    # At "debug", one access line per request too (at "info" the hot path skips them).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class Settings(Policy, kw_only=True, forbid_unknown_fields=True, dict=True):
@@ -66,6 +70,8 @@ _ENV = {
     "API_TOKEN": "api_token",
     "ADMIN_TOKEN": "admin_token",
     "INSECURE": "insecure",
+    "LOG_FORMAT": "log_format",
+    "LOG_LEVEL": "log_level",
 }
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -98,6 +104,8 @@ def load_settings(
                 server[field] = int(value)
             elif field == "insecure":
                 server[field] = value.strip().lower() in _TRUE
+            elif field in ("log_format", "log_level"):
+                server[field] = value.strip().lower()
             else:
                 server[field] = value
     for field, override in (overrides or {}).items():

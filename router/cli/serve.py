@@ -21,6 +21,7 @@ from tierline.queue.redis_urls import redacted
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULTS, ConfigError, Settings, load_settings
 from tierline.router.plumbing.gate import open_roles
+from tierline.router.plumbing.logs import JsonFormatter, TextFormatter
 
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
 log = logging.getLogger("tierline")
@@ -40,6 +41,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(env TIERLINE_STORE)",
     )
     run.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without tokens")
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help=f"stderr log lines: text or json, one object per line (env TIERLINE_LOG_FORMAT, "
+        f"default {DEFAULTS.server.log_format})",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=None,
+        help=f"least level logged; debug adds one access line per request (env TIERLINE_LOG_LEVEL, "
+        f"default {DEFAULTS.server.log_level})",
+    )
     run.set_defaults(func=serve)
 
 
@@ -71,10 +86,18 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(
             args.config,
-            overrides={"host": args.host, "port": args.port, "store": args.store, "insecure": args.insecure or None},
+            overrides={
+                "host": args.host,
+                "port": args.port,
+                "store": args.store,
+                "insecure": args.insecure or None,
+                "log_format": args.log_format,
+                "log_level": args.log_level,
+            },
         )
     except ConfigError as exc:
         return _fail(Exit.USAGE, str(exc))
+    configure_logging(settings.server.log_format, settings.server.log_level)
     refusal = check_bind(settings)
     if refusal:
         return _fail(Exit.REFUSED, refusal)
@@ -96,6 +119,15 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:  # the address is taken or cannot be bound
         return _fail(Exit.REFUSED, f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}")
     return Exit.OK
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    """Every log line on stderr in `fmt`, from `level` up. aiohttp's own access log stays off:
+    the gate writes the access lines (at debug, with the request id and route), so the hot
+    path pays for none at the default level."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def _fail(code: Exit, message: Any) -> int:

@@ -21,6 +21,16 @@ are counted per process (`Shed`, exported by `/metrics` as `tierline_requests_sh
 shedding is this process's decision, unlike the store's figures, so Prometheus sums it over
 the instances it scrapes.
 
+Figures and ids: the wrapper also counts each answer per route and status class, files its
+time in a fixed bucket array per route (`RequestFigures`, plain ints found by `bisect`, turned
+into Prometheus text only when /metrics is scraped), counts the store's refusals by code, and
+gives the request an id: the client's `X-Request-Id` when it is a sane token, else one made
+here (a per-process random prefix and a counter), echoed on every answer, error answers
+included, and put on every log line written while the request runs (`logs.REQUEST`). The time
+is from the wrapper's start to the handler's answer: aiohttp's parsing and writing are not in
+it. One access line per request at debug level (`tierline.access`), so at the default level
+the hot path pays only the level check.
+
 Why a wrapper per route and not aiohttp middlewares: an app with any middleware runs every
 request through two more coroutine layers (the middleware and aiohttp's own `current_app`
 one), about 5 µs a request, a tenth of the bare-handler ceiling (measured with wrk on
@@ -32,7 +42,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping
+import re
+import secrets
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
+from itertools import count
+from time import perf_counter
 
 from aiohttp import web
 
@@ -40,9 +55,11 @@ from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound, Over
 from tierline.queue.redis_link import request_deadline
 from tierline.router.plumbing.endpoints import CALL_PATH, Handler, Role, surface_role
 from tierline.router.plumbing.errors import ApiError, ClientGone, error_response
+from tierline.router.plumbing.logs import REQUEST
 from tierline.tiers.phone import InvalidCaller
 
 log = logging.getLogger("tierline.router")
+access = logging.getLogger("tierline.access")
 
 # --- errors -----------------------------------------------------------------------------------
 
@@ -120,6 +137,87 @@ def open_roles(api_token: str, admin_token: str) -> list[str]:
     return [role for role, token in (("api", api_token), ("admin", admin_token)) if not token]
 
 
+# --- request figures and ids -----------------------------------------------------------------
+
+# Upper bounds (seconds) of the request-time buckets: the memory store answers in well under a
+# millisecond, the Redis store in a few, and a request deadline is 0.4 s by default.
+LATENCY_BOUNDS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+REQUEST_ID_HEADER = "X-Request-Id"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RouteFigures:
+    """One route's answers: per status class (`by_class[status // 100]`), and their time in buckets."""
+
+    __slots__ = ("buckets", "by_class", "route", "seconds")
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.by_class = [0] * 6  # index 1-5: 1xx-5xx (0 unused: no arithmetic on the hot path)
+        self.buckets = [0] * (len(LATENCY_BOUNDS) + 1)  # the last: above every bound
+        self.seconds = 0.0
+
+
+class RequestFigures:
+    """This process's requests, per wrapped handler, and the store's refusals by code.
+
+    Keyed by the wrapped handler: the method is read from the app's router when /metrics is
+    scraped (`rows`), not per request (each handler is registered for one method)."""
+
+    def __init__(self) -> None:
+        self.by_handler: dict[Handler, RouteFigures] = {}
+        self.store_errors: dict[str, int] = {}
+
+    def rows(self, app: web.Application) -> Iterator[tuple[str, RouteFigures]]:
+        """(method, figures) of every route of `app` this gate wrapped ("*": the no-route catch-all)."""
+        for route in app.router.routes():
+            figures = self.by_handler.get(route.handler)
+            if figures is not None:
+                yield route.method, figures
+
+
+REQUEST_FIGURES = web.AppKey("request_figures", RequestFigures)
+_ID_PREFIX = secrets.token_hex(4) + "-"  # a process's ids do not repeat another's
+_next_id = count(1).__next__
+
+
+def request_id(request: web.Request) -> str:
+    """The client's `X-Request-Id` if it is a sane token (at most 128 of [A-Za-z0-9._:-]), else a new one."""
+    given = request.headers.get(REQUEST_ID_HEADER)
+    if given is not None and _SANE_ID.fullmatch(given):
+        return given
+    return f"{_ID_PREFIX}{_next_id():x}"
+
+
+def _record(
+    request: web.Request, figures: RouteFigures, response: web.StreamResponse, started: float, rid: str
+) -> None:
+    """Count the answer, file its time, echo the id (an answer already sent keeps its headers)."""
+    elapsed = perf_counter() - started
+    status = response.status
+    figures.by_class[status // 100] += 1
+    figures.buckets[bisect_left(LATENCY_BOUNDS, elapsed)] += 1
+    figures.seconds += elapsed
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = rid
+    if access.isEnabledFor(logging.DEBUG):
+        access.debug(
+            "%s %s %d %.2f ms",
+            request.method,
+            request.path,
+            status,
+            elapsed * 1000,
+            extra={"status": status, "duration_ms": round(elapsed * 1000, 3)},
+        )
+
+
+def _failed(request: web.Request, exc: Exception, store_errors: dict[str, int]) -> web.StreamResponse:
+    if isinstance(exc, EngineError):
+        store_errors[exc.code] = store_errors.get(exc.code, 0) + 1
+    return error_answer(request, exc)
+
+
 # --- admission and the wrapper ------------------------------------------------------------------
 
 RETRY_AFTER_S = "1"
@@ -145,50 +243,80 @@ class Gate:
         self.max_in_flight = max_in_flight
         self.budget_s = budget_s
         self.shed = Shed()
+        self.figures = RequestFigures()
         self.in_flight = 0  # call-path requests in progress in this process
 
     def wrap(self, handler: Handler, role: Role | None, path: str) -> Handler:
         """`handler` behind errors, auth (`role`; None: by the surface of the request's path) and,
         for a route under the call path, admission."""
-        tokens = self.tokens
-        if role is None or not path.startswith(CALL_PATH):
+        tokens, errors = self.tokens, self.figures.store_errors
+        figures = RouteFigures("(no route)" if role is None else path)
+        if role is not None and path.startswith(CALL_PATH):
+            wrapped = self._admitting(handler, role, figures)
+        else:
 
-            async def gated(request: web.Request) -> web.StreamResponse:
+            async def wrapped(request: web.Request) -> web.StreamResponse:
+                started = perf_counter()
+                rid = request_id(request)
+                context = REQUEST.set((rid, figures.route, request))
                 try:
-                    by = surface_role(request.path) if role is None else role
-                    if tokens[by]:
-                        authenticate(request, by, tokens)
-                    return await handler(request)
-                except Exception as exc:
-                    return error_answer(request, exc)
+                    try:
+                        by = surface_role(request.path) if role is None else role
+                        if tokens[by]:
+                            authenticate(request, by, tokens)
+                        response = await handler(request)
+                    except Exception as exc:
+                        try:
+                            response = _failed(request, exc, errors)
+                        except web.HTTPException as redirect:
+                            _record(request, figures, redirect, started, rid)
+                            raise
+                    _record(request, figures, response, started, rid)
+                    return response
+                finally:
+                    REQUEST.reset(context)
 
-            return gated
-        return self._admitting(handler, role)
+        self.figures.by_handler[wrapped] = figures
+        return wrapped
 
-    def _admitting(self, handler: Handler, role: Role) -> Handler:
-        gate, expected = self, self.tokens[role]
+    def _admitting(self, handler: Handler, role: Role, figures: RouteFigures) -> Handler:
+        gate, expected, errors = self, self.tokens[role], self.figures.store_errors
         limit, budget_s, shed = self.max_in_flight, self.budget_s, self.shed
 
         async def admitted(request: web.Request) -> web.StreamResponse:
+            started = perf_counter()
+            rid = request_id(request)
+            context = REQUEST.set((rid, figures.route, request))
             try:
-                if expected:
-                    authenticate(request, role, gate.tokens)
-                if limit and gate.in_flight >= limit:
-                    shed.at_admission += 1
-                    return _overloaded(f"{gate.in_flight} requests in progress here (limit {limit}); retry shortly")
-                gate.in_flight += 1
+                response: web.StreamResponse
                 try:
-                    if budget_s is None:
-                        return await handler(request)
-                    with request_deadline(budget_s):
-                        return await handler(request)
-                except Overloaded as exc:
-                    shed.at_deadline += 1
-                    return _overloaded(exc.message)
-                finally:
-                    gate.in_flight -= 1
-            except Exception as exc:
-                return error_answer(request, exc)
+                    if expected:
+                        authenticate(request, role, gate.tokens)
+                    if limit and gate.in_flight >= limit:
+                        shed.at_admission += 1
+                        response = _overloaded(
+                            f"{gate.in_flight} requests in progress here (limit {limit}); retry shortly"
+                        )
+                    else:
+                        gate.in_flight += 1
+                        try:
+                            if budget_s is None:
+                                response = await handler(request)
+                            else:
+                                with request_deadline(budget_s):
+                                    response = await handler(request)
+                        except Overloaded as exc:
+                            shed.at_deadline += 1
+                            errors[exc.code] = errors.get(exc.code, 0) + 1
+                            response = _overloaded(exc.message)
+                        finally:
+                            gate.in_flight -= 1
+                except Exception as exc:
+                    response = _failed(request, exc, errors)
+                _record(request, figures, response, started, rid)
+                return response
+            finally:
+                REQUEST.reset(context)
 
         return admitted
 
