@@ -344,6 +344,10 @@ class MemoryCallStore:
         """Remove and return up to `limit` of the oldest events, for the archiver."""
         return self.events.drain(limit)
 
+    def record_tier_event(self, kind: str, caller: str | None, tier: str | None, figures: tuple[object, ...]) -> None:
+        """A tier store's change (tiers/memory.py's `TierEventSink`), into this store's trail."""
+        self._emit(kind, self.clock.now(), None, None, caller, tier, None, None, *figures)
+
     async def events_dropped(self) -> int:
         """Events the full buffer pushed out before they were drained."""
         return self.events.dropped

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
@@ -21,12 +22,17 @@ from typing import Final
 from tierline.tiers import codec
 from tierline.tiers.codec import FieldNames
 from tierline.tiers.freshness import OUTCOMES, ReloadOutcome, TierFreshness
-from tierline.tiers.model import DEFAULT_TIER, Tier, TierRecord
+from tierline.tiers.model import DEFAULT_TIER, TIERS, Tier, TierRecord
 from tierline.tiers.parse import BadTierFile, ParsedTiers, TierFileFormat, parse_tier_file
 from tierline.tiers.phone import normalise_caller
 from tierline.tiers.reload import DEFAULT_MAX_REJECT_RATIO, ReloadResult, should_swap
 
 _READ_BUFFER: Final = 1 << 20
+
+# Where the history events of tier changes go (issue 15): kind ("tiers_reloaded",
+# "tier_edited"), caller, tier, and the event's figures (queue/history/engine_events.FIGURES).
+# The memory call store's `record_tier_event`, so they join its one trail in the same step.
+TierEventSink = Callable[[str, str | None, str | None, tuple[object, ...]], None]
 
 
 class _Table:
@@ -48,6 +54,7 @@ class MemoryTierStore:
         max_reject_ratio: float = DEFAULT_MAX_REJECT_RATIO,
         *,
         wall_clock: Callable[[], float] = time.time,
+        on_event: TierEventSink | None = None,
     ) -> None:
         if not 0.0 <= max_reject_ratio <= 1.0:
             raise ValueError(f"max_reject_ratio must be between 0 and 1, not {max_reject_ratio}")
@@ -56,6 +63,7 @@ class MemoryTierStore:
         self._table = _Table({}, FieldNames())
         self._version = 0
         self._wall_clock = wall_clock
+        self._on_event = on_event
         self._loaded_at = 0.0
         self._reloads: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self._last_reload_at: dict[str, float] = {}
@@ -75,12 +83,18 @@ class MemoryTierStore:
         caller = normalise_caller(caller)
         table = self._table
         blob = codec.encode_record(tier, crm or {}, table.fields)
+        old = table.records.get(caller)
         table.records[caller] = blob
+        if self._on_event is not None and old != blob:
+            self._on_event("tier_edited", caller, tier, ("added" if old is None else "changed", str(self._version)))
         return codec.decode(caller, blob, table.fields)
 
     async def delete(self, caller: str) -> bool:
         caller = normalise_caller(caller)
-        return self._table.records.pop(caller, None) is not None
+        removed = self._table.records.pop(caller, None)
+        if removed is not None and self._on_event is not None:
+            self._on_event("tier_edited", caller, TIERS[removed[1]], ("removed", str(self._version)))
+        return removed is not None
 
     async def reload_file(self, path: Path, fmt: TierFileFormat) -> ReloadResult:
         async with self._reloading:
@@ -92,10 +106,13 @@ class MemoryTierStore:
             swapped = should_swap(parsed.loaded, parsed.rejected_count, parsed.data_rows, self._max_reject_ratio)
             self._count_reload("swapped" if swapped else "refused")
             if swapped:
+                counts = await asyncio.to_thread(_tier_counts, parsed.records) if self._on_event else {}
                 old = self._table
                 self._table = _Table(parsed.records, parsed.fields)
                 self._version += 1
                 self._loaded_at = self._last_reload_at["swapped"]
+                if self._on_event is not None:
+                    self._on_event("tiers_reloaded", None, None, (str(self._version), counts))
                 # Freeing a million entries takes tens of milliseconds; done here it would
                 # stall every look-up for that long, in a thread it yields the GIL as it goes.
                 await asyncio.to_thread(_release, old.records)
@@ -129,6 +146,12 @@ class MemoryTierStore:
 def _parse_path(path: Path, fmt: TierFileFormat) -> ParsedTiers:
     with path.open("rb", buffering=_READ_BUFFER) as stream:
         return parse_tier_file(stream, fmt)
+
+
+def _tier_counts(records: dict[str, bytes]) -> dict[str, int]:
+    """Callers per tier: a blob is a msgpack array whose first item, the rank, is byte 1."""
+    by_rank = Counter(blob[1] for blob in records.values())
+    return {tier: by_rank.get(rank, 0) for rank, tier in enumerate(TIERS)}
 
 
 def _release(records: dict[str, bytes]) -> None:

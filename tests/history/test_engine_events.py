@@ -6,6 +6,7 @@ engine's own service-level figures."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -24,6 +25,7 @@ from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.policy import Policy, QueuePolicy
 from tierline.queue.redis_store import RedisCallStore
 from tierline.queue.store import CallStore
+from tierline.tiers.memory import MemoryTierStore
 from tierline.tiers.model import TIERS, Tier
 
 POLICY = Policy(queues={"small": QueuePolicy(max_waiting=1)})
@@ -269,3 +271,36 @@ def test_tallies_from_events_equal_the_engines_own(steps: list[Step]) -> None:
 
 def _approx(figures: sl.Figures) -> dict[str, object]:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in msgspec.structs.asdict(figures).items()}
+
+
+async def test_memory_tier_changes_join_the_call_stores_trail(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    calls = MemoryCallStore(POLICY, clock)
+    tiers = MemoryTierStore(on_event=calls.record_tier_event)
+    path = tmp_path / "tiers.csv"
+    path.write_text("caller,tier\n+4930111,vip\n+4930222,mid\n+4930333,mid\n")
+    await tiers.reload_file(path, "csv")
+    await calls.route("c1", await tiers.lookup("+4930111"), "default")
+    clock.advance(5)
+    await tiers.put("+4930444", "standard")
+    await tiers.put("+4930444", "standard")  # the same record again: no change, no event
+    await tiers.put("+4930222", "vip")
+    await tiers.delete("+4930333")
+    await tiers.delete("+4930999")  # nobody: no change, no event
+    path.write_text("caller,tier\n")  # no valid row: refused, the table stays
+    await tiers.reload_file(path, "csv")
+    got = await calls.read_events(None, 100)
+    assert [ev.kind_of(x) for x in got] == ["tiers_reloaded", "enter", "tier_edited", "tier_edited", "tier_edited"]
+    reloaded = got[0]
+    assert isinstance(reloaded, ev.TiersReloaded)
+    assert (reloaded.version, reloaded.counts, reloaded.at) == (
+        "1",
+        {"vip": 1, "mid": 2, "standard": 0, "blacklisted": 0},
+        T0,
+    )
+    edits = [x for x in got if isinstance(x, ev.TierEdited)]
+    assert [(x.edit, x.caller, x.tier, x.version, x.at) for x in edits] == [
+        ("added", "+4930444", "standard", "1", T0 + 5),
+        ("changed", "+4930222", "vip", "1", T0 + 5),
+        ("removed", "+4930333", "mid", "1", T0 + 5),
+    ]
