@@ -49,9 +49,10 @@ Holding = tuple[Literal["call", "callback"], str]
 ReadyKey = tuple[float, float, str]  # deadline, created_at, callback_id
 
 
-# Events held until the archiver drains them: at ~10 events a call, some hours of a busy
-# center's calls; past it the oldest are dropped and counted (routing never waits for history).
-DEFAULT_EVENT_CAP = 1_000_000
+# Events held until the archiver drains them (about 200 bytes each): at ~6 events a call, an
+# hour of a busy center's calls; past it the oldest are dropped and counted (routing never
+# waits for history).
+DEFAULT_EVENT_CAP = 250_000
 
 
 def _ready_key(callback: Callback) -> ReadyKey:
