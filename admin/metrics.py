@@ -241,7 +241,7 @@ class ProcessCollector(Collector):
         if self.figures.store_errors is not None:
             errors = CounterMetricFamily(
                 "tierline_store_errors",
-                "Store refusals this process answered, by code (store_unavailable, overloaded, not_found, "
+                "Store refusals this process answered, by code (store_unavailable, overloaded, call_not_found, "
                 "invalid_state, ...)",
                 labels=["code"],
             )
