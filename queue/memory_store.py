@@ -49,9 +49,9 @@ Holding = tuple[Literal["call", "callback"], str]
 ReadyKey = tuple[float, float, str]  # deadline, created_at, callback_id
 
 
-# Events held until the archiver drains them (about 320 bytes each, measured: some 80 MB when full): at ~6 events a call, an
-# hour of a busy center's calls; past it the oldest are dropped and counted (routing never
-# waits for history).
+# Events held until the archiver drains them (about 320 bytes each, measured: some 80 MB when
+# full): at ~6 events a call, an hour of a busy center's calls; past it the oldest are dropped
+# and counted (routing never waits for history).
 DEFAULT_EVENT_CAP = 250_000
 
 
