@@ -248,51 +248,26 @@ class Gate:
 
     def wrap(self, handler: Handler, role: Role | None, path: str) -> Handler:
         """`handler` behind errors, auth (`role`; None: by the surface of the request's path) and,
-        for a route under the call path, admission."""
-        tokens, errors = self.tokens, self.figures.store_errors
+        for a route under the call path, admission. One wrapper for every route: a second
+        coroutine layer for admission would cost what leaving middlewares saved."""
+        gate, tokens, errors, shed = self, self.tokens, self.figures.store_errors, self.shed
+        limit, budget_s = self.max_in_flight, self.budget_s
+        admits = role is not None and path.startswith(CALL_PATH)
         figures = RouteFigures("(no route)" if role is None else path)
-        if role is not None and path.startswith(CALL_PATH):
-            wrapped = self._admitting(handler, role, figures)
-        else:
 
-            async def wrapped(request: web.Request) -> web.StreamResponse:
-                started = perf_counter()
-                rid = request_id(request)
-                context = REQUEST.set((rid, figures.route, request))
-                try:
-                    try:
-                        by = surface_role(request.path) if role is None else role
-                        if tokens[by]:
-                            authenticate(request, by, tokens)
-                        response = await handler(request)
-                    except Exception as exc:
-                        try:
-                            response = _failed(request, exc, errors)
-                        except web.HTTPException as redirect:
-                            _record(request, figures, redirect, started, rid)
-                            raise
-                    _record(request, figures, response, started, rid)
-                    return response
-                finally:
-                    REQUEST.reset(context)
-
-        self.figures.by_handler[wrapped] = figures
-        return wrapped
-
-    def _admitting(self, handler: Handler, role: Role, figures: RouteFigures) -> Handler:
-        gate, expected, errors = self, self.tokens[role], self.figures.store_errors
-        limit, budget_s, shed = self.max_in_flight, self.budget_s, self.shed
-
-        async def admitted(request: web.Request) -> web.StreamResponse:
+        async def gated(request: web.Request) -> web.StreamResponse:
             started = perf_counter()
             rid = request_id(request)
             context = REQUEST.set((rid, figures.route, request))
             try:
                 response: web.StreamResponse
                 try:
-                    if expected:
-                        authenticate(request, role, gate.tokens)
-                    if limit and gate.in_flight >= limit:
+                    by = surface_role(request.path) if role is None else role
+                    if tokens[by]:
+                        authenticate(request, by, tokens)
+                    if not admits:
+                        response = await handler(request)
+                    elif limit and gate.in_flight >= limit:
                         shed.at_admission += 1
                         response = _overloaded(
                             f"{gate.in_flight} requests in progress here (limit {limit}); retry shortly"
@@ -312,13 +287,18 @@ class Gate:
                         finally:
                             gate.in_flight -= 1
                 except Exception as exc:
-                    response = _failed(request, exc, errors)
+                    try:
+                        response = _failed(request, exc, errors)
+                    except web.HTTPException as redirect:  # error_answer re-raises a redirect
+                        _record(request, figures, redirect, started, rid)
+                        raise
                 _record(request, figures, response, started, rid)
                 return response
             finally:
                 REQUEST.reset(context)
 
-        return admitted
+        self.figures.by_handler[gated] = figures
+        return gated
 
 
 async def no_route(request: web.Request) -> web.StreamResponse:
