@@ -147,7 +147,7 @@ class MemoryCallStore:
             short = wait < self.policy.short_abandon_s
             threshold = self.policy.tier(call.tier).sla_threshold_s
             self._emit("abandon", now, call_id, None, call.caller, call.tier, call.queue, None, wait, short, threshold)
-            if call.tier in CALLBACK_TIERS and wait >= self.policy.short_abandon_s:
+            if call.tier in CALLBACK_TIERS and not short:
                 self._open_callback(call, "abandoned", now)
             self._finish("call", call_id)
         return self._snapshot(call, now)
