@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import new_namespace
 from tests.queue.helpers import record
+from tests.support.redis_servers import RedisServer
 from tierline.queue.clock import ManualClock
 from tierline.queue.paging import MAX_PAGE
 from tierline.queue.policy import Policy, QueuePolicy
@@ -29,10 +30,20 @@ BACKLOG = 1_200
 PAGE = MAX_PAGE
 
 
+@pytest.fixture(scope="module")
+def quiet_redis() -> Iterator[RedisServer]:
+    """A server of this module's own: the tests count the commands the whole server ran
+    (INFO commandstats), which another test's leftover task on the session's server would
+    add to (seen once: 4 EVALSHA where this module's reads made 2)."""
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
 @pytest.fixture
-async def backlog(redis_url: str) -> AsyncIterator[tuple[RedisCallStore, Any]]:
+async def backlog(quiet_redis: RedisServer) -> AsyncIterator[tuple[RedisCallStore, Any]]:
     """BACKLOG open callbacks with one and the same deadline: mid callers arriving at a full queue."""
-    link = RedisLink(connect(redis_url, 5.0), timeout_s=5.0)
+    link = RedisLink(connect(quiet_redis.url, 5.0), timeout_s=5.0)
     policy = Policy(queues={"default": QueuePolicy(max_waiting=1)})
     store = RedisCallStore(link, policy, ManualClock(), namespace=new_namespace())
     await store.route("blocker", record("+1000"), "default")
