@@ -1,4 +1,4 @@
-"""What a handler can reach: the settings, the two stores and the clock, held by the app."""
+"""What a handler can reach: the settings, the two stores, the clock and the history archive, held by the app."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from tierline.queue.clock import Clock
+from tierline.queue.history.archive import Archive
 from tierline.queue.store import CallStore
 from tierline.router.config import Settings
 from tierline.router.routing import RouteCall
@@ -20,6 +21,7 @@ class Services:
     calls: CallStore
     clock: Clock
     route: RouteCall  # the caller's tier, then the enqueue (routing.py)
+    history: Archive | None = None  # the call history archive; None with --history off
 
 
 SERVICES = web.AppKey("services", Services)
