@@ -17,19 +17,26 @@ import msgspec
 from aiohttp import web
 
 from tierline.queue.clock import Clock, SystemClock
+from tierline.queue.history.archive import Archive
+from tierline.queue.history.archiver import Archiver, EventSource, MemorySource, adopt_epoch, next_retry
+from tierline.queue.history.archiver_redis import RedisStreamSource
+from tierline.queue.history.postgres_archive import PostgresArchive
+from tierline.queue.history.sqlite_archive import SqliteArchive
 from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.redis_link import RedisLink, connect, is_redis_url
 from tierline.queue.redis_store import RedisCallStore
+from tierline.queue.store import CallStore
 from tierline.router import routing
 from tierline.router.admin_api import admin
-from tierline.router.config import Settings
+from tierline.router.config import Settings, history_target
 from tierline.router.forecast_api import forecast_api
 from tierline.router.plumbing.bodies import BODY_READ_TIMEOUT
-from tierline.router.plumbing.context import SERVICES, Services
+from tierline.router.plumbing.context import ARCHIVER, SERVICES, Services
 from tierline.router.plumbing.endpoints import Endpoint
 from tierline.router.plumbing.gate import REQUEST_FIGURES, SHED, Gate, no_route
 from tierline.router.plumbing.openapi import build_openapi
 from tierline.router.public import OPENAPI, public
+from tierline.router.reports_api import reports_api
 from tierline.router.v1 import v1
 from tierline.tiers.memory import MemoryTierStore
 from tierline.tiers.redis_store import RedisTierStore
@@ -41,7 +48,10 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     VERSION = "0.0.0"
 
-TABLES = (v1, admin, forecast_api, public)
+HISTORY_REDIS_TIMEOUT_S = 2.0  # the archiver's own Redis link: batches, not calls, so a longer deadline
+HISTORY_START_S = 5.0  # how long start-up waits for the archive before serving without it
+
+TABLES = (v1, admin, forecast_api, reports_api, public)
 ENDPOINTS: list[Endpoint] = [endpoint for table in TABLES for endpoint in table.endpoints]
 
 
@@ -55,7 +65,7 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
             max_reject_ratio=settings.reload_max_reject_ratio,
             on_event=calls.record_tier_event,
         )
-        return Services(settings, tiers, calls, clock, routing.two_steps(tiers, calls))
+        return Services(settings, tiers, calls, clock, routing.two_steps(tiers, calls), open_history(settings))
     if is_redis_url(server.store):
         link = RedisLink(connect(server.store, server.redis_timeout_s), server.redis_timeout_s)
         redis_tiers = RedisTierStore(
@@ -70,8 +80,39 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
             if link.cluster
             else routing.one_script(redis_tiers, redis_calls, settings.default_tier)
         )
-        return Services(settings, redis_tiers, redis_calls, clock, route)
+        return Services(settings, redis_tiers, redis_calls, clock, route, open_history(settings))
     raise ValueError(f"unknown store {server.store!r}: use 'memory', redis://host:port/db or redis+cluster://host:port")
+
+
+def open_history(settings: Settings) -> Archive | None:
+    """The archive the settings name (not yet opened), or None with history off."""
+    target = history_target(settings.server)
+    if target is None:
+        return None
+    if target.kind == "sqlite":
+        return SqliteArchive(target.location)
+    return PostgresArchive(target.location)
+
+
+def history_source(settings: Settings, calls: CallStore) -> EventSource:
+    """Where this process's archiver reads events: the memory store's buffer, or the Redis
+    stream through a link of its own (a slow archive batch never trips the call path's breaker)."""
+    if isinstance(calls, MemoryCallStore):
+        return MemorySource(calls.events)
+    server = settings.server
+    link = RedisLink(connect(server.store, HISTORY_REDIS_TIMEOUT_S), HISTORY_REDIS_TIMEOUT_S)
+    return RedisStreamSource(link, server.redis_namespace, claim_idle_s=server.history_claim_idle_s)
+
+
+def open_archiver(settings: Settings) -> Archiver:
+    """`tierline archive`: an archiver on the Redis stream the settings name, without a call store."""
+    archive = open_history(settings)
+    if archive is None or not is_redis_url(settings.server.store):
+        raise ValueError("an archiver of its own needs a Redis store and a history archive")
+    server = settings.server
+    link = RedisLink(connect(server.store, HISTORY_REDIS_TIMEOUT_S), HISTORY_REDIS_TIMEOUT_S)
+    source = RedisStreamSource(link, server.redis_namespace, claim_idle_s=server.history_claim_idle_s)
+    return Archiver(source, archive, batch=server.history_batch)
 
 
 def build_app(svc: Services, sweeper: bool = True) -> web.Application:
@@ -91,6 +132,10 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     for table in TABLES:
         table.add_to(app, gate.wrap)
     app.router.add_route("*", "/{path:.*}", gate.wrap(no_route, None, "/"))  # last: what no route matched
+    if sweeper and svc.history is not None:
+        # Before the sweeper: the store's event epoch is claimed from the archive first.
+        app[ARCHIVER] = Archiver(history_source(svc.settings, svc.calls), svc.history, batch=server.history_batch)
+        app.cleanup_ctx.append(_history)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)
     app.on_cleanup.append(_close_stores)
@@ -114,6 +159,53 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _history(app: web.Application) -> AsyncIterator[None]:
+    """Opens the archive, claims the store's event epoch from it, and archives in the background.
+
+    The claim is waited for (briefly) before the app serves, so the memory store's first event
+    already carries the claimed epoch; an archive unreachable at start delays nothing: the
+    store keeps its clock-based epoch and the loop keeps trying (queue/history/events.py).
+    """
+    svc, archiver = app[SERVICES], app[ARCHIVER]
+    archive = archiver.archive
+
+    async def claim() -> None:
+        await archive.open()
+        epoch = await archive.claim_epoch(svc.clock.now())
+        if isinstance(svc.calls, MemoryCallStore):
+            adopt_epoch(svc.calls.events, epoch)
+        elif isinstance(svc.calls, RedisCallStore):
+            await svc.calls.open(epoch_floor=epoch)
+
+    async def loop(claimed: bool) -> None:
+        retry: float | None = None
+        while not claimed:
+            try:
+                await claim()
+                claimed = True
+            except Exception as error:
+                if retry is None:
+                    log.warning("the history archive is unreachable, retrying: %s", error)
+                retry = next_retry(retry)
+                await asyncio.sleep(retry)
+        await archiver.run()
+
+    try:
+        await asyncio.wait_for(claim(), HISTORY_START_S)
+        claimed = True
+    except Exception as error:
+        log.warning("the history archive did not open at start (%s); archiving once it does", error)
+        claimed = False
+    task = asyncio.create_task(loop(claimed))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    with contextlib.suppress(Exception):  # what is left, if the archive is there
+        await asyncio.wait_for(archiver.drain(), HISTORY_START_S)
+    await archiver.close()
 
 
 async def _close_stores(app: web.Application) -> None:

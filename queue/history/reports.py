@@ -10,10 +10,11 @@ The service level is the engine's own formula (service_level.FORMULAS via `figur
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Final, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,14 +24,27 @@ import msgspec
 from tierline.queue.errors import Invalid, NotFound
 from tierline.queue.history import events as ev
 from tierline.queue.history.archive import AgentRow, Archive, TallyRow
-from tierline.queue.history.tallies import INTERVAL_S, AgentTally, IntervalTally
+from tierline.queue.history.tallies import INTERVAL_S, AgentTally, IntervalTally, interval_of
 from tierline.queue.policy import Policy
-from tierline.queue.service_level import figures
+from tierline.queue.service_level import FORMULAS, figures
 from tierline.tiers.model import TIERS, Tier
 
 By = Literal["15m", "30m", "60m", "day", "week", "month"]
 BY: Final[tuple[By, ...]] = ("15m", "30m", "60m", "day", "week", "month")
 _MINUTES: Final[dict[str, int]] = {"15m": 15, "30m": 30, "60m": 60}
+LaneBucket = tuple[int, str, str]  # (bucket index, queue, tier)
+# The shortest each bucket can be (a spring-forward day is 23 hours): bounds the bucket count.
+_SHORTEST_S: Final[dict[str, int]] = {
+    "15m": 900,
+    "30m": 1800,
+    "60m": 3600,
+    "day": 23 * 3600,
+    "week": 7 * 86_400 - 3600,
+    "month": 28 * 86_400 - 3600,
+}
+MAX_BUCKETS: Final = 10_000  # a 15-minute report of about 104 days; a month report of 800 years
+MAX_THRESHOLDS: Final = 8
+MAX_THRESHOLD_S: Final = 86_400.0
 
 
 class SlaRow(msgspec.Struct, kw_only=True):
@@ -55,6 +69,8 @@ class SlaRow(msgspec.Struct, kw_only=True):
     threshold_s: float | None
     target: float | None
     met: bool | None
+    # Extra thresholds asked for (`thresholds=`): seconds (as "%g" text) -> answered within them.
+    answered_within: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class AgentReportRow(msgspec.Struct, kw_only=True):
@@ -90,6 +106,51 @@ def check_by(by: str) -> By:
     if by not in BY:
         raise Invalid(f"by is one of {', '.join(BY)}, not {by!r}", code="invalid_by")
     return by
+
+
+def parse_instant(text: str, zone: ZoneInfo, name: str) -> float:
+    """A report bound: an RFC 3339 time (`2026-06-01T08:00:00+02:00`, `…Z`), a local time
+    without offset (`2026-06-01T08:00`, read in `zone`), or a date (`2026-06-01`: its local
+    midnight in `zone`)."""
+    try:
+        if len(text) == 10:
+            return _midnight(date.fromisoformat(text), zone)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid(
+            f"{name} is a date (2026-06-01) or a time (2026-06-01T08:00:00+02:00), not {text!r}", code=f"invalid_{name}"
+        ) from None
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)).timestamp()
+
+
+def parse_thresholds(text: str | None) -> tuple[float, ...]:
+    """`thresholds=10,30,60`: extra answer-time thresholds in seconds, each counted per row."""
+    if not text:
+        return ()
+    try:
+        found = tuple(sorted({float(part) for part in text.split(",")}))
+    except ValueError:
+        found = ()
+    if not found or len(found) > MAX_THRESHOLDS or not all(0 < t <= MAX_THRESHOLD_S for t in found):
+        raise Invalid(
+            f"thresholds is up to {MAX_THRESHOLDS} numbers of seconds, each above 0 and at most"
+            f" {MAX_THRESHOLD_S:g}, comma-separated (10,30,60), not {text!r}",
+            code="invalid_thresholds",
+        )
+    return found
+
+
+def threshold_key(seconds: float) -> str:
+    return f"{seconds:g}"
+
+
+def check_buckets(start: float, end: float, by: By) -> None:
+    """Refuses a report of more than MAX_BUCKETS buckets before anything is read."""
+    if (end - start) / _SHORTEST_S[by] > MAX_BUCKETS - 1:
+        raise Invalid(
+            f"a report by {by} holds at most {MAX_BUCKETS} buckets: ask for a shorter range or longer buckets",
+            code="too_many_buckets",
+        )
 
 
 def check_range(start: float, end: float) -> tuple[int, int]:
@@ -166,19 +227,56 @@ def bucket_bounds(start: float, end: float, by: By, zone: ZoneInfo) -> tuple[lis
 
 
 def sla_rows(
-    bucketed: Iterable[TallyRow], starts: Sequence[float], by: By, zone: ZoneInfo, policy: Policy
+    bucketed: Iterable[TallyRow],
+    starts: Sequence[float],
+    by: By,
+    zone: ZoneInfo,
+    policy: Policy,
+    extra: Mapping[LaneBucket, dict[str, int]] | None = None,
+    thresholds: Sequence[float] = (),
 ) -> list[SlaRow]:
     """Rows from tallies summed per bucket (`interval` = the bucket's index in `starts`): every
-    bucket for every lane that has data in the range, empty ones as zeros.
+    bucket for every lane that has data in the range, empty ones as zeros. `extra` holds the
+    answers within each of `thresholds` per bucket × lane (`extra_within`).
     Runtime: O(buckets × lanes)."""
     sums = {(row.interval, row.queue, row.tier): row.tally for row in bucketed}
     lanes = sorted({(queue, tier) for _, queue, tier in sums})
+    zeros = {threshold_key(t): 0 for t in thresholds}
     out = []
     for index, at in enumerate(starts):
         end_at = bucket_end(at, by, zone)
         for queue, tier in lanes:
             tally = sums.get((index, queue, tier), IntervalTally())
-            out.append(_sla_row(tally, at, end_at, queue, tier, zone, policy))
+            row = _sla_row(tally, at, end_at, queue, tier, zone, policy)
+            if thresholds:
+                row.answered_within = dict((extra or {}).get((index, queue, tier), zeros))
+            out.append(row)
+    return out
+
+
+def extra_within(
+    events: Iterable[ev.Event],
+    bounds: Sequence[int],
+    thresholds: Sequence[float],
+    queues: Collection[str] | None = None,
+    tiers: Collection[str] | None = None,
+) -> dict[LaneBucket, dict[str, int]]:
+    """Answers within each extra threshold per bucket × queue × tier, recounted from raw
+    answer events (the tallies keep only the tier's own threshold). An answer belongs to the
+    bucket its 15-minute interval does, as in the tallies. Runtime: O(events × thresholds)."""
+    out: dict[LaneBucket, dict[str, int]] = {}
+    keys = [(threshold_key(t), t) for t in thresholds]
+    for event in events:
+        if not isinstance(event, ev.Answer) or event.queue is None or event.tier is None:
+            continue
+        if (queues is not None and event.queue not in queues) or (tiers is not None and event.tier not in tiers):
+            continue
+        index = bisect.bisect_right(bounds, interval_of(event.at)) - 1
+        if not 0 <= index < len(bounds) - 1:
+            continue
+        counts = out.setdefault((index, event.queue, event.tier), {key: 0 for key, _ in keys})
+        for key, seconds in keys:
+            counts[key] += event.wait_s <= seconds
     return out
 
 
@@ -223,10 +321,97 @@ async def sla_report(
     policy: Policy,
     queues: Sequence[str] | None = None,
     tiers: Sequence[str] | None = None,
+    thresholds: Sequence[float] = (),
 ) -> list[SlaRow]:
+    """Reads the bucketed tallies only (fast whatever the call count), plus the raw answer
+    events of the range when extra thresholds are asked for."""
     step, zone = check_by(by), zone_of(tz)
+    check_buckets(start, end, step)
     starts, bounds = bucket_bounds(start, end, step, zone)
-    return sla_rows(await archive.bucket_tallies(bounds, queues, tiers), starts, step, zone, policy)
+    extra = None
+    if thresholds:
+        raw = await archive.events(bounds[0] * INTERVAL_S, bounds[-1] * INTERVAL_S)
+        extra = extra_within(raw, bounds, thresholds, queues, tiers)
+    tallies = await archive.bucket_tallies(bounds, queues, tiers)
+    return sla_rows(tallies, starts, step, zone, policy, extra, thresholds)
+
+
+class SlaReport(msgspec.Struct, kw_only=True):
+    """`GET /admin/reports/sla` and `tierline report sla`: the range, how it was cut, the formula."""
+
+    start: str  # the range asked for, local time with offset
+    end: str
+    by: By
+    timezone: str
+    formula: str
+    formula_text: str
+    thresholds: list[float]  # the extra thresholds counted in each row's `answered_within`
+    rows: list[SlaRow]
+
+
+class AgentReport(msgspec.Struct, kw_only=True):
+    start: str
+    end: str
+    by: By
+    timezone: str
+    rows: list[AgentReportRow]
+
+
+class CallHistory(msgspec.Struct, kw_only=True):
+    """`GET /admin/calls/{call_id}/history`: every call that used the id, newest first."""
+
+    call_id: str
+    masked: bool
+    calls: list[CallTimeline]
+
+
+async def sla_report_of(
+    archive: Archive,
+    start: float,
+    end: float,
+    *,
+    by: str,
+    tz: str,
+    policy: Policy,
+    queues: Sequence[str] | None = None,
+    tiers: Sequence[str] | None = None,
+    thresholds: Sequence[float] = (),
+) -> SlaReport:
+    rows = await sla_report(
+        archive, start, end, by=by, tz=tz, policy=policy, queues=queues, tiers=tiers, thresholds=thresholds
+    )
+    zone = zone_of(tz)
+    return SlaReport(
+        start=_label(start, zone),
+        end=_label(end, zone),
+        by=check_by(by),
+        timezone=tz,
+        formula=policy.sla_formula,
+        formula_text=FORMULAS[policy.sla_formula][0],
+        thresholds=list(thresholds),
+        rows=rows,
+    )
+
+
+async def agent_report_of(
+    archive: Archive, start: float, end: float, *, by: str, tz: str, agents: Sequence[str] | None = None
+) -> AgentReport:
+    rows = await agent_report(archive, start, end, by=by, tz=tz, agents=agents)
+    zone = zone_of(tz)
+    return AgentReport(start=_label(start, zone), end=_label(end, zone), by=check_by(by), timezone=tz, rows=rows)
+
+
+def sla_csv(report: SlaReport) -> str:
+    """The rows as CSV, each extra threshold its own column (`answered_within_30s`)."""
+    keys = [threshold_key(t) for t in report.thresholds]
+    names = [*SLA_FIELDS, *(f"answered_within_{k}s" for k in keys)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(names)
+    for row in report.rows:
+        cells = ["" if (v := getattr(row, n)) is None else v for n in SLA_FIELDS]
+        writer.writerow(cells + [row.answered_within.get(k, 0) for k in keys])
+    return buffer.getvalue()
 
 
 # --- agents ---------------------------------------------------------------------------------
@@ -258,6 +443,7 @@ async def agent_report(
     archive: Archive, start: float, end: float, *, by: str, tz: str, agents: Sequence[str] | None = None
 ) -> list[AgentReportRow]:
     step, zone = check_by(by), zone_of(tz)
+    check_buckets(start, end, step)
     first, last = check_range(start, end)
     return agent_rows(await archive.agent_tallies(first, last, agents), start, end, step, zone)
 
@@ -334,5 +520,6 @@ def to_csv(rows: Sequence[msgspec.Struct], fields: Sequence[str] | None = None) 
     return buffer.getvalue()
 
 
-SLA_FIELDS: Final = SlaRow.__struct_fields__
+# Every column but the extra thresholds, which `sla_csv` spreads one per column.
+SLA_FIELDS: Final = tuple(f for f in SlaRow.__struct_fields__ if f != "answered_within")
 AGENT_REPORT_FIELDS: Final = AgentReportRow.__struct_fields__
