@@ -109,6 +109,9 @@ def test_only_the_composition_root_builds_stores_or_the_app() -> None:
     allowed = {
         ROOT / "router" / "app.py": builders | {"RedisTierStore"},
         ROOT / "router" / "cli" / "reload.py": {"RedisTierStore"},
+        # The what-if simulator runs the engine itself, a private memory store on a virtual
+        # clock per replication, never the service's (test_simulation_stays_off_the_wire).
+        ROOT / "admin" / "simulation" / "run.py": {"MemoryCallStore"},
     }
     found = []
     for path in modules("router") + modules("admin"):
@@ -117,6 +120,36 @@ def test_only_the_composition_root_builds_stores_or_the_app() -> None:
                 name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
                 if name in builders | {"RedisTierStore"} and name not in allowed.get(path, set()):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno} calls {name}")
+    assert found == []
+
+
+def test_simulation_stays_off_the_wire() -> None:
+    """admin/simulation runs in a worker process or the CLI: no HTTP, no Redis, no archive
+    backend, no metrics, no clock but the virtual one it is handed (it may read an archive
+    through the `Archive` contract it is given)."""
+    banned_modules = ("aiohttp", "redis", "asyncpg", "psycopg", "sqlite3", "aiosqlite", "time")
+    banned_tierline = (
+        "queue.redis",
+        "queue.metrics",
+        "queue.history.sqlite",
+        "queue.history.postgres",
+        "admin.metrics",
+    )
+    found = []
+    for path in modules("admin/simulation"):
+        for node in ast.walk(parse(path)):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                inner = name.removeprefix("tierline.")
+                if name.split(".")[0] in banned_modules or (
+                    name.startswith("tierline.") and inner.startswith(banned_tierline)
+                ):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
     assert found == []
 
 

@@ -1,0 +1,89 @@
+"""The simulator against the analytic queueing figures, with fixed seeds.
+
+Under Erlang C's assumptions (Poisson arrivals, exponential handle times with one AHT, nobody
+hangs up or overflows, a flat staffing) the engine run by the simulator must reproduce the
+exact steady-state figures within the 95% intervals of its replications: the pooled
+probability of waiting and service level (Erlang C) and each tier's mean wait under strict
+priority (Cobham, exact for this model). The first hour is left out as warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tierline.admin.simulation import scenario as sc
+from tierline.admin.simulation.run import replicate
+from tierline.admin.simulation.summary import estimate, summarise
+from tierline.queue import forecast as fc
+from tierline.queue import service_level as sl
+from tierline.queue.policy import Policy, TierPolicy
+
+START = 1_800_000_000.0 - 1_800_000_000.0 % 900
+AHT = 180.0
+AGENTS = 10
+RATES = {"vip": 2.0 / 180, "standard": 6.0 / 180}  # calls per second: 8 Erlangs on 10 agents
+HOURS = 8
+REPLICATIONS = 8
+WARMUP = 4  # intervals
+
+
+def erlang_c_scenario(seed: int) -> sc.Scenario:
+    rows = ["start,vip,standard"] + [
+        f"{i // 4:02d}:{i % 4 * 15:02d},{RATES['vip'] * 900},{RATES['standard'] * 900}" for i in range(HOURS * 4)
+    ]
+    curve = sc.parse_arrivals("\n".join(rows), START)
+    staffing = sc.parse_staffing(f"start,end,agents\n00:00,{HOURS + 4:02d}:00,{AGENTS}", START)
+    # Nobody overflows: Erlang C's callers wait as long as it takes.
+    policy = Policy(tiers={"mid": TierPolicy(overflow_after_s=0)})
+    return sc.scenario(
+        curve,
+        staffing,
+        policy,
+        aht_s=AHT,
+        patience_s=None,
+        callback_handle_s=None,
+        callback_reach=1.0,
+        seed=seed,
+        replications=REPLICATIONS,
+        warmup_intervals=WARMUP,
+    )
+
+
+def steady(tallies: dict[tuple[int, str], sl.Tally], tier: str | None = None) -> sl.Tally:
+    return sl.total(t for (i, k), t in tallies.items() if i >= WARMUP and (tier is None or k == tier))
+
+
+def test_steady_state_matches_erlang_c_and_cobham() -> None:
+    scenario = erlang_c_scenario(seed=7)
+    runs = [replicate(scenario, i) for i in range(REPLICATIONS)]
+    load = sum(RATES.values()) * AHT
+    p_wait = fc.erlang_c(AGENTS, load)
+    pooled_sl = fc.service_level(AGENTS, load, AHT, 20.0)
+    waits = dict(zip(RATES, fc.priority_waits(AGENTS, list(RATES.values()), AHT) or [], strict=True))
+
+    pooled = [steady(r.tallies) for r in runs]
+    sim_sl = estimate(t.answered_within / t.answered for t in pooled)
+    assert sim_sl.low is not None and sim_sl.high is not None
+    assert sim_sl.low <= pooled_sl <= sim_sl.high, (sim_sl, pooled_sl)
+    for tier, wait in waits.items():
+        asa = estimate(steady(r.tallies, tier).answer_wait_sum / steady(r.tallies, tier).answered for r in runs)
+        assert asa.low is not None and asa.high is not None
+        assert asa.low <= wait <= asa.high, (tier, asa, wait)
+    # Nobody left unanswered, and the vip line really is shorter: priority is the engine's.
+    assert all(t.abandoned == 0 and t.overflowed == 0 for t in pooled)
+    assert waits["vip"] < p_wait * AHT / (AGENTS - load) < waits["standard"]
+
+    outcome = summarise(scenario, runs)
+    vip, standard = (next(c for c in outcome.totals if c.tier == t) for t in ("vip", "standard"))
+    assert vip.asa_s.mean is not None and standard.asa_s.mean is not None
+    assert vip.asa_s.mean < standard.asa_s.mean
+    assert outcome.totals[0].service_level.n == REPLICATIONS
+
+
+def test_same_seed_same_figures_other_seed_other_figures() -> None:
+    scenario = erlang_c_scenario(seed=3)
+    first, again = replicate(scenario, 0), replicate(scenario, 0)
+    assert first.tallies == again.tallies
+    other = replicate(scenario, 1)
+    assert other.tallies != first.tallies
+    assert math.isclose(sum(t.arrived for t in first.tallies.values()), first.calls)
