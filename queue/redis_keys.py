@@ -11,7 +11,7 @@ it builds no key name of its own.
 - `{ns}:<family>:<part>:…` for each of `FAMILIES`: one hash per call (`c:<id>`) and per
   callback (`cb:<id>`); a sorted set per queue × rank (`q:<queue>:<rank>`); tallies per queue ×
   tier by minute, 15-minute interval and lifetime (`m:`, `i:`, `life:`); …
-- `{ns}:started`: when the shared store first served (the EWT history's start).
+- `{ns}:started`: when the shared store first served (the estimate's arrival-rate history starts there).
 
 Tier data (tiers/redis_store.py, tiers/redis_pack.py): the meta hash `{ns}:tiers` and the
 reload lock `{ns}:tiers:lock` share a slot; the bucket hashes `ns:t:<data id>:<bucket>` and
@@ -47,7 +47,14 @@ ENGINE: Final[dict[str, str]] = {
     "events": "events",  # the event stream (issue 15), in the queue slot so each script writes it
     "evepoch": "events:epoch",
     "evseq": "events:seq",
+    "started": "started",  # when the shared store first served (`started_key`)
+    # Events the archiver trimmed after its consumer group acknowledged them (queue/history/
+    # archiver_redis.py): what the stream lost that is not a drop.
+    "evarchived": "events:archived",
 }
+
+# The consumer group every archiver on a store joins (queue/history/archiver_redis.py).
+EVENT_GROUP: Final = "tierline-archive"
 
 # The event stream's approximate cap (`XADD … MAXLEN ~`): at ~10 events a call, a busy
 # center's hours of calls; past it the oldest are trimmed, since routing never waits for history.
@@ -61,7 +68,9 @@ FAMILIES: Final[dict[str, str]] = {
     "arrivals": "arr",  # :<queue> (standard calls by arrival, for aging)
     "ready": "ready",  # :<queue> (callbacks ready for an agent)
     "cb_lane": "cblane",  # :<queue>:<tier> (active callbacks by deadline)
-    "answers": "ans",  # :<queue> (answers in the EWT window)
+    "est": "est",  # :<queue> (the estimated wait's inputs: arrivals per rank, AHT, agents talking)
+    "idle": "idle",  # :<queue> (agents whose `next` found nothing, by when)
+    "accuracy": "acc",  # :<queue>:<tier> (quoted against real waits, queue/wait_accuracy.py)
     "minute": "m",  # :<queue>:<tier>:<minute number>
     "interval": "i",  # :<queue>:<tier>:<interval number>
     "life": "life",  # :<queue>:<tier>

@@ -23,8 +23,8 @@ from tierline.queue.callbacks import Callback, Outcome
 from tierline.queue.calls import Call
 from tierline.queue.clock import Clock
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
-from tierline.queue.estimate import estimated_wait
 from tierline.queue.history import events as ev
+from tierline.queue.history.archiver_redis import StreamFigures
 from tierline.queue.history.engine_events import from_fields
 from tierline.queue.policy import Policy
 from tierline.queue.redis_keys import DEFAULT_NAMESPACE
@@ -41,10 +41,13 @@ from tierline.queue.store import (
     Traffic,
     Work,
 )
+from tierline.queue.wait_accuracy import Accuracy, AccuracyRow
+from tierline.queue.wait_accuracy import figures as accuracy_figures
 from tierline.tiers.model import TIERS, TierRecord
 
 _record_encoder: Final = msgspec.msgpack.Encoder()
 _record_decoder: Final = msgspec.msgpack.Decoder(TierRecord)
+_hours_encoder: Final = msgspec.msgpack.Encoder()
 _ERRORS: Final[dict[str, type[EngineError]]] = {
     "call_not_found": NotFound,
     "callback_not_found": NotFound,
@@ -114,11 +117,20 @@ class RedisCallStore:
         self._epoch_floor = epoch_floor
         self._open_epoch = link.client.register_script(_OPEN_EPOCH)
         self._events_key = rk.engine_key(namespace, "events")
+        # Opening-hour windows (queue/hours.py), sent with every request as one msgpack
+        # argument: the engine answers is-open and callback terms from them; b"" with no hours.
+        self._hours = policy.hours_book()
+        self._hours_seen: object = None
+        self._hours_arg = b""
+        self._stream_figures = StreamFigures(link, namespace)
         self.epoch: int | None = None
 
-    async def open(self) -> None:
+    async def open(self, epoch_floor: int | None = None) -> None:
         """Note when the shared store first served (the start of the EWT history), and take
-        this process's event epoch (see `_OPEN_EPOCH`)."""
+        this process's event epoch (see `_OPEN_EPOCH`); `epoch_floor` replaces the one given
+        at construction (the archiver claims one from the archive once it is reachable)."""
+        if epoch_floor is not None:
+            self._epoch_floor = epoch_floor
         client = self._link.client
         key = rk.started_key(self._namespace)
         floor = ev.new_epoch(self.clock.now(), None) if self._epoch_floor is None else self._epoch_floor
@@ -143,7 +155,8 @@ class RedisCallStore:
         link = self._link
 
         def argv(deadline: str) -> list[str | bytes]:
-            return [args[0], repr(self.clock.now()), deadline, *args[1:]]
+            now = self.clock.now()
+            return [args[0], repr(now), deadline, self._hours_at(now), *args[1:]]
 
         async def engine() -> list[Any]:
             reply: list[Any] = await link.evalsha(self._engine, self._keys, argv)
@@ -157,17 +170,31 @@ class RedisCallStore:
             raise _ERRORS.get(code, EngineError)(reply[2].decode(), code=code)
         return reply
 
+    def _hours_at(self, now: float) -> bytes:
+        """The windows valid at now, encoded once per rebuild of the book (hourly)."""
+        if not self._hours:
+            return b""
+        windows = self._hours.windows(now)
+        if windows is not self._hours_seen:
+            self._hours_arg = _hours_encoder.encode({name: w.flat() for name, w in windows.items()})
+            self._hours_seen = windows
+        return self._hours_arg
+
     def _snapshot(self, reply: Sequence[Any]) -> CallSnapshot:
-        # ["call", fields, position|None, answers in window, callback fields|None, now]
-        call = call_from(_pairs(reply[1]))
-        now = float(reply[5])
+        # ["call", fields, position|None, estimated wait|None, callback fields|None, now]; the
+        # engine computes the estimate (queue/estimate.lua) and keeps the announced position.
+        fields = _pairs(reply[1])
+        call = call_from(fields)
         position = reply[2]
-        estimate = None
-        if position is not None:
-            assert self._started_at is not None
-            estimate = estimated_wait(position, reply[3], now - self._started_at)
-        callback = callback_from(_pairs(reply[4])) if reply[4] else None
-        return CallSnapshot(call=call, now=now, position=position, estimated_wait_s=estimate, callback=callback)
+        announced = fields.get("announce")
+        return CallSnapshot(
+            call=call,
+            now=float(reply[5]),
+            position=position,
+            estimated_wait_s=None if reply[3] is None else float(reply[3]),
+            announce_position=None if position is None or announced is None else int(announced),
+            callback=callback_from(_pairs(reply[4])) if reply[4] else None,
+        )
 
     def _queue(self, queue: str) -> str:
         if queue not in self.policy.queues:
@@ -268,6 +295,7 @@ class RedisCallStore:
             for slot in slots
         ]
         tallies = iter(await self._read_hashes(keys))
+        accuracy = await self._accuracy(names)
         formula = self.policy.sla_formula
         rows = []
         for (name, tier), slots, lane in zip(pairs, wanted, lanes[1], strict=True):
@@ -289,6 +317,7 @@ class RedisCallStore:
                     intervals=intervals,
                     callbacks_open=int(lane[4]),
                     callbacks_overdue=int(lane[5]),
+                    estimate_accuracy=accuracy_figures(accuracy[(name, tier)]),
                 )
             )
         return SlaReport(window=window, start=sl.window_start(window, now, self.policy.timezone), now=now, rows=rows)
@@ -336,7 +365,19 @@ class RedisCallStore:
             callbacks_open=counts.get("open", 0),
             callbacks_assigned=counts.get("assigned", 0),
             callbacks_overdue=int(reply[4]),
+            estimate_accuracy=[
+                AccuracyRow(queue=name, tier=tier, accuracy=acc)
+                for (name, tier), acc in (await self._accuracy(list(self.policy.queues))).items()
+                if acc.n
+            ],
+            callbacks_at_risk=counts.get("at_risk", 0),
         )
+
+    async def _accuracy(self, names: list[str]) -> dict[tuple[str, str], Accuracy]:
+        """The quotes' accuracy counters of each queue × tier (one script, store-wide)."""
+        reply = await self._op("accuracy", *names)
+        pairs = [(name, tier) for name in names for tier in TIERS]
+        return {pair: Accuracy.from_fields(_pairs(flat)) for pair, flat in zip(pairs, reply[1], strict=True)}
 
     async def _read_hashes(self, keys: list[str]) -> list[sl.Tally]:
         """Many small hashes in one round trip (per node on a cluster)."""
@@ -373,17 +414,10 @@ class RedisCallStore:
         return out
 
     async def events_dropped(self) -> int:
-        """Events trimmed from the stream by its cap (`EVENT_STREAM_CAP`), until an archiver
-        removes what it acknowledged (then this counts those too)."""
-        client, key = self._link.client, self._events_key
-
-        async def info() -> Any:
-            if not await client.exists(key):
-                return None
-            return await client.xinfo_stream(key)
-
-        got = await self._link.run(info)
-        return 0 if got is None else int(got["entries-added"]) - int(got["length"])
+        """Events trimmed from the stream by its cap (`EVENT_STREAM_CAP`) before an archiver
+        acknowledged them (queue/history/archiver_redis.py counts what it trims itself)."""
+        _, dropped = await self._stream_figures.read()
+        return dropped
 
     async def ping(self) -> bool:
         return await self._link.ping()

@@ -37,6 +37,7 @@ from tierline.router.plumbing.gate import REQUEST_FIGURES, SHED, Gate, no_route
 from tierline.router.plumbing.openapi import build_openapi
 from tierline.router.public import OPENAPI, public
 from tierline.router.reports_api import reports_api
+from tierline.router.simulate_api import simulate_api, simulation_jobs
 from tierline.router.v1 import v1
 from tierline.tiers.memory import MemoryTierStore
 from tierline.tiers.redis_store import RedisTierStore
@@ -51,7 +52,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 HISTORY_REDIS_TIMEOUT_S = 2.0  # the archiver's own Redis link: batches, not calls, so a longer deadline
 HISTORY_START_S = 5.0  # how long start-up waits for the archive before serving without it
 
-TABLES = (v1, admin, forecast_api, reports_api, public)
+TABLES = (v1, admin, forecast_api, reports_api, simulate_api, public)
 ENDPOINTS: list[Endpoint] = [endpoint for table in TABLES for endpoint in table.endpoints]
 
 
@@ -129,6 +130,7 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     app[REQUEST_FIGURES] = gate.figures
     app[BODY_READ_TIMEOUT] = server.body_read_timeout_s
     app[OPENAPI] = msgspec.json.encode(build_openapi(ENDPOINTS, VERSION))
+    app.cleanup_ctx.append(simulation_jobs)  # what-if runs' worker process, started on first use
     for table in TABLES:
         table.add_to(app, gate.wrap)
     app.router.add_route("*", "/{path:.*}", gate.wrap(no_route, None, "/"))  # last: what no route matched

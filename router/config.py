@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from tierline.admin.alerting import AlertSettings
 from tierline.queue.policy import Policy
 from tierline.queue.redis_keys import DEFAULT_NAMESPACE
 from tierline.queue.redis_urls import RedisUrlError, check, is_redis_url
@@ -52,10 +53,21 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # At "debug", one access line per request too (at "info" the hot path skips them).
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Call history (README "Call history"): "" is the store's default (memory: a SQLite file in
+    # `data_dir`; Redis: off, since every process would keep its own share in its own file),
+    # "off", "sqlite:///abs/path.db" (sqlite://rel/path.db: relative) or "postgresql://…".
+    history: str = ""
+    data_dir: str = "./tierline-data"
+    # Events per archive batch, and how long a Redis archiver's pending batch may sit before
+    # another archiver of the group takes it over (its process is then taken for dead).
+    history_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
+    history_claim_idle_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
 
 
 class Settings(Policy, kw_only=True, forbid_unknown_fields=True, dict=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    # The alert rules' site choices, exported by /metrics for deploy/prometheus's rules to read.
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
 
 class ConfigError(ValueError):
@@ -72,6 +84,8 @@ _ENV = {
     "INSECURE": "insecure",
     "LOG_FORMAT": "log_format",
     "LOG_LEVEL": "log_level",
+    "HISTORY": "history",
+    "DATA_DIR": "data_dir",
 }
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -121,9 +135,41 @@ def load_settings(
             check(settings.server.store)
         except RedisUrlError as exc:
             raise ConfigError(f"invalid configuration: store: {exc}") from None
+    try:
+        history_target(settings.server)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: history: {exc}") from None
     if not valid_timezone(settings.timezone):
         raise ConfigError(f"invalid configuration: unknown time zone {settings.timezone!r}")
     return settings
+
+
+HISTORY_FILE = "history.sqlite3"  # the memory store's default archive, in data_dir
+
+
+class HistoryTarget(msgspec.Struct, frozen=True):
+    """Where events are archived: a SQLite file (`location` is its path) or PostgreSQL (a DSN)."""
+
+    kind: Literal["sqlite", "postgresql"]
+    location: str
+
+
+def history_target(server: ServerSettings) -> HistoryTarget | None:
+    """The archive `server.history` names, or the store's default (see `history`); None: off.
+    Raises ValueError for anything else."""
+    value = server.history.strip()
+    if value == "":
+        if server.store == "memory":
+            return HistoryTarget("sqlite", str(Path(server.data_dir) / HISTORY_FILE))
+        return None
+    if value == "off":
+        return None
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme == "sqlite" and rest:
+        return HistoryTarget("sqlite", rest)
+    if sep and scheme in ("postgresql", "postgres") and rest:
+        return HistoryTarget("postgresql", value)
+    raise ValueError(f"{value!r} is not 'off', sqlite:///path or postgresql://…")
 
 
 def _where(raw: Mapping[str, object]) -> str:

@@ -22,6 +22,20 @@ from tierline.queue.redis_store import RedisCallStore
 from tierline.queue.store import CallStore
 
 
+@pytest.fixture(scope="session", autouse=True)
+def history_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`tierline serve` processes the tests start keep their default SQLite history here, not
+    in the working tree (they inherit this environment)."""
+    path = str(tmp_path_factory.mktemp("tierline-data"))
+    before = os.environ.get("TIERLINE_DATA_DIR")
+    os.environ["TIERLINE_DATA_DIR"] = path
+    yield path
+    if before is None:
+        os.environ.pop("TIERLINE_DATA_DIR", None)
+    else:
+        os.environ["TIERLINE_DATA_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     if url := os.environ.get("REDIS_URL"):

@@ -1,4 +1,4 @@
-"""The `tierline` command: `serve`, `reload-tiers`, `sla` and `forecast`, one module each.
+"""The `tierline` command: `serve`, `reload-tiers`, `sla`, `forecast`, `grade` and `archive`, one module each.
 
 Every command exits with the codes of `exit_codes.Exit`. The environment is read by
 `router/config.py`, here only through it.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from tierline.router.cli import forecast, reload, serve, sla
+from tierline.router.cli import archive, forecast, grade, reload, serve, sla
 from tierline.router.config import env_admin_token, env_config_path
 
 
@@ -20,6 +20,8 @@ def parser() -> argparse.ArgumentParser:
     reload.add_parser(commands)
     forecast.add_parser(commands)
     sla.add_parser(commands)
+    grade.add_parser(commands)
+    archive.add_parser(commands)
     return top
 
 

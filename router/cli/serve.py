@@ -12,6 +12,7 @@ import gc
 import ipaddress
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from aiohttp import web
 
 from tierline.queue.redis_urls import redacted
 from tierline.router.cli.exit_codes import Exit
-from tierline.router.config import DEFAULTS, ConfigError, Settings, load_settings
+from tierline.router.config import DEFAULTS, ConfigError, Settings, history_target, load_settings
 from tierline.router.plumbing.gate import open_roles
 from tierline.router.plumbing.logs import JsonFormatter, TextFormatter
 
@@ -55,6 +56,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"least level logged; debug adds one access line per request (env TIERLINE_LOG_LEVEL, "
         f"default {DEFAULTS.server.log_level})",
     )
+    run.add_argument(
+        "--history",
+        default=None,
+        help="call history archive: sqlite:///path, postgresql://… or off (env TIERLINE_HISTORY; default: "
+        "a SQLite file in the data dir with the memory store, off with Redis)",
+    )
+    run.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"where the default SQLite history lives (env TIERLINE_DATA_DIR, default {DEFAULTS.server.data_dir})",
+    )
     run.set_defaults(func=serve)
 
 
@@ -80,6 +92,28 @@ def check_bind(settings: Settings) -> str | None:
     return None
 
 
+def check_history_dir(settings: Settings) -> str | None:
+    """Why the SQLite history's directory is unusable, or None (created when missing).
+
+    Checked before serving: a history that cannot be written would otherwise surface as a
+    warning in the logs while calls go unrecorded; `--history off` is the explicit way out.
+    """
+    target = history_target(settings.server)
+    if target is None or target.kind != "sqlite":
+        return None
+    directory = Path(target.location).parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".tierline-write-check-"):
+            pass
+    except OSError as exc:
+        return (
+            f"the history data directory {str(directory)!r} cannot be written ({exc.strerror or exc}): "
+            "give a writable --data-dir (env TIERLINE_DATA_DIR), another --history, or --history off"
+        )
+    return None
+
+
 def serve(args: argparse.Namespace) -> int:
     from tierline.router.app import build_app, open_services
 
@@ -93,6 +127,8 @@ def serve(args: argparse.Namespace) -> int:
                 "insecure": args.insecure or None,
                 "log_format": args.log_format,
                 "log_level": args.log_level,
+                "history": args.history,
+                "data_dir": args.data_dir,
             },
         )
     except ConfigError as exc:
@@ -101,6 +137,9 @@ def serve(args: argparse.Namespace) -> int:
     refusal = check_bind(settings)
     if refusal:
         return _fail(Exit.REFUSED, refusal)
+    unwritable = check_history_dir(settings)
+    if unwritable:
+        return _fail(Exit.REFUSED, unwritable)
     server = settings.server
     missing = open_roles(server.api_token, server.admin_token)
     if missing:

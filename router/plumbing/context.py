@@ -8,6 +8,7 @@ from aiohttp import web
 
 from tierline.queue.clock import Clock
 from tierline.queue.history.archive import Archive
+from tierline.queue.history.archiver import Archiver
 from tierline.queue.store import CallStore
 from tierline.router.config import Settings
 from tierline.router.routing import RouteCall
@@ -25,6 +26,9 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+# This process's archiver, while history is on and the app runs its background tasks
+# (router/app.py): /metrics and /readyz read its figures.
+ARCHIVER = web.AppKey("archiver", Archiver)
 
 
 def services(request: web.Request) -> Services:

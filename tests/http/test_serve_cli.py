@@ -106,7 +106,7 @@ async def test_sweeper_runs_without_anyone_asking(make_api: ApiFactory) -> None:
     from tierline.router.app import build_app, open_services
     from tierline.router.config import load_settings
 
-    settings = load_settings(None, env={})
+    settings = load_settings(None, env={"TIERLINE_HISTORY": "off"})  # no archive in the working tree
     svc = open_services(settings, ManualClock())
     calls = 0
     original = svc.calls.sweep
