@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tierline.admin.alerting import AlertSettings, exported
 from tierline.queue.metrics import MetricsSnapshot
 from tierline.queue.redis_link import LinkFigures
 from tierline.queue.store import CallbackSummary
@@ -70,6 +71,7 @@ class ProcessFigures:
     latency_bounds: Sequence[float] = ()
     store_errors: Mapping[str, int] | None = None
     redis: Sequence[LinkFigures] = ()
+    alerts: AlertSettings | None = None  # the alert rules' site choices ([alerts] in the config)
 
 
 def build_version() -> str:
@@ -249,6 +251,15 @@ class ProcessCollector(Collector):
                 errors.add_metric([code], float(count))
             yield errors
         yield from self._redis()
+        if self.figures.alerts is not None:
+            settings = GaugeMetricFamily(
+                "tierline_alert_setting",
+                "The alert rules' site choices as this process is configured ([alerts]; the rules read them)",
+                labels=["setting"],
+            )
+            for name, value in exported(self.figures.alerts):
+                settings.add_metric([name], value)
+            yield settings
 
     def _requests(self) -> Iterator[Metric]:
         figures = self.figures

@@ -19,7 +19,7 @@ from tierline.queue.paging import MAX_PAGE
 from tierline.queue.redis_link import open_links
 from tierline.queue.service_level import FORMULAS, Window
 from tierline.router.plumbing.bodies import json_response, query_choice, query_int, read_json, receiving
-from tierline.router.plumbing.context import services
+from tierline.router.plumbing.context import ARCHIVER, SERVICES, services
 from tierline.router.plumbing.endpoints import EndpointTable, QueryParam
 from tierline.router.plumbing.errors import ApiError
 from tierline.router.plumbing.gate import LATENCY_BOUNDS, REQUEST_FIGURES, SHED
@@ -246,4 +246,6 @@ def _process_figures(app: web.Application, ready: bool, tiers: TierFreshness | N
         latency_bounds=LATENCY_BOUNDS,
         store_errors=None if figures is None else dict(figures.store_errors),
         redis=[link.figures() for link in open_links()],
+        alerts=app[SERVICES].settings.alerts,
+        history=archiver.figures if (archiver := app.get(ARCHIVER)) is not None else None,
     )

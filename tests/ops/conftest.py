@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML is locked in requirements/dev.txt (no stubs there)
 from aiohttp import ClientSession
 
 from tests.support.redis_servers import free_port
@@ -36,6 +37,16 @@ ADMIN_TOKEN = "ops-admin-secret"
 API_TOKEN = "ops-ivr-secret"
 STARTUP_S = 20.0
 SCRAPE_WAIT_S = 15.0
+
+
+def rules() -> list[dict[str, Any]]:
+    """Every rule of the rules file, recording and alerting."""
+    doc = yaml.safe_load(RULES.read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def alerts() -> list[dict[str, Any]]:
+    return [rule for rule in rules() if "alert" in rule]
 
 
 def tool(name: str) -> str:
@@ -172,7 +183,10 @@ def ops_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     work = tmp_path_factory.mktemp("ops")
     namespace = "ops" + uuid.uuid4().hex[:10]
     config = work / "tierline.toml"
-    config.write_text(f'[server]\nredis_namespace = "{namespace}"\n[tiers.vip]\nsla_threshold_s = 12\n')
+    # [alerts]: a site's own k, which the rules then read from the scrape (test_scrape.py).
+    config.write_text(
+        f'[server]\nredis_namespace = "{namespace}"\n[tiers.vip]\nsla_threshold_s = 12\n[alerts]\nwait_factor = 3\n'
+    )
 
     # The CRM's nightly file goes in before the routers start, through the store the reload
     # command uses: every router then looks callers up in it from its first request.

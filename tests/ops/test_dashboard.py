@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from tests.ops.conftest import DASHBOARD, OpsStack
+from tests.ops.conftest import API_TOKEN, DASHBOARD, OpsStack
 
 # What Grafana puts in for each variable: the "All" values of the dashboard's own variables,
 # and its built-ins at a 1 s scrape (rate windows of at least two scrapes).
@@ -33,6 +33,15 @@ MUST_SHOW = {
     "Tier reloads",
     "Instances",
     "Calls in the range",
+}
+# Panels whose first query (the figure itself, not a limit line drawn beside it) must show data:
+# each instance's own requests, errors, latency and Redis breaker.
+MUST_SHOW_FIRST = {
+    "Requests by status class",
+    "Call-path 5xx share",
+    "Call-path latency",
+    "Latency p99 per route",
+    "Redis breaker and store errors",
 }
 
 
@@ -67,7 +76,7 @@ def test_the_dashboard_declares_what_its_queries_use() -> None:
     }
     assert used <= declared, used - declared
     titles = {panel["title"] for panel in panels(dashboard)}
-    assert titles >= MUST_SHOW
+    assert titles >= MUST_SHOW | MUST_SHOW_FIRST
     assert {"Service level (15 min) vs target", "Average speed of answer", "Abandons", "Overflows"} <= titles
 
 
@@ -76,6 +85,16 @@ async def test_every_panel_query_runs_on_the_real_prometheus(ops_stack: OpsStack
     async with ClientSession() as http:
         # At least a few scrapes of both instances, so windowed functions have two samples.
         await ops_stack.wait_for(http, 'count_over_time(up{job="tierline"}[1m]) >= 3', lambda result: len(result) == 2)
+        # Call-path requests on both instances, in two rounds a scrape apart (a rate needs an
+        # increase between two scrapes), for the per-instance request panels.
+        looked_up = 'tierline_http_requests_total{route="/v1/callers/{caller}"}'
+        for round_expr in (looked_up, f"rate({looked_up}[4s]) > 0"):
+            for router in ops_stack.routers:
+                async with http.get(
+                    f"{router.base}/v1/callers/+861000001", headers={"Authorization": f"Bearer {API_TOKEN}"}
+                ) as resp:
+                    assert resp.status == 200
+            await ops_stack.wait_for(http, round_expr, lambda result: len(result) == 2)
         for variable in dashboard["templating"]["list"]:
             if variable["type"] == "query":
                 wanted = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]["query"])
@@ -87,6 +106,7 @@ async def test_every_panel_query_runs_on_the_real_prometheus(ops_stack: OpsStack
                 assert answer["status"] == "success" and answer["data"], variable["name"]
 
         shown: set[str] = set()
+        shown_first: set[str] = set()
         end = time.time()
         for panel in panels(dashboard):
             for target in panel["targets"]:
@@ -95,9 +115,12 @@ async def test_every_panel_query_runs_on_the_real_prometheus(ops_stack: OpsStack
                 ranged = await ops_stack.query_range(http, expr, end - 60, end, "2s")
                 if instant or ranged:
                     shown.add(panel["title"])
+                    if target is panel["targets"][0]:
+                        shown_first.add(panel["title"])
             # One queue picked instead of All: still valid PromQL.
             for target in panel["targets"]:
                 await ops_stack.query(
                     http, substitute(target["expr"], {**VARIABLES, "queue": "default", "tier": "vip"})
                 )
         assert shown >= MUST_SHOW, MUST_SHOW - shown
+        assert shown_first >= MUST_SHOW_FIRST, MUST_SHOW_FIRST - shown_first

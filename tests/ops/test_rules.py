@@ -6,20 +6,16 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
+import msgspec
 import yaml  # type: ignore[import-untyped]  # PyYAML is locked in requirements/dev.txt (no stubs there)
 
-from tests.ops.conftest import ROOT, RULE_TESTS, RULES, tool
+from tests.ops.conftest import ROOT, RULE_TESTS, RULES, alerts, rules, tool
+from tierline.admin.alerting import EXPORTED_NAMES, AlertSettings
 
-
-def rules() -> list[dict[str, Any]]:
-    doc = yaml.safe_load(RULES.read_text())
-    return [rule for group in doc["groups"] for rule in group["rules"]]
-
-
-def alerts() -> list[dict[str, Any]]:
-    return [rule for rule in rules() if "alert" in rule]
+# Series each process counts for itself: the only ones a rule may sum() (over one instance's
+# routes or codes), never the store-wide ones every instance repeats.
+PER_PROCESS = re.compile(r"tierline_(http_\w+|requests_shed_total|store_errors_total|redis_\w+)")
 
 
 def test_promtool_checks_the_rules() -> None:
@@ -48,7 +44,8 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
 def test_the_unit_tests_catch_an_alert_that_does_not_fire(tmp_path: Path) -> None:
     """promtool fails when a rule no longer fires as expected: here the critical threshold moves
     from 20 to 50 points under target, and the test that expects it to fire must say so."""
-    changed = RULES.read_text().replace("(tierline_sla_target_ratio) - 0.2)", "(tierline_sla_target_ratio) - 0.5)")
+    far = 'setting="far_below_margin_ratio"}) or vector(0.2))'
+    changed = RULES.read_text().replace(far, far.replace("0.2", "0.5"))
     assert changed != RULES.read_text()
     (tmp_path / RULES.name).write_text(changed)
     (tmp_path / RULE_TESTS.name).write_text(RULE_TESTS.read_text())
@@ -59,9 +56,42 @@ def test_the_unit_tests_catch_an_alert_that_does_not_fire(tmp_path: Path) -> Non
     assert "TierlineServiceLevelFarBelowTarget" in run.stdout + run.stderr
 
 
+def summed(expr: str) -> list[str]:
+    """The argument of every sum(...) in `expr` (a `by (...)` clause before or after it skipped)."""
+    found = []
+    for match in re.finditer(r"\bsum\b\s*(?:by\s*\([^)]*\)\s*)?\(", expr):
+        depth, start = 1, match.end()
+        end = start
+        while depth:
+            depth += {"(": 1, ")": -1}.get(expr[end], 0)
+            end += 1
+        found.append(expr[start : end - 1])
+    return found
+
+
 def test_store_wide_series_are_aggregated_with_max_never_sum() -> None:
+    sums = 0
     for rule in rules():
-        assert not re.search(r"\bsum\b", rule["expr"]), rule.get("alert") or rule.get("record")
+        for argument in summed(rule["expr"]):
+            sums += 1
+            metrics = set(re.findall(r"\btierline_\w+", argument))
+            assert metrics, argument
+            assert all(PER_PROCESS.fullmatch(name) for name in metrics), (rule.get("alert") or rule["record"], metrics)
+    assert sums > 0  # the call-path rules add up one instance's routes
+    assert summed('sum by (instance) (rate(x{a="b"}[5m])) / sum(y)') == ['rate(x{a="b"}[5m])', "y"]
+
+
+def test_each_setting_a_rule_reads_is_exported_with_the_same_default() -> None:
+    """The rules' fallback for each setting is the default of Tierline's `[alerts]`, and every
+    setting Tierline exports is read by a rule."""
+    text = RULES.read_text()
+    fallbacks = dict(re.findall(r'max\(tierline_alert_setting\{setting="(\w+)"\}\) or vector\(([0-9.e+]+)\)', text))
+    defaults = msgspec.structs.asdict(AlertSettings())
+    assert {EXPORTED_NAMES[name]: float(value) for name, value in defaults.items()} == {
+        name: float(value) for name, value in fallbacks.items()
+    }
+    exprs = " ".join(rule["expr"] for rule in rules())
+    assert exprs.count("tierline_alert_setting") == exprs.count("or vector(")  # never read without its fallback
 
 
 def test_each_alert_speaks_to_a_supervisor_and_has_a_runbook_section() -> None:

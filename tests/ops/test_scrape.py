@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from tests.ops.conftest import ADMIN_TOKEN, API_TOKEN, OpsStack
+from tests.ops.conftest import ADMIN_TOKEN, API_TOKEN, OpsStack, rules
 
 API = {"Authorization": f"Bearer {API_TOKEN}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -103,7 +103,7 @@ async def test_prometheus_reads_the_engines_figures_from_both_instances(ops_stac
         async with http.get(f"{ops_stack.prometheus}/api/v1/rules") as resp:
             groups = (await resp.json())["data"]["groups"]
         evaluated = [rule for group in groups for rule in group["rules"]]
-        assert len(evaluated) == 12
+        assert len(evaluated) == len(rules())
         await ops_stack.wait_for(
             http,
             'ALERTS{alertname="TierlineTierReloadRefused",alertstate="firing"}',
@@ -113,5 +113,19 @@ async def test_prometheus_reads_the_engines_figures_from_both_instances(ops_stac
             groups = (await resp.json())["data"]["groups"]
         unhealthy = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] != "ok"]
         assert unhealthy == []
-        quiet = 'ALERTS{alertname=~"TierlineStoreUnavailable|TierlineTierVersionsDisagree"}'
+        quiet = (
+            'ALERTS{alertname=~"TierlineStoreUnavailable|TierlineTierVersionsDisagree|TierlineInstanceDown'
+            '|TierlineCallPathErrors"}'
+        )
         assert await ops_stack.query(http, quiet) == []
+
+        # Each process's own request counts: the calls each one routed, apart.
+        routed = by_instance(
+            await ops_stack.query(http, 'tierline_http_requests_total{route="/v1/calls",status_class="2xx"}')
+        )
+        assert routed == {first.target: 2, second.target: 3}
+        # The site's k from the routers' [alerts] config, as the waiting rule reads it.
+        factor = by_instance(await ops_stack.query(http, 'tierline_alert_setting{setting="wait_factor"}'))
+        assert factor == dict.fromkeys(instances, 3)
+        rule_k = await ops_stack.query(http, 'scalar(max(tierline_alert_setting{setting="wait_factor"}) or vector(2))')
+        assert float(rule_k[1]) == 3
