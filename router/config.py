@@ -16,11 +16,11 @@ from typing import Annotated, Literal
 import msgspec
 
 from tierline.admin.alerting import AlertSettings
-from tierline.admin.alerting import AlertSettings
 from tierline.queue.policy import Policy
 from tierline.queue.redis_keys import DEFAULT_NAMESPACE
 from tierline.queue.redis_urls import RedisUrlError, check, is_redis_url
 from tierline.queue.service_level import valid_timezone
+from tierline.tiers.grading.config import GradingSettings
 
 ENV_PREFIX = "TIERLINE_"
 
@@ -67,8 +67,8 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class Settings(Policy, kw_only=True, forbid_unknown_fields=True, dict=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
-    # The alert rules' site choices, exported by /metrics for deploy/prometheus's rules to read.
-    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    # `tierline grade` reads it; declared here so one file serves both and a typo is still an error.
+    grading: GradingSettings | None = None
     # The alert rules' site choices, exported by /metrics for deploy/prometheus's rules to read.
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 

@@ -1,4 +1,5 @@
-"""The `tierline` command: `serve`, `reload-tiers`, `sla`, `forecast`, `grade` and `archive`, one module each.
+"""The `tierline` command: `serve`, `reload-tiers`, `sla`, `forecast`, `grade`, `archive`, `simulate`,
+one module each.
 
 Every command exits with the codes of `exit_codes.Exit`. The environment is read by
 `router/config.py`, here only through it.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from tierline.router.cli import archive, forecast, grade, reload, serve, sla
+from tierline.router.cli import archive, forecast, grade, reload, serve, simulate, sla
 from tierline.router.config import env_admin_token, env_config_path
 
 
@@ -22,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
     sla.add_parser(commands)
     grade.add_parser(commands)
     archive.add_parser(commands)
+    simulate.add_parser(commands)
     return top
 
 

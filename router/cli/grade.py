@@ -1,0 +1,191 @@
+"""`tierline grade`: grade customers from the CRM's value data, print the migration report, and
+write a tier file (`--output`) or apply it through the existing reload (`--apply`).
+
+Exit codes (`exit_codes.Exit`): 0 done (or `--dry-run`), 1 refused (bad rows over the ratio,
+the guard without `--force`, or the reload refused), 2 usage or an unreadable file or config,
+3 the service or store unreachable. A refusal prints the report and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+from pathlib import Path
+
+import msgspec
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from tierline.router.cli import reload
+from tierline.router.cli.exit_codes import Exit
+from tierline.router.config import DEFAULT_URL, DEFAULTS
+from tierline.tiers.grading.config import GradingConfigError, load_grading
+from tierline.tiers.grading.inputs import BadInput, MissingEngine
+from tierline.tiers.grading.run import GradingReport, run_grading, write_tier_file
+from tierline.tiers.model import TIERS
+from tierline.tiers.redis_store import LEASE_S
+
+SHOWN_PROBLEMS = 20
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sub = commands.add_parser("grade", help="grade customers (RFM, scorecard, value share) into tiers")
+    sub.add_argument(
+        "--config", type=Path, default=None, help="TOML config with a [grading] table (env TIERLINE_CONFIG)"
+    )
+    sub.add_argument("--aggregates", type=Path, default=None, help="customer aggregates (CSV, JSON Lines or Parquet)")
+    sub.add_argument(
+        "--transactions", type=Path, default=None, help="raw transactions: customer_id, at, amount[, profit]"
+    )
+    sub.add_argument(
+        "--customers", type=Path, default=None, help="with --transactions: customer_id, caller[, CRM columns]"
+    )
+    sub.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="grading date (default: yesterday)")
+    sub.add_argument("--previous", type=Path, default=None, help="the previous run's tier file, to compare and guard")
+    sub.add_argument("--output", type=Path, default=None, help="write the tier file here")
+    sub.add_argument("--apply", action="store_true", help="reload the tiers (through --store or --url)")
+    sub.add_argument("--dry-run", action="store_true", help="print the report; write and apply nothing")
+    sub.add_argument("--force", action="store_true", help="apply even when the guard would refuse")
+    sub.add_argument("--report", type=Path, default=None, help="also write the report here as JSON")
+    sub.add_argument("--store", default=None, help="--apply straight into this Redis (redis://…), not via --url")
+    sub.add_argument("--url", default=DEFAULT_URL, help="--apply through this running service (default %(default)s)")
+    sub.add_argument("--namespace", default=DEFAULTS.server.redis_namespace, help="--store: key namespace")
+    sub.add_argument("--admin-token", default=None, help="bearer token for /admin (env TIERLINE_ADMIN_TOKEN)")
+    sub.set_defaults(func=grade)
+
+
+def grade(args: argparse.Namespace) -> int:
+    if args.config is None:
+        return _fail(Exit.USAGE, "give --config FILE (or TIERLINE_CONFIG) with a [grading] table")
+    if not (args.output or args.apply or args.dry_run):
+        return _fail(Exit.USAGE, "give --output FILE, --apply or --dry-run")
+    try:
+        settings = load_grading(Path(args.config).read_bytes(), str(args.config))
+    except OSError as exc:
+        return _fail(Exit.USAGE, f"cannot read config {args.config}: {exc}")
+    except GradingConfigError as exc:
+        return _fail(Exit.USAGE, str(exc))
+    console = Console(stderr=True)
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        ) as bar:
+            task = bar.add_task("starting", total=None)
+            result = run_grading(
+                settings,
+                aggregates=args.aggregates,
+                transactions=args.transactions,
+                customers=args.customers,
+                previous=args.previous,
+                as_of=args.as_of,
+                step=lambda what: bar.update(task, description=what),
+            )
+    except (BadInput, MissingEngine) as exc:
+        return _fail(Exit.USAGE, str(exc))
+    report = result.report
+    if args.report:
+        args.report.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    print_report(report)
+    if report.refused:
+        return _fail(Exit.REFUSED, "nothing applied: " + "; ".join(report.refused))
+    if args.apply and args.previous is None and not args.force:
+        return _fail(
+            Exit.REFUSED,
+            "nothing applied: no previous run to compare with; give --previous (the tier file the last run"
+            " applied) or, for a first run, --force",
+        )
+    if report.guard and not args.force:
+        return _fail(Exit.REFUSED, "nothing applied, the guard refuses: " + "; ".join(report.guard))
+    if args.dry_run:
+        print("dry run: nothing written or applied")
+        return Exit.OK
+    if args.output:
+        write_tier_file(result.records, args.output, settings)
+        print(f"wrote {len(result.records)} callers to {args.output}")
+    if not args.apply:
+        return Exit.OK
+    with tempfile.TemporaryDirectory(prefix="tierline-grade-") as scratch:
+        path = args.output or Path(scratch) / "tiers.csv"
+        if not args.output:
+            write_tier_file(result.records, path, settings)
+        reload_args = argparse.Namespace(
+            file=path,
+            store=args.store,
+            namespace=args.namespace,
+            rollback=False,
+            max_reject_ratio=settings.max_reject_ratio,
+            lock_lease_s=LEASE_S,
+            url=args.url,
+            format="csv",
+            admin_token=args.admin_token,
+        )
+        code: int = reload.reload_tiers(reload_args)
+    return code
+
+
+def _fail(code: Exit, message: str) -> int:
+    print(f"tierline: {message}", file=sys.stderr)
+    return code
+
+
+def print_report(report: GradingReport) -> None:
+    """The report for a person at a terminal; `--report` keeps every figure as JSON."""
+    out = print
+    out(f"grading as of {report.as_of} ({report.timezone}): {report.customers} customers, {report.callers} numbers")
+    out(f"rows read {report.data_rows}, rejected {report.rejected_rows}, problems {report.problem_count}")
+    for problem in report.problems[:SHOWN_PROBLEMS]:
+        out(f"  {problem.file}:{problem.line}: {problem.reason}")
+    if report.problem_count > SHOWN_PROBLEMS:
+        out(f"  ... and {report.problem_count - SHOWN_PROBLEMS} more")
+    for conflict in report.conflicts[:SHOWN_PROBLEMS]:
+        out(f"  {conflict}")
+    if report.rfm is not None:
+        out(f"RFM: {report.rfm.graded} customers with purchases, high from {report.rfm.high_from}")
+        for name, cutoffs in report.rfm.cutoffs.items():
+            spans = ", ".join(f"{c.score}: {c.low:g}..{c.high:g} ({c.customers})" for c in cutoffs)
+            out(f"  {name} cut-offs {spans}")
+        for note in report.rfm.notes:
+            out(f"  note: {note}")
+        out("  segments " + ", ".join(f"{name} {count}" for name, count in sorted(report.rfm.segments.items())))
+    if report.scorecard is not None:
+        out("scorecard grades " + ", ".join(f"{k} {v}" for k, v in report.scorecard.grades.items()))
+        for name, count in report.scorecard.no_band.items():
+            out(f"  {name}: {count} customers with no band (0 points)")
+    if report.value_share is not None:
+        share = report.value_share
+        out(
+            f"value share by {share.by} (total {share.total:,.2f}): "
+            + ", ".join(f"{k} {share.classes[k]} ({share.class_share[k]:.1%})" for k in share.classes)
+        )
+    out("tiers " + ", ".join(f"{tier} {count}" for tier, count in report.tiers.items()))
+    out("rules " + ", ".join(f"{rule!r} {count}" for rule, count in report.rules.items()))
+    moved = report.migration
+    if moved is None:
+        out("no previous run given: no migration report")
+        return
+    out(
+        f"migration: {moved.common} numbers in both, {moved.changed} change tier ({moved.change_share:.1%}),"
+        f" {moved.added} new, {moved.removed} gone"
+    )
+    out("  from \\ to " + " ".join(f"{tier:>11}" for tier in TIERS))
+    for tier in TIERS:
+        out(f"  {tier:>9} " + " ".join(f"{moved.matrix[tier][to]:>11}" for to in TIERS))
+    out("  shares   " + ", ".join(f"{t} {_share(moved.before, t)} -> {_share(moved.after, t)}" for t in TIERS))
+    for mover in moved.movers:
+        out(f"  moves: {mover.caller} {mover.before} -> {mover.after}")
+    for name, value in moved.psi.items():
+        out(f"  PSI {name} {value:.3f}")
+    for reason in report.guard:
+        out(f"  guard: {reason}")
+
+
+def _share(sizes: dict[str, int], tier: str) -> str:
+    total = sum(sizes.values())
+    return f"{sizes[tier] / total:.1%}" if total else "-"
