@@ -29,7 +29,8 @@ def _before(index: SortedList, now: float) -> int:
 
 class CallbackIndex:
     def __init__(self) -> None:
-        self._counts: dict[str, int] = {}  # by status, and "in_time": completed by the deadline
+        # by status; "in_time": completed by the deadline; "at_risk": active and flagged at_risk
+        self._counts: dict[str, int] = {}
         self._active: SortedList = SortedList()  # PageKey of open and assigned callbacks
         self._lanes: dict[tuple[str, Tier], SortedList] = {}  # the same, per queue × tier
         self._done: SortedList = SortedList()  # PageKey of closed callbacks not yet forgotten
@@ -38,6 +39,8 @@ class CallbackIndex:
 
     def opened(self, callback: Callback) -> None:
         self._count(callback.status, 1)
+        if callback.at_risk:
+            self._count("at_risk", 1)
         self._add_active(callback)
 
     def deadline_moving(self, callback: Callback) -> None:
@@ -56,6 +59,8 @@ class CallbackIndex:
         if not callback.active:
             self._remove_active(callback)
             self._done.add(_key(callback))
+            if callback.at_risk:
+                self._count("at_risk", -1)
             if callback.completed_in_time():
                 self._count("in_time", 1)
 
@@ -73,6 +78,10 @@ class CallbackIndex:
 
     def status_count(self, status: CallbackStatus) -> int:
         return self._counts.get(status, 0)
+
+    def at_risk(self) -> int:
+        """Active callbacks flagged at_risk. O(1)."""
+        return self._counts.get("at_risk", 0)
 
     def overdue(self, now: float) -> int:
         return _before(self._active, now)

@@ -15,7 +15,7 @@ receives and looks up as the memory store does here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 
@@ -31,10 +31,11 @@ from tierline.queue.decisions import (
 from tierline.queue.decisions import CallbackStatus as CallbackStatus
 from tierline.queue.decisions import Outcome as Outcome
 from tierline.queue.errors import Conflict
+from tierline.queue.hours import Window, after_open, next_open, open_seconds
 from tierline.queue.policy import CallbackPolicy
 from tierline.tiers.model import Tier, TierRecord
 
-CallbackReason = Literal["queue_full", "max_wait", "abandoned"]
+CallbackReason = Literal["queue_full", "max_wait", "abandoned", "closed"]
 
 ACTIVE: frozenset[CallbackStatus] = frozenset({"open", "assigned"})
 
@@ -52,6 +53,8 @@ class Callback(msgspec.Struct, kw_only=True):
     next_attempt_at: float
     record: TierRecord
     attempts: int = 0
+    # Its deadline leaves less than `min_open_s` of the queue's opening hours (set at creation).
+    at_risk: bool = False
     agent_id: str | None = None
     closed_at: float | None = None
     note: str | None = None
@@ -70,6 +73,29 @@ class Callback(msgspec.Struct, kw_only=True):
         return self.status == "completed" and self.closed_at is not None and self.closed_at <= self.deadline
 
 
+class Terms(NamedTuple):
+    """When a new callback may first be handed out, its deadline, and whether it is at risk."""
+
+    due: float
+    deadline: float
+    at_risk: bool
+
+
+def terms(window: Window | None, at: float, policy: CallbackPolicy) -> Terms:
+    """The terms of a callback created at `at` in a queue with these opening hours (None:
+    always open). Due from the next opening; the deadline by the policy's rule; at risk when
+    less than `min_open_s` of open time lies before the deadline (or none is in reach).
+    redis_engine.lua's `cb_terms` says the same."""
+    open_rule = policy.deadline_rule == "open_hours"
+    if window is None:
+        return Terms(at, at + (policy.window_open_s if open_rule else policy.window_s), False)
+    due = next_open(window, at)
+    deadline = after_open(window, at, policy.window_open_s) if open_rule else at + policy.window_s
+    if due is None or deadline is None:
+        return Terms(at if due is None else due, at + policy.window_s if deadline is None else deadline, True)
+    return Terms(due, deadline, open_seconds(window, at, deadline) < policy.min_open_s)
+
+
 def new_callback(
     callback_id: str,
     *,
@@ -80,7 +106,10 @@ def new_callback(
     reason: CallbackReason,
     at: float,
     policy: CallbackPolicy,
+    given: Terms | None = None,
 ) -> Callback:
+    """`given`: the terms from the queue's opening hours; by default those of a queue always open."""
+    given = given or terms(None, at, policy)
     return Callback(
         callback_id=callback_id,
         caller=record.caller,
@@ -90,15 +119,18 @@ def new_callback(
         reason=reason,
         status="open",
         created_at=at,
-        deadline=at + policy.window_s,
-        next_attempt_at=at,
+        deadline=given.deadline,
+        next_attempt_at=given.due,
         record=record,
+        at_risk=given.at_risk,
     )
 
 
-def merge_overflow(existing: Callback, at: float, policy: CallbackPolicy) -> None:
-    """A caller overflows again while a callback is active: one callback, the earliest deadline."""
-    existing.deadline = min(existing.deadline, at + policy.window_s)
+def merge_overflow(existing: Callback, at: float, policy: CallbackPolicy, given: Terms | None = None) -> None:
+    """A caller overflows again while a callback is active: one callback, the earliest deadline
+    (its due time and at-risk flag stay those it was created with)."""
+    given = given or terms(None, at, policy)
+    existing.deadline = min(existing.deadline, given.deadline)
 
 
 def assign(callback: Callback, agent_id: str) -> None:

@@ -17,7 +17,7 @@ from tierline.queue.errors import Conflict
 from tierline.queue.ordering import Place
 from tierline.tiers.model import Tier
 
-OverflowReason = Literal["queue_full", "max_wait"]
+OverflowReason = Literal["queue_full", "max_wait", "closed"]
 
 FINISHED: frozenset[CallStatus] = frozenset({"abandoned", "overflowed", "ended"})
 

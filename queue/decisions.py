@@ -4,7 +4,8 @@
 - what a callback outcome does, by the callback's status and who posts it (`OUTCOMES`);
 - which counters each call event moves (`TALLY_MOVES`, `LIFETIME_FIELDS`, `HISTOGRAM_KIND`);
 - tier ranks, the tiers that get a callback, who is admitted to a full queue, which callback
-  statuses an inbound answer resolves.
+  statuses an inbound answer resolves;
+- what an agent gets next, calls and callbacks interleaved (`NEXT_ORDER`, `next_pick`).
 
 The memory store looks them up (`calls.decide`, `callbacks.decide_outcome`,
 `service_level.record`, `metrics.record`). The Redis engine receives the same tables as Lua
@@ -260,4 +261,46 @@ CALLBACK_TIERS: Final[frozenset[Tier]] = frozenset({"mid"})
 # Tiers admitted to a queue already at its max_waiting (the rest overflow as `queue_full`).
 ADMITTED_WHEN_FULL: Final[frozenset[Tier]] = frozenset({"vip"})
 
+# The reason a call that arrives while its queue is closed overflows with (every tier: no agent
+# works a closed queue); a tier of CALLBACK_TIERS gets a callback due from the next opening.
+CLOSED_REASON: Final = "closed"
+
 assert set(RANK) == set(TIERS)
+
+# --- what an agent gets next ----------------------------------------------------------------
+
+# Best first. ("calls", r): the best waiting call when its effective rank is r (aged standard
+# calls rank as mid, ordering.effective_rank), across the asked queues by tier then arrival.
+# ("callbacks", "urgent"): the callback due soonest among those handed out now (next attempt
+# come, queue open) when it is within `callback_urgent_s` of its deadline; ("callbacks",
+# "rest"): that callback whatever its deadline. A held place (issue 16 item 3, not built) is
+# meant to be an entry of the waiting line in its tier lane, so it is picked by its
+# ("calls", rank) step and becomes a callback task when it is first: no step of its own.
+NextStep = tuple[Literal["calls"], int] | tuple[Literal["callbacks"], Literal["urgent", "rest"]]
+NEXT_ORDER: Final[tuple[NextStep, ...]] = (
+    ("calls", RANK["vip"]),
+    ("calls", RANK["mid"]),
+    ("callbacks", "urgent"),
+    ("calls", RANK["standard"]),
+    ("calls", RANK["blacklisted"]),
+    ("callbacks", "rest"),
+)
+assert {step[1] for step in NEXT_ORDER if step[0] == "calls"} == set(TIER_OF)
+
+
+def is_urgent(deadline: float, now: float, urgent_s: float) -> bool:
+    """A callback within `urgent_s` of its deadline (or past it); never when urgent_s is 0."""
+    return urgent_s > 0 and deadline - now <= urgent_s
+
+
+def next_pick(call_rank: int | None, callback_deadline: float | None, now: float, urgent_s: float) -> str | None:
+    """ "call", "callback" or None: which of the best waiting call (its effective rank) and the
+    best callback handed out now (its deadline) an agent gets, by `NEXT_ORDER`. O(1).
+    redis_engine.lua's `ops.next` walks RULES.next_order the same way."""
+    for kind, which in NEXT_ORDER:
+        if kind == "calls":
+            if call_rank == which:
+                return "call"
+        elif callback_deadline is not None and (which == "rest" or is_urgent(callback_deadline, now, urgent_s)):
+            return "callback"
+    return None

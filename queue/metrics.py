@@ -24,6 +24,7 @@ import msgspec
 from tierline.queue.decisions import HISTOGRAM_KIND, LIFETIME_FIELDS, LIFETIME_MOVES, amount
 from tierline.queue.policy import Policy
 from tierline.queue.service_level import EventKind
+from tierline.queue.wait_accuracy import AccuracyRow
 from tierline.tiers.model import TIERS, Tier
 
 # Upper bounds (seconds) of the answered-wait histogram; each tier's SLA threshold is added.
@@ -154,6 +155,9 @@ class MetricsSnapshot(msgspec.Struct, kw_only=True):
     callbacks_open: int  # status open (waiting for an agent or for its retry time)
     callbacks_assigned: int  # with an agent now
     callbacks_overdue: int  # open or assigned, past the deadline
+    # Per queue × tier, how right the quoted waits of answered calls were (queue/wait_accuracy.py).
+    estimate_accuracy: list[AccuracyRow] = msgspec.field(default_factory=list)
+    callbacks_at_risk: int = 0  # open or assigned, flagged at_risk at creation (opening hours)
 
 
 def metrics_row(

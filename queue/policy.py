@@ -11,6 +11,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from tierline.queue.hours import HoursBook, Schedule
 from tierline.tiers.model import DEFAULT_TIER, TIERS, Tier
 from tierline.tiers.reload import DEFAULT_MAX_REJECT_RATIO
 
@@ -44,10 +45,25 @@ TIER_DEFAULTS: Final[dict[Tier, ResolvedTierPolicy]] = {
 
 class QueuePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_waiting: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0 = unbounded
+    # Business hours (queue/hours.py): ranges "HH:MM-HH:MM" per weekday in `timezone` (the
+    # policy's when unset); a day left out is closed. None: always open. `holidays`: dates
+    # closed all day (router/config.py adds those of a `holidays_file`).
+    hours: dict[str, list[str]] | None = None  # day names: hours.DAYS, checked by Schedule
+    holidays: list[str] = msgspec.field(default_factory=list)
+    timezone: str | None = None
+
+
+DeadlineRule = Literal["wall_clock", "open_hours"]
 
 
 class CallbackPolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # The deadline: created + window_s ("wall_clock", the 24 h promise), or the instant when
+    # window_open_s of the queue's opening hours have passed since creation ("open_hours").
+    deadline_rule: DeadlineRule = "wall_clock"
     window_s: Annotated[float, msgspec.Meta(gt=0)] = 24 * 3600.0
+    window_open_s: Annotated[float, msgspec.Meta(gt=0)] = 8 * 3600.0
+    # A callback with less open time than this before its deadline is flagged `at_risk`.
+    min_open_s: Seconds = 300.0
     retry_delay_s: Seconds = 30 * 60.0
     max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
 
@@ -62,6 +78,9 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
     offer_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     short_abandon_s: Seconds = 5.0
     aging_s: Seconds = 0.0  # 0 = off; else a standard call older than this ranks with mid
+    # A callback this close to its deadline goes ahead of standard calls (decisions.NEXT_ORDER);
+    # 0 = off: every call before any callback (the order before issue 16).
+    callback_urgent_s: Seconds = 2 * 3600.0
     timezone: str = "UTC"
     sla_formula: SlaFormula = "default"
     retain_finished_s: Annotated[float, msgspec.Meta(gt=0)] = 24 * 3600.0
@@ -82,6 +101,21 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
                 overflow_after_s=None if tier == "vip" else (overflow or None),
             )
         self._resolved: dict[Tier, ResolvedTierPolicy] = resolved
+        # A HoursError (a ValueError) here is a validation error of the config, naming the queue.
+        schedules: dict[str, Schedule | None] = {}
+        for name, queue in self.queues.items():
+            schedules[name] = None
+            if queue.hours is not None:
+                try:
+                    schedules[name] = Schedule.from_config(queue.hours, queue.holidays, queue.timezone or self.timezone)
+                except ValueError as exc:
+                    raise ValueError(f"queues.{name}.{exc}") from None
+        self.schedules: dict[str, Schedule | None] = schedules
+
+    def hours_book(self) -> HoursBook:
+        """A fresh cache of the queues' opening-hour windows (each store keeps its own)."""
+        rule = self.callbacks
+        return HoursBook(self.schedules, rule.window_s, rule.window_open_s if rule.deadline_rule == "open_hours" else 0)
 
     def tier(self, tier: Tier) -> ResolvedTierPolicy:
         return self._resolved[tier]

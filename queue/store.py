@@ -17,6 +17,7 @@ from tierline.queue.calls import Call
 from tierline.queue.history import events as ev
 from tierline.queue.metrics import MetricsSnapshot
 from tierline.queue.service_level import MINUTE, Figures, Tally, Window
+from tierline.queue.wait_accuracy import AccuracyFigures
 from tierline.tiers.model import Tier, TierRecord
 
 CallbackFilter = Literal["open", "overdue", "done"]
@@ -29,6 +30,9 @@ class CallSnapshot(msgspec.Struct, kw_only=True):
     now: float
     position: int | None = None
     estimated_wait_s: float | None = None
+    # The position to announce: the true one, but never higher than announced before (VIPs
+    # arriving push the true position up; a caller hears it only go down).
+    announce_position: int | None = None
     callback: Callback | None = None
 
 
@@ -56,6 +60,8 @@ class SlaRow(msgspec.Struct, kw_only=True):
     # deadline: kept by the engine as indexes that move with each callback, read in O(log n).
     callbacks_open: int = 0
     callbacks_overdue: int = 0
+    # How right the quoted waits of answered calls were, since the store began (queue/wait_accuracy.py).
+    estimate_accuracy: AccuracyFigures | None = None
 
 
 class SlaReport(msgspec.Struct, kw_only=True):
@@ -83,6 +89,8 @@ class CallbackSummary(msgspec.Struct, kw_only=True):
     cancelled: int
     resolved_inbound: int
     service_level: float | None
+    # Active (open or assigned) callbacks flagged at creation: too little opening time before the deadline.
+    at_risk: int = 0
 
     @classmethod
     def of(cls, counts: Mapping[str, int], overdue: int, completed_in_time: int) -> CallbackSummary:
@@ -99,6 +107,7 @@ class CallbackSummary(msgspec.Struct, kw_only=True):
             unreached=unreached,
             cancelled=counts.get("cancelled", 0),
             resolved_inbound=counts.get("resolved_inbound", 0),
+            at_risk=counts.get("at_risk", 0),
             service_level=round(completed_in_time / decided, 6) if decided else None,
         )
 

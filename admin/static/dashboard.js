@@ -168,6 +168,7 @@
       callbacks_open: [summary.open, String(summary.open)],
       callbacks_assigned: [summary.assigned, String(summary.assigned)],
       callbacks_overdue: [summary.overdue, String(summary.overdue)],
+      callbacks_at_risk: [summary.at_risk, String(summary.at_risk)],
       callbacks_completed: [summary.completed, String(summary.completed)],
       callbacks_service_level: [summary.service_level, pct(summary.service_level)]
     };
@@ -176,7 +177,9 @@
       var v = values[dd.getAttribute("data-field")];
       dd.setAttribute("data-value", rawValue(v[0]));
       dd.textContent = v[1];
-      dd.setAttribute("class", dd.getAttribute("data-field") === "callbacks_overdue" && summary.overdue ? "warn" : "");
+      var field = dd.getAttribute("data-field");
+      var warn = (field === "callbacks_overdue" && summary.overdue) || (field === "callbacks_at_risk" && summary.at_risk);
+      dd.setAttribute("class", warn ? "warn" : "");
     });
   }
 

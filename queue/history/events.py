@@ -21,7 +21,7 @@ import msgspec
 
 CallbackCloseReason = Literal["completed", "cancelled", "resolved_inbound", "unreached"]
 CallbackOutcome = Literal["completed", "no_answer", "cancelled"]
-OverflowReason = Literal["queue_full", "max_wait"]
+OverflowReason = Literal["queue_full", "max_wait", "closed"]
 TierEditKind = Literal["added", "changed", "removed"]
 
 

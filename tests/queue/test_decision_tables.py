@@ -372,6 +372,8 @@ async def test_the_lua_engine_receives_exactly_the_python_tables(redis_url: str)
         d.RETRY_STATUS,
         d.GIVE_UP_STATUS,
     )
+    assert rules["closed_reason"] == d.CLOSED_REASON
+    assert rules["next_order"] == [list(step) for step in d.NEXT_ORDER]
     assert rules["call"] == {
         action: {status: {who: _decision(x) for who, x in by_who.items()} for status, by_who in by_status.items()}
         for action, by_status in d.CALL_MOVES.items()
@@ -390,6 +392,8 @@ async def test_the_lua_engine_receives_exactly_the_python_tables(redis_url: str)
         "histogram_kind",
         "retry_status",
         "give_up_status",
+        "closed_reason",
+        "next_order",
         "call",
         "outcome",
     }
@@ -420,5 +424,5 @@ async def test_every_key_the_engine_writes_is_named_in_the_key_layout(make_store
     assert found
     assert {k for k in found if k not in singles and not k.startswith(prefixes)} == set()
     # and each family the day touched is there
-    for family in ("call", "callback", "lane", "ready", "cb_lane", "answers", "minute", "interval", "life"):
+    for family in ("call", "callback", "lane", "ready", "cb_lane", "est", "minute", "interval", "life"):
         assert any(k.startswith(rk.family_key(namespace, family) + ":") for k in found), family
