@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from tierline.queue.history.tallies import (
     TALLY_FIELDS,
     AgentTally,
     IntervalTally,
+    LaneKey,
     tally,
 )
 
@@ -45,6 +47,7 @@ from tierline.queue.history.tallies import (
 MIGRATION_LOCK: Final = 0x544C48495354_01
 PARTITION_LOCK: Final = 0x544C48495354_02
 
+HOUR_INTERVALS: Final = 4  # 15-minute intervals in an hour_tallies row
 APPLICATION_NAME: Final = "tierline-history"  # how its sessions show in pg_stat_activity
 PARTITION_NAME: Final = re.compile(r"^events_(\d{4})_(\d{2})$")
 EVENT_COLUMNS: Final = (
@@ -94,6 +97,21 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         );
         """,
     ),
+    (
+        # Hourly sums of the 15-minute tallies, kept in the same transaction: a 31-day daily
+        # report reads a quarter of the rows (bucket_tallies). Filled from what is there.
+        2,
+        f"""
+        CREATE TABLE hour_tallies (
+            hour bigint NOT NULL, queue text NOT NULL, tier text NOT NULL, {_columns(TALLY_FIELDS)},
+            PRIMARY KEY (hour, queue, tier)
+        );
+        INSERT INTO hour_tallies (hour, queue, tier, {", ".join(TALLY_FIELDS)})
+        SELECT interval / {HOUR_INTERVALS}, queue, tier,
+               {", ".join(f"max({f})" if f == "answer_wait_max" else f"sum({f})" for f in TALLY_FIELDS)}
+        FROM interval_tallies GROUP BY 1, 2, 3;
+        """,
+    ),
 )
 
 _STAGING: Final = "history_staging"
@@ -121,7 +139,36 @@ def _upsert(table: str, keys: Sequence[tuple[str, str]], fields: Sequence[str], 
 _TALLY_UPSERT: Final = _upsert(
     "interval_tallies", (("interval", "bigint"), ("queue", "text"), ("tier", "text")), TALLY_FIELDS, SUMMED
 )
+_HOUR_UPSERT: Final = _upsert(
+    "hour_tallies", (("hour", "bigint"), ("queue", "text"), ("tier", "text")), TALLY_FIELDS, SUMMED
+)
 _AGENT_UPSERT: Final = _upsert("agent_tallies", (("interval", "bigint"), ("agent", "text")), AGENT_FIELDS, AGENT_FIELDS)
+
+
+def hour_split(bounds: Sequence[int]) -> tuple[tuple[int, int], list[int], list[int]] | None:
+    """How `bucket_tallies` reads buckets with these bounds (in 15-minute intervals): the hours
+    [first, last) lying wholly in the range, those of them a bucket bound cuts, and the
+    intervals read one by one instead (the range's ragged ends, the cut hours). None when a
+    bucket is shorter than two hours: reading by the hour would save nothing. Pure."""
+    if any(b - a < 2 * HOUR_INTERVALS for a, b in itertools.pairwise(bounds)):
+        return None
+    first = -(-bounds[0] // HOUR_INTERVALS)
+    last = bounds[-1] // HOUR_INTERVALS
+    cut = sorted({b // HOUR_INTERVALS for b in bounds[1:-1] if b % HOUR_INTERVALS})
+    edges = [
+        *range(bounds[0], first * HOUR_INTERVALS),
+        *range(last * HOUR_INTERVALS, bounds[-1]),
+        *(h * HOUR_INTERVALS + q for h in cut for q in range(HOUR_INTERVALS)),
+    ]
+    return (first, last), cut, edges
+
+
+def _hours(lanes: dict[LaneKey, IntervalTally]) -> dict[LaneKey, IntervalTally]:
+    """The 15-minute increments of a batch summed per hour (hour_tallies' rows)."""
+    out: dict[LaneKey, IntervalTally] = {}
+    for (interval, queue, tier), increment in lanes.items():
+        out.setdefault((interval // HOUR_INTERVALS, queue, tier), IntervalTally()).add(increment)
+    return out
 
 
 def partition_name(month: datetime) -> str:
@@ -303,6 +350,8 @@ class PostgresArchive:
             if lanes:
                 rows = [(*key, *(getattr(t, f) for f in TALLY_FIELDS)) for key, t in lanes.items()]
                 await conn.execute(_TALLY_UPSERT, *_columns_of(rows, 3 + len(TALLY_FIELDS)))
+                rows = [(*key, *(getattr(t, f) for f in TALLY_FIELDS)) for key, t in _hours(lanes).items()]
+                await conn.execute(_HOUR_UPSERT, *_columns_of(rows, 3 + len(TALLY_FIELDS)))
             if agents:
                 rows = [(*key, *(getattr(t, f) for f in AGENT_FIELDS)) for key, t in agents.items()]
                 await conn.execute(_AGENT_UPSERT, *_columns_of(rows, 2 + len(AGENT_FIELDS)))
@@ -341,20 +390,42 @@ class PostgresArchive:
     async def bucket_tallies(
         self, bounds: Sequence[int], queues: Collection[str] | None = None, tiers: Collection[str] | None = None
     ) -> list[TallyRow]:
+        """Buckets of two hours or more: whole hours inside one bucket are read from
+        hour_tallies, the rest (a range's ragged ends, hours a bucket bound cuts, as in zones
+        offset by :30) from interval_tallies by key. Shorter buckets: interval_tallies only."""
         if len(bounds) < 2:
             return []
-        sums = ", ".join(f"max({f})" if f == "answer_wait_max" else f"sum({f})" for f in TALLY_FIELDS)
+        # Counts per row fit 32 bits: sum(int4) adds in bigint, sum(bigint) in numeric (slower).
+        sums = ", ".join(
+            f"max({f})" if f == "answer_wait_max" else (f"sum({f}::int4)" if f in COUNT_FIELDS else f"sum({f})")
+            for f in TALLY_FIELDS
+        )
+        columns = ", ".join(TALLY_FIELDS)
+        lanes = "($2::text[] IS NULL OR queue = ANY($2)) AND ($3::text[] IS NULL OR tier = ANY($3))"
+        split = hour_split(bounds)
+        if split is None:
+            parts = (
+                f"SELECT interval AS at, queue, tier, {columns} FROM interval_tallies"
+                f" WHERE interval >= $4 AND interval < $5 AND {lanes}"
+            )
+            args: list[object] = [bounds[0], bounds[-1]]
+        else:
+            (first, last), cut, edges = split
+            parts = (
+                f"SELECT hour * {HOUR_INTERVALS} AS at, queue, tier, {columns} FROM hour_tallies"
+                f" WHERE hour >= $4 AND hour < $5 AND hour <> ALL($6::bigint[]) AND {lanes}"
+                f" UNION ALL SELECT interval, queue, tier, {columns} FROM interval_tallies"
+                f" WHERE interval = ANY($7::bigint[]) AND {lanes}"
+            )
+            args = [first, last, cut, edges]
         # width_bucket counts from 1 for [bounds[0], bounds[1]); rows outside were filtered out.
         rows = await self.pool.fetch(
-            f"SELECT width_bucket(interval, $1::bigint[]) - 1 AS bucket, queue, tier, {sums} FROM interval_tallies"
-            " WHERE interval >= $2 AND interval < $3"
-            " AND ($4::text[] IS NULL OR queue = ANY($4)) AND ($5::text[] IS NULL OR tier = ANY($5))"
+            f"SELECT width_bucket(at, $1::bigint[]) - 1 AS bucket, queue, tier, {sums} FROM ({parts}) AS parts"
             " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             list(bounds),
-            bounds[0],
-            bounds[-1],
             None if queues is None else list(queues),
             None if tiers is None else list(tiers),
+            *args,
         )
         return [
             TallyRow(

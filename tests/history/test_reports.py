@@ -15,8 +15,9 @@ from tests.history.traffic import traffic
 from tierline.queue.errors import Invalid, NotFound
 from tierline.queue.history import events as ev
 from tierline.queue.history import reports
-from tierline.queue.history.archive import Archive
-from tierline.queue.history.tallies import IntervalTally
+from tierline.queue.history.archive import Archive, TallyRow, sum_into_buckets
+from tierline.queue.history.postgres_archive import hour_split
+from tierline.queue.history.tallies import COUNT_FIELDS, TALLY_FIELDS, IntervalTally
 from tierline.queue.policy import Policy, TierPolicy
 from tierline.queue.service_level import FORMULAS
 
@@ -223,3 +224,39 @@ async def test_bad_arguments_are_refused_with_a_code(archive: Archive) -> None:
         with pytest.raises(Invalid) as refused:
             await reports.sla_report(archive, start, end, policy=POLICY, by=kwargs["by"], tz=kwargs["tz"])
         assert refused.value.code == code
+
+
+@pytest.mark.parametrize("zone", [BERLIN, ZoneInfo("Asia/Kolkata"), ZoneInfo("Asia/Kathmandu")])
+async def test_bucket_sums_read_by_the_hour_equal_the_quarter_hour_sums(archive: Archive, zone: ZoneInfo) -> None:
+    """PostgreSQL reads whole hours from its hourly tallies and cut hours (a :30 or :45 zone's
+    day bounds, a range's ragged ends) by the quarter hour: the sums must be those of the
+    15-minute tallies, whatever the bounds."""
+    start = local(zone, 2026, 10, 24, 7, 45)
+    await archive.ingest(traffic(seed=33, calls=900, start=start - 7200, spacing_s=300))
+    for by, days in (("day", 3), ("60m", 1), ("15m", 1), ("week", 9)):
+        _, bounds = reports.bucket_bounds(start, start + days * 86_400 + 1800, by, zone)
+        summed = await archive.bucket_tallies(bounds)
+        recount = sum_into_buckets(await archive.interval_tallies(bounds[0], bounds[-1]), bounds)
+        assert summed and _same_sums(summed, recount), (by, zone)
+    one = await archive.bucket_tallies(bounds, queues=["sales"], tiers=["vip"])
+    assert one and _same_sums(
+        one, sum_into_buckets(await archive.interval_tallies(bounds[0], bounds[-1], ["sales"], ["vip"]), bounds)
+    )
+
+
+def _same_sums(left: list[TallyRow], right: list[TallyRow]) -> bool:
+    """Equal rows; seconds equal up to the order floating-point sums were added in."""
+    assert [(r.interval, r.queue, r.tier) for r in left] == [(r.interval, r.queue, r.tier) for r in right]
+    for a, b in zip(left, right, strict=True):
+        for name in TALLY_FIELDS:
+            x, y = getattr(a.tally, name), getattr(b.tally, name)
+            assert x == (y if name in COUNT_FIELDS else pytest.approx(y, rel=1e-12)), (a.interval, name)
+    return True
+
+
+def test_hour_split_reads_cut_hours_by_the_quarter() -> None:
+    assert hour_split([4, 12, 24]) == ((1, 6), [], [])
+    # 14 cuts hour 3; 5 and 25 are the range's ragged ends.
+    assert hour_split([5, 14, 25]) == ((2, 6), [3], [5, 6, 7, 24, 12, 13, 14, 15])
+    assert hour_split([3, 12, 21]) == ((1, 5), [], [3, 20])
+    assert hour_split([4, 7, 16]) is None  # a bucket under two hours: quarter hours only
