@@ -20,10 +20,13 @@ and no `aht_s`) the figures are null and `notes` says why.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from tierline.queue import forecast as fc
+from tierline.admin.staffing import outlook as so
+from tierline.admin.staffing.patience import observed_patience
+from tierline.queue.history import events as ev
 from tierline.queue.policy import Policy
 from tierline.queue.store import Traffic
 from tierline.tiers.model import TIERS, Tier
@@ -32,7 +35,34 @@ ForecastWindow = Literal["15m", "60m"]
 WINDOWS: Final[dict[str, float]] = {"15m": 15 * 60.0, "60m": 60 * 60.0}
 MAX_PER_HOUR: Final = 1_000_000.0
 MAX_AHT_S: Final = 86_400.0
+MAX_PATIENCE_S: Final = 86_400.0
+# Erlang A follows every caller who could be waiting: beyond this many arrivals in one mean
+# patience the exact method would walk millions of levels, so such a query is refused (422).
+MAX_CALLS_PER_PATIENCE: Final = 20_000.0
 Source = Literal["observed", "given", "split"]  # split: a share of the given total, by the observed mix
+
+
+@dataclass(frozen=True)
+class WaitSample:
+    """What the window showed of patience: every finished wait's seconds, and the abandons."""
+
+    wait_sum_s: float
+    abandons: int
+
+
+def waits_seen(events: Iterable[ev.Event], queue: str | None) -> WaitSample:
+    """From archived events: answered, abandoned and overflowed calls' waits (one queue, or all)."""
+    total = 0.0
+    abandons = 0
+    for event in events:
+        if queue is not None and event.queue != queue:
+            continue
+        if isinstance(event, ev.Abandon):
+            abandons += 1
+            total += event.wait_s
+        elif isinstance(event, ev.Answer | ev.Overflow):
+            total += event.wait_s
+    return WaitSample(total, abandons)
 
 
 @dataclass(frozen=True)
@@ -44,8 +74,12 @@ class Plan:
     aht: float | None
     aht_source: Literal["observed", "given"]
     load: float | None  # Erlangs
-    demands: list[fc.TierDemand]
-    outlook: fc.Outlook | None
+    model: so.Model
+    patience: float | None  # Erlang A's mean patience (s); None under erlang_c or when unknown
+    patience_source: Literal["observed", "given"] | None
+    formula: str  # the service-level formula the figures follow
+    demands: list[so.TierDemand]
+    outlook: so.Outlook | None
     notes: list[str]
 
 
@@ -58,13 +92,24 @@ def plan(
     per_tier: dict[Tier, float],
     aht_given: float | None,
     agents: int | None,
+    model: so.Model = so.DEFAULT_MODEL,
+    patience_given: float | None = None,
+    waits: WaitSample | None = None,
 ) -> Plan:
-    """`total` (calls/hour, split by the observed mix) and `per_tier` are not both given."""
+    """`total` (calls/hour, split by the observed mix) and `per_tier` are not both given.
+
+    `waits`: what the history archive saw in the window, for Erlang A's observed patience
+    (None: history is off). ValueError for a load no staffing up to MAX_AGENTS could carry,
+    or one Erlang A cannot follow (MAX_CALLS_PER_PATIENCE).
+    """
     notes: list[str] = []
     rates, sources = _arrival_rates(traffic, total, per_tier, policy.default_tier, notes)
     aht, aht_source = _handle_time(traffic, aht_given, notes)
+    patience, patience_source = _patience(model, patience_given, waits, notes)
+    _refuse_absurd(sum(rates.values()) / 3600, aht, patience)
+    formula = policy.sla_formula if model == "erlang_a" else "any (no abandons in Erlang C)"
     demands = [
-        fc.TierDemand(
+        so.TierDemand(
             tier=tier,
             arrivals_per_s=rates[tier] / 3600,
             threshold_s=policy.tier(tier).sla_threshold_s,
@@ -78,17 +123,60 @@ def plan(
     load = None
     if aht is not None:
         load = sum(rates.values()) / 3600 * aht
-        chosen = agents if agents is not None else fc.staffing(demands, aht)
+    if aht is not None and (model == "erlang_c" or patience is not None):
+        assumptions = so.Assumptions(
+            model=model, patience_s=patience, formula=policy.sla_formula, short_abandon_s=policy.short_abandon_s
+        )
+        needed = so.agents_needed(demands, aht, assumptions)
+        overall = so.staffing(demands, aht, assumptions, needed=needed)
+        chosen = agents if agents is not None else overall
         if chosen is None:
-            notes.append(f"no staffing up to {fc.MAX_AGENTS} agents meets every target")
+            notes.append(f"no staffing up to {so.MAX_AGENTS} agents meets every target")
         else:
-            outlook = fc.outlook(chosen, demands, aht)
-            if not outlook.stable:
-                notes.append(
-                    f"{chosen} agents cannot carry {outlook.load_erlangs:.2f} Erlangs: "
-                    "the queue grows without bound (no steady state), so there are no figures"
-                )
-    return Plan(rates, sources, aht, aht_source, load, demands, outlook, notes)
+            outlook = so.outlook(chosen, demands, aht, assumptions)
+            _overload_notes(outlook, notes)
+    return Plan(
+        rates, sources, aht, aht_source, load, model, patience, patience_source, formula, demands, outlook, notes
+    )
+
+
+def _overload_notes(outlook: so.Outlook, notes: list[str]) -> None:
+    if outlook.stable:
+        return
+    unstable = [t.tier for t in outlook.tiers if not t.stable]
+    notes.append(
+        f"{outlook.agents} agents cannot carry {outlook.load_erlangs:.2f} Erlangs: no steady state for "
+        f"{', '.join(unstable)} (its queue grows without bound), so that tier has no figures; "
+        "the tiers above it are still served and keep theirs"
+    )
+
+
+def _refuse_absurd(per_s: float, aht: float | None, patience: float | None) -> None:
+    if aht is not None and per_s * aht > so.MAX_AGENTS:
+        raise ValueError(
+            f"{per_s * aht:.0f} Erlangs of offered load: more than the {so.MAX_AGENTS} agents a forecast considers"
+        )
+    if patience is not None and per_s * patience > MAX_CALLS_PER_PATIENCE:
+        raise ValueError(
+            f"{per_s * patience:.0f} calls arrive within one mean patience: more than the "
+            f"{MAX_CALLS_PER_PATIENCE:.0f} Erlang A can follow; check the rates and patience_s"
+        )
+
+
+def _patience(
+    model: so.Model, given: float | None, waits: WaitSample | None, notes: list[str]
+) -> tuple[float | None, Literal["observed", "given"] | None]:
+    if model != "erlang_a":
+        return None, None
+    if given is not None:
+        return given, "given"
+    if waits is None:
+        notes.append("history is off, so no patience was observed: pass patience_s for erlang_a")
+        return None, "observed"
+    observed = observed_patience(waits.wait_sum_s, waits.abandons)
+    if observed is None:
+        notes.append("no abandon observed in the window, so no patience was observed: pass patience_s for erlang_a")
+    return observed, "observed"
 
 
 def _arrival_rates(

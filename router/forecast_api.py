@@ -1,6 +1,7 @@
 """`GET /admin/forecast`: the query in, the staffing forecast (admin/forecast.py) out as its view.
 
-What the figures mean and where each input comes from: admin/forecast.py and the README.
+What the figures mean and where each input comes from: admin/forecast.py, admin/staffing/ and
+the README. Erlang A's observed patience reads the history archive's waits when history is on.
 """
 
 from __future__ import annotations
@@ -11,8 +12,18 @@ from typing import Final, Literal
 from aiohttp import web
 from msgspec import Struct
 
-from tierline.admin.forecast import MAX_AHT_S, MAX_PER_HOUR, WINDOWS, ForecastWindow, Plan, Source, plan
-from tierline.queue import forecast as fc
+from tierline.admin.forecast import (
+    MAX_AHT_S,
+    MAX_PATIENCE_S,
+    MAX_PER_HOUR,
+    WINDOWS,
+    ForecastWindow,
+    Plan,
+    Source,
+    plan,
+    waits_seen,
+)
+from tierline.admin.staffing import outlook as so
 from tierline.queue.store import Traffic
 from tierline.router.plumbing.bodies import json_response, query_choice, query_int, query_number
 from tierline.router.plumbing.context import services
@@ -24,7 +35,17 @@ from tierline.tiers.model import TIERS, Tier
 forecast_api = EndpointTable()
 
 AGENTS = QueryParam(
-    "agents", "the figures at this many agents (default: the agents needed)", integer=(1, fc.MAX_AGENTS)
+    "agents", "the figures at this many agents (default: the agents needed)", integer=(1, so.MAX_AGENTS)
+)
+MODEL = QueryParam(
+    "model",
+    "erlang_c (default: no abandons) or erlang_a (callers give up with exponential patience)",
+    enum=so.MODELS,
+)
+PATIENCE = QueryParam(
+    "patience_s",
+    "erlang_a: mean patience in seconds (default: observed, total waiting time / abandons)",
+    number=(1.0, MAX_PATIENCE_S),
 )
 ARRIVALS = QueryParam(
     "arrivals_per_hour",
@@ -60,6 +81,8 @@ class ForecastInputsView(Struct, kw_only=True):
     aht_source: Literal["observed", "given"]
     ended_in_window: int
     load_erlangs: float | None
+    patience_s: float | None  # erlang_a's mean patience; null under erlang_c or when unknown
+    patience_source: Literal["observed", "given"] | None
     tiers: list[TierInputView]
 
 
@@ -68,25 +91,31 @@ class TierForecastView(Struct, kw_only=True):
     arrivals_per_hour: float
     threshold_s: float
     target: float | None
-    service_level: float | None  # with strict tier priority (approximation, see model_text)
-    pooled_service_level: float | None  # plain Erlang C, as if every tier waited in one FIFO line
-    mean_wait_s: float | None  # Cobham's mean wait over all of the tier's calls
+    has_calls: bool  # false: no arrivals, so no figures, met null, no part in agents_needed
+    stable: bool | None  # false: this tier's and the higher tiers' load reach N (erlang_c); null: no forecast
+    service_level: float | None  # exact, with strict tier priority, under service_level_formula
+    pooled_service_level: float | None  # the same model as if every tier waited in one FIFO line
+    mean_wait_s: float | None  # erlang_c: Cobham's mean wait over all of the tier's calls
+    asa_s: float | None  # the answered calls' mean wait
+    p_abandon: float | None  # erlang_a: the chance a call of this tier abandons
     met: bool | None
-    agents_needed: int | None  # null: no target (blacklisted) or out of reach
+    agents_needed: int | None  # null: no target (blacklisted), no calls, or out of reach
 
 
 class ForecastView(Struct, kw_only=True):
     queue: str | None  # null: every queue, as one agent pool
-    model: str
+    model: so.Model
     model_text: str
+    service_level_formula: str  # erlang_a: the service's sla_formula; erlang_c: every formula agrees
     generated_at: datetime
     inputs: ForecastInputsView
     agents: int | None
     agents_source: Literal["given", "needed"]
     agents_needed: int | None  # the smallest N meeting every tier's target
-    stable: bool | None  # false: agents ≤ offered load, no steady state; null: no forecast
-    p_wait: float | None
+    stable: bool | None  # false: agents ≤ offered load, the lowest tiers have no steady state; null: no forecast
+    p_wait: float | None  # 1.0 with the pool overloaded: every call waits
     asa_s: float | None
+    p_abandon: float | None  # erlang_a only
     occupancy: float | None
     tiers: list[TierForecastView]
     notes: list[str]
@@ -95,7 +124,7 @@ class ForecastView(Struct, kw_only=True):
 @forecast_api.route(
     "GET",
     "/admin/forecast",
-    summary="Erlang C staffing forecast per tier (strict tier priority): service level at N agents, agents needed",
+    summary="Staffing forecast per tier (Erlang C or A, strict tier priority): service level at N, agents needed",
     role="admin",
     responses={200: ForecastView},
     query=(
@@ -105,6 +134,8 @@ class ForecastView(Struct, kw_only=True):
         ARRIVALS,
         *PER_TIER.values(),
         AHT,
+        MODEL,
+        PATIENCE,
     ),
 )
 async def get_forecast(request: web.Request) -> web.Response:
@@ -117,10 +148,31 @@ async def get_forecast(request: web.Request) -> web.Response:
     if total is not None and per_tier:
         raise ApiError(422, "invalid_query", "give either arrivals_per_hour or per-tier rates (vip_per_hour, ...)")
     aht_given = query_number(request, AHT)
-    traffic = await svc.calls.traffic(queue, WINDOWS[window])
-    outcome = plan(
-        traffic, WINDOWS[window], svc.settings, total=total, per_tier=per_tier, aht_given=aht_given, agents=agents
+    model: so.Model = (
+        "erlang_a" if query_choice(request, MODEL.name, so.MODELS, so.DEFAULT_MODEL) == "erlang_a" else "erlang_c"
     )
+    patience = query_number(request, PATIENCE)
+    if patience is not None and model != "erlang_a":
+        raise ApiError(422, "invalid_query", "patience_s goes with model=erlang_a")
+    traffic = await svc.calls.traffic(queue, WINDOWS[window])
+    seen = None
+    if model == "erlang_a" and patience is None and svc.history is not None:
+        seen = waits_seen(await svc.history.events(traffic.start, traffic.now), queue)
+    try:
+        outcome = plan(
+            traffic,
+            WINDOWS[window],
+            svc.settings,
+            total=total,
+            per_tier=per_tier,
+            aht_given=aht_given,
+            agents=agents,
+            model=model,
+            patience_given=patience,
+            waits=seen,
+        )
+    except ValueError as exc:  # a combination the models cannot carry (see admin/forecast.py)
+        raise ApiError(422, "invalid_forecast", str(exc)) from None
     return json_response(_view(queue, window, traffic, outcome, agents))
 
 
@@ -134,6 +186,8 @@ def _view(queue: str | None, window: ForecastWindow, traffic: Traffic, p: Plan, 
         aht_source=p.aht_source,
         ended_in_window=traffic.ended,
         load_erlangs=None if p.load is None else round(p.load, 4),
+        patience_s=None if p.patience is None else round(p.patience, 3),
+        patience_source=p.patience_source,
         tiers=[
             TierInputView(
                 tier=d.tier,
@@ -156,17 +210,22 @@ def _view(queue: str | None, window: ForecastWindow, traffic: Traffic, p: Plan, 
                 arrivals_per_hour=round(p.rates[d.tier], 3),
                 threshold_s=d.threshold_s,
                 target=d.target,
+                has_calls=d.arrivals_per_s > 0,
+                stable=None if figures is None else figures.stable,
                 service_level=None if figures is None else _round(figures.service_level, 6),
                 pooled_service_level=None if figures is None else _round(figures.pooled_service_level, 6),
                 mean_wait_s=None if figures is None else _round(figures.mean_wait_s, 3),
+                asa_s=None if figures is None else _round(figures.asa_s, 3),
+                p_abandon=None if figures is None else _round(figures.p_abandon, 6),
                 met=None if figures is None else figures.met,
                 agents_needed=None if figures is None else figures.agents_needed,
             )
         )
     return ForecastView(
         queue=queue,
-        model=fc.MODEL,
-        model_text=fc.MODEL_TEXT,
+        model=p.model,
+        model_text=so.MODEL_TEXT[p.model],
+        service_level_formula=p.formula,
         generated_at=ts(traffic.now),
         inputs=inputs,
         agents=None if p.outlook is None else p.outlook.agents,
@@ -175,6 +234,7 @@ def _view(queue: str | None, window: ForecastWindow, traffic: Traffic, p: Plan, 
         stable=None if p.outlook is None else p.outlook.stable,
         p_wait=None if p.outlook is None else _round(p.outlook.p_wait, 6),
         asa_s=None if p.outlook is None else _round(p.outlook.asa_s, 3),
+        p_abandon=None if p.outlook is None else _round(p.outlook.p_abandon, 6),
         occupancy=None if p.outlook is None else _round(p.outlook.occupancy, 6),
         tiers=rows,
         notes=p.notes,

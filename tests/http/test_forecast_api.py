@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.http.conftest import Api, ApiFactory
-from tierline.queue import forecast as fc
+from tierline.admin.staffing import outlook as so
 from tierline.tiers.model import TIERS, Tier
 
 CLI = [sys.executable, "-m", "tierline.router.cli"]
@@ -34,9 +34,9 @@ async def make_traffic(api: Api, queue: str = "default", prefix: str = "") -> No
     assert (await api.post(f"/v1/calls/{prefix}s1/end"))[0] == 200
 
 
-def expected_demands(per_hour: dict[Tier, float]) -> list[fc.TierDemand]:
+def expected_demands(per_hour: dict[Tier, float]) -> list[so.TierDemand]:
     return [
-        fc.TierDemand(tier=t, arrivals_per_s=per_hour[t] / 3600, threshold_s=20.0, target=TARGETS[t]) for t in TIERS
+        so.TierDemand(tier=t, arrivals_per_s=per_hour[t] / 3600, threshold_s=20.0, target=TARGETS[t]) for t in TIERS
     ]
 
 
@@ -45,7 +45,7 @@ async def test_observed_traffic_gives_the_inputs_and_the_staffing(api: Api) -> N
     status, body = await api.get("/admin/forecast?queue=default")
     assert status == 200, body
     inputs = body["inputs"]
-    assert body["queue"] == "default" and body["model"] == fc.MODEL and "Cobham" in body["model_text"]
+    assert body["queue"] == "default" and body["model"] == "erlang_c" and "Cobham" in body["model_text"]
     assert inputs["window"] == "60m" and inputs["window_s"] == 600.0  # the store started 600 s ago
     assert inputs["aht_s"] == 280.0 and inputs["aht_source"] == "observed" and inputs["ended_in_window"] == 3
     per_hour = {t["tier"]: t["arrivals_per_hour"] for t in inputs["tiers"]}
@@ -60,13 +60,17 @@ async def test_observed_traffic_gives_the_inputs_and_the_staffing(api: Api) -> N
     assert inputs["arrivals_per_hour"] == 24.0 and inputs["load_erlangs"] == pytest.approx(24 * 280 / 3600, abs=1e-4)
 
     demands = expected_demands(per_hour)
-    needed = fc.staffing(demands, 280.0)
+    needed = so.staffing(demands, 280.0)
     assert body["agents_source"] == "needed" and body["agents"] == needed == body["agents_needed"]
-    pure = fc.outlook(needed or 0, demands, 280.0)
+    pure = so.outlook(needed or 0, demands, 280.0)
     assert body["stable"] is True and body["p_wait"] == pytest.approx(pure.p_wait, abs=1e-6)
     rows = {r["tier"]: r for r in body["tiers"]}
     for expected in pure.tiers:
         row = rows[expected.tier]
+        assert row["has_calls"] is expected.has_calls and row["stable"] is True
+        if not expected.has_calls:
+            assert row["service_level"] is None and row["met"] is None and row["agents_needed"] is None
+            continue
         assert row["service_level"] == pytest.approx(expected.service_level, abs=1e-6)
         assert row["mean_wait_s"] == pytest.approx(expected.mean_wait_s, abs=1e-3)
         assert row["agents_needed"] == expected.agents_needed
@@ -90,9 +94,12 @@ async def test_given_inputs_override_the_observed_ones(api: Api) -> None:
         "blacklisted": (0.0, "split"),
     }
     assert body["queue"] is None and body["agents"] == 14 and body["agents_source"] == "given"
-    pure = fc.outlook(14, expected_demands({"vip": 60.0, "mid": 60.0, "standard": 120.0, "blacklisted": 0.0}), 180.0)
+    pure = so.outlook(14, expected_demands({"vip": 60.0, "mid": 60.0, "standard": 120.0, "blacklisted": 0.0}), 180.0)
     rows = {r["tier"]: r for r in body["tiers"]}
     for expected in pure.tiers:
+        if expected.service_level is None:
+            assert rows[expected.tier]["service_level"] is None
+            continue
         assert rows[expected.tier]["service_level"] == pytest.approx(expected.service_level, abs=1e-6)
         assert rows[expected.tier]["met"] == expected.met
     assert body["agents_needed"] == pure.agents_needed
@@ -125,8 +132,9 @@ async def test_too_few_agents_is_unstable_not_an_error(api: Api) -> None:
     status, body = await api.get("/admin/forecast?agents=10&arrivals_per_hour=200&aht_s=180")
     assert status == 200, body
     assert body["stable"] is False and body["agents"] == 10
-    assert body["p_wait"] is None and body["asa_s"] is None
+    assert body["p_wait"] == 1.0 and body["asa_s"] is None  # every call waits; the line grows
     assert all(r["service_level"] is None and r["mean_wait_s"] is None for r in body["tiers"])
+    assert {r["tier"]: r["stable"] for r in body["tiers"]}["standard"] is False
     assert body["agents_needed"] == 14
     # Nothing was observed, so the whole given rate is the default tier.
     assert {t["tier"]: t["arrivals_per_hour"] for t in body["inputs"]["tiers"]}["standard"] == 200.0
@@ -146,7 +154,7 @@ async def test_without_a_handle_time_there_is_no_forecast(api: Api) -> None:
     status, body = await api.get("/admin/forecast?aht_s=200")
     # One arrival in 30 s is 120 calls/h: 6.67 Erlangs at 200 s.
     assert status == 200 and body["stable"] is True and body["inputs"]["arrivals_per_hour"] == 120.0
-    expected = fc.staffing(expected_demands({"vip": 0.0, "mid": 0.0, "standard": 120.0, "blacklisted": 0.0}), 200.0)
+    expected = so.staffing(expected_demands({"vip": 0.0, "mid": 0.0, "standard": 120.0, "blacklisted": 0.0}), 200.0)
     assert body["agents"] == body["agents_needed"] == expected == 10
 
 
@@ -199,8 +207,9 @@ async def test_forecast_is_admin_only_and_documented(make_api: ApiFactory) -> No
     assert (await api.get("/admin/forecast", headers={"Authorization": "Bearer boss"}))[0] == 200
     _, doc = await api.get("/openapi.json")
     operation = doc["paths"]["/admin/forecast"]["get"]
-    params = {p["name"]: p["schema"] for p in operation["parameters"]}
-    assert params["agents"] == {"type": "integer", "minimum": 1, "maximum": fc.MAX_AGENTS}
+    params = {p["name"]: p["schema"] for p in operation["parameters"] if "name" in p}  # not the $refs
+    assert params["agents"] == {"type": "integer", "minimum": 1, "maximum": so.MAX_AGENTS}
+    assert params["model"]["enum"] == ["erlang_c", "erlang_a"] and params["patience_s"]["type"] == "number"
     assert params["aht_s"]["type"] == "number" and params["vip_per_hour"]["type"] == "number"
     assert params["window"]["enum"] == ["15m", "60m"]
     assert "ForecastView" in doc["components"]["schemas"]
@@ -253,7 +262,7 @@ async def test_cli_prints_the_table(api: Api) -> None:
     assert code == 1 and "422" in err and "agents must be between" in err
 
     code, out, err = await run_cli("--url", api.base, "--json", "--aht-s", "200")
-    assert code == 0 and '"model": "erlang_c_priority"' in out
+    assert code == 0 and '"model": "erlang_c"' in out
 
 
 async def test_cli_sends_the_admin_token(make_api: ApiFactory) -> None:
