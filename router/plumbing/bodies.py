@@ -21,6 +21,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from tierline.router.config import DEFAULTS
 from tierline.router.plumbing.endpoints import QueryParam
 from tierline.router.plumbing.errors import ApiError, ClientGone
+from tierline.router.plumbing.logs import LOGGED_BODY
 
 T = TypeVar("T")
 
@@ -98,7 +99,9 @@ async def read_json(request: web.Request, kind: type[T]) -> T:
         raise ApiError(413, "payload_too_large", f"the body is larger than {request.client_max_size} bytes") from None
     except (RequestPayloadError, ConnectionResetError) as exc:
         raise _read_failure(request, exc, 0.0) from None
-    return decode_json(raw, kind)
+    body = decode_json(raw, kind)
+    request[LOGGED_BODY] = body  # its call_id / agent_id for the request's log lines (logs.py)
+    return body
 
 
 def query_choice(request: web.Request, name: str, choices: tuple[str, ...], default: str) -> str:

@@ -4,7 +4,11 @@ The gate (gate.py) puts each request's id, route template and the request itself
 `REQUEST` for the time its handler runs (aiohttp runs every request in a task of its own,
 so a log call anywhere below the handler sees it). Nothing is formatted then: the formatter
 reads the call, agent or callback id from the request's path only when a line is written,
-so a request that logs nothing pays one context-variable set and reset.
+so a request that logs nothing pays one context-variable set and reset. Ids that come only
+in the body (`POST /v1/calls`'s call_id, an answering agent's agent_id) are read from the
+struct the handler decoded anyway: `bodies.read_json` leaves it on the request under
+`LOGGED_BODY` (one dict store), and the formatter looks at it only when a line is written,
+so no body is parsed twice. A path id wins over a body field of the same name.
 
 `JsonFormatter` writes `{"time", "level", "logger", "event", ...}`, plus `request_id`,
 `method`, `route`, `call_id` / `agent_id` / `callback_id` where the line was written inside
@@ -27,6 +31,9 @@ from aiohttp import web
 REQUEST: ContextVar[tuple[str, str, web.Request] | None] = ContextVar("tierline_request", default=None)
 
 PATH_IDS = ("call_id", "agent_id", "callback_id")  # path parameters worth a field of their own
+BODY_IDS = ("call_id", "agent_id")  # body fields worth one, when the path has none of that name
+# The request's decoded body (a msgspec struct), left by bodies.read_json for the formatter.
+LOGGED_BODY = web.RequestKey("logged_body", object)
 # Every attribute a bare LogRecord has: whatever else a record carries came through `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _encode = msgspec.json.Encoder(enc_hook=repr).encode  # an odd `extra=` value is written as its repr
@@ -44,6 +51,12 @@ def request_fields() -> dict[str, str]:
         value = match.get(name)
         if value is not None:
             fields[name] = value
+    body = request.get(LOGGED_BODY)
+    if body is not None:
+        for name in BODY_IDS:
+            given = getattr(body, name, None)
+            if isinstance(given, str) and name not in fields:
+                fields[name] = given
     return fields
 
 

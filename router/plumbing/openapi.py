@@ -1,4 +1,9 @@
-"""`/openapi.json`: OpenAPI 3.1 generated from the route table and the msgspec message types."""
+"""`/openapi.json`: OpenAPI 3.1 generated from the route table and the msgspec message types.
+
+Every operation takes an optional `X-Request-Id` header and every answer carries one (the
+gate's: the client's own when sane, else a made one), written out in each operation and
+answer (not as a `$ref`: a reader of one operation's parameters then needs no look-up).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 import msgspec
 
 from tierline.router.plumbing.endpoints import Endpoint, path_params
+from tierline.router.plumbing.gate import REQUEST_ID_HEADER, REQUEST_ID_PATTERN
 from tierline.router.plumbing.messages import ErrorBody
 from tierline.router.plumbing.params import PATH_PARAMS
 
@@ -23,6 +29,21 @@ _ERRORS = {
     503: "the store is unreachable (store_unavailable), or this process is overloaded (overloaded, with Retry-After)",
 }
 _REF = "#/components/schemas/{name}"
+_REQUEST_ID_SCHEMA = {"type": "string", "pattern": f"^{REQUEST_ID_PATTERN}$"}
+_REQUEST_ID_PARAMETER = {
+    "name": REQUEST_ID_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "The caller's id for this request, echoed in the answer's X-Request-Id and on the request's "
+    "log lines; without it (or when it does not match the pattern) Tierline makes one",
+    "schema": _REQUEST_ID_SCHEMA,
+}
+_REQUEST_ID_ANSWER = {
+    "description": "The request's id: the one sent in X-Request-Id, else one Tierline made; also on its log lines",
+    "required": True,
+    "schema": _REQUEST_ID_SCHEMA,
+}
+_ANSWER_HEADERS = {REQUEST_ID_HEADER: _REQUEST_ID_ANSWER}
 
 
 def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
@@ -43,7 +64,7 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
             "tags": [endpoint.role],
             "responses": {},
         }
-        parameters = [
+        parameters: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True, "schema": PATH_PARAMS[name].schema}
             for name in path_params(endpoint.path)
         ]
@@ -64,8 +85,8 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
                     "schema": schema,
                 }
             )
-        if parameters:
-            operation["parameters"] = parameters
+        parameters.append(_REQUEST_ID_PARAMETER)
+        operation["parameters"] = parameters
         if endpoint.role != "public":
             operation["security"] = [{"bearer": []}]
         if endpoint.body is not None:
@@ -81,7 +102,7 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
                 "content": {media: {"schema": {"type": "string"}} for media in endpoint.body_media},
             }
         for status, kind in endpoint.responses.items():
-            answer: dict[str, Any] = {"description": "OK" if status < 300 else "see body"}
+            answer: dict[str, Any] = {"description": "OK" if status < 300 else "see body", "headers": _ANSWER_HEADERS}
             if kind is not None:
                 answer["content"] = {endpoint.produces: {"schema": ref_of[kind]}}
             elif endpoint.produces != "application/json" and status < 300:
@@ -89,7 +110,12 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
             operation["responses"][str(status)] = answer
         for status, why in _ERRORS.items():
             operation["responses"].setdefault(
-                str(status), {"description": why, "content": {"application/json": {"schema": ref_of[ErrorBody]}}}
+                str(status),
+                {
+                    "description": why,
+                    "headers": _ANSWER_HEADERS,
+                    "content": {"application/json": {"schema": ref_of[ErrorBody]}},
+                },
             )
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
 

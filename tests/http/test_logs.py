@@ -22,6 +22,7 @@ import pytest
 from tests.http.conftest import ApiFactory
 from tests.http.test_metrics import ADMIN, at, parse
 from tests.http.test_serve_cli import CLI, free_port
+from tierline.router.app import ENDPOINTS
 from tierline.router.plumbing.gate import LATENCY_BOUNDS
 
 ID = "X-Request-Id"
@@ -57,6 +58,27 @@ async def test_a_sane_request_id_is_echoed_and_any_other_replaced(make_api: ApiF
     assert len(prefixes) == 1  # one process, one prefix, then a counter
     assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", rid) for rid in made)
     assert (await _echo(api, "x" * 128)) == "x" * 128  # the longest sane id is kept
+
+
+async def test_the_openapi_document_declares_the_request_id_everywhere(make_api: ApiFactory) -> None:
+    """Every operation takes X-Request-Id and every answer, error answers included, carries it,
+    with the gate's own rule for what a sane id is."""
+    api = await make_api()
+    _, doc = await api.get("/openapi.json")
+    operations = [op for methods in doc["paths"].values() for op in methods.values()]
+    assert len(operations) == len(ENDPOINTS)
+    for operation in operations:
+        (param,) = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert (param["name"], param["required"]) == (ID, False), operation["operationId"]
+        pattern = re.compile(param["schema"]["pattern"])
+        assert pattern.search("ivr-7.call:42_A-b") and not pattern.search("has space")
+        assert not pattern.search("x" * 129) and pattern.search("x" * 128)
+        for status, answer in operation["responses"].items():
+            header = answer["headers"][ID]
+            assert header["required"] is True and header["schema"] == param["schema"], (operation, status)
+    # What the gate makes matches the declared pattern too.
+    async with api.session.get(api.base + "/healthz") as resp:
+        assert pattern.search(resp.headers[ID])
 
 
 async def _echo(api: Any, rid: str) -> str:
@@ -207,15 +229,18 @@ def test_json_logs_carry_the_request_and_no_traceback_for_client_errors(serve: A
         "request_id": "r-1",
         "method": "POST",
         "route": "/v1/calls",
+        "call_id": "c-9",  # from the body: the path has none
         "status": 201,
         "duration_ms": 0,
     }
     assert access["r-1"]["event"].startswith("POST /v1/calls 201 ")
     assert access["r-2"]["route"] == "/v1/calls/{call_id}/answer"
     assert (access["r-2"]["call_id"], access["r-2"]["status"]) == ("c-9", 200)
+    assert access["r-2"]["agent_id"] == "ag-3"  # from the body, beside the path's call_id
     assert (access["r-4"]["agent_id"], access["r-4"]["route"]) == ("ag-7", "/v1/agents/{agent_id}/next")
     assert (access["r-3"]["call_id"], access["r-3"]["status"]) == ("nobody", 404)
     assert access[made[ID]]["status"] == 422  # the id it made is the one it logged
+    assert "call_id" not in access[made[ID]]  # a body refused is not read for ids
 
 
 def test_the_env_var_picks_json_and_access_lines_stay_off_at_info(serve: Any, tmp_path: Path) -> None:
