@@ -20,7 +20,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-from tierline.queue.policy import Policy, QueuePolicy, TierPolicy
+from tierline.queue.policy import Policy, TierPolicy
 from tierline.tiers.model import TIERS, Tier, parse_tier
 
 INTERVAL_S: Final = 900
@@ -49,6 +49,7 @@ class ArrivalCurve(msgspec.Struct, frozen=True, kw_only=True):
     start: float
     intervals: list[dict[Tier, float]]
     source: str = "csv"  # csv | observed | archive:<date> | weekday average ...
+    origin: float | None = None  # what the CSV's HH:MM count from (its day's midnight), for messages
 
     @property
     def end(self) -> float:
@@ -151,7 +152,7 @@ def parse_arrivals(text: str, start: float) -> ArrivalCurve:
         counts = {tier: _count(cell, line, tier, MAX_CALLS_PER_INTERVAL) for tier, cell in cells}
         intervals.append({tier: counts.get(tier, 0.0) for tier in TIERS})
         expected += INTERVAL_S
-    return ArrivalCurve(start=start + first, intervals=intervals, source="csv")
+    return ArrivalCurve(start=start + first, intervals=intervals, source="csv", origin=start)
 
 
 def parse_staffing(text: str, start: float) -> list[Shift]:
@@ -176,17 +177,18 @@ def parse_staffing(text: str, start: float) -> list[Shift]:
 def check_plan(shifts: list[Shift], curve: ArrivalCurve) -> list[Shift]:
     """The plan sorted, tiling [curve start, ≥ curve end) with no gap and no overlap."""
     ordered = sorted(shifts, key=lambda s: s.start)
+    origin = curve.start if curve.origin is None else curve.origin
     if not ordered:
         raise ScenarioError("invalid_plan", "the staffing plan has no rows")
     if ordered[0].start > curve.start:
         raise ScenarioError("plan_gap", "the staffing plan starts after the first arrival interval")
     for before, after in itertools.pairwise(ordered):
         if after.start < before.end:
-            raise ScenarioError("plan_overlap", f"staffing rows overlap at {_hhmm(after.start - curve.start)}")
+            raise ScenarioError("plan_overlap", f"staffing rows overlap at {_hhmm(after.start - origin)}")
         if after.start > before.end:
             raise ScenarioError(
                 "plan_gap",
-                f"no staffing between {_hhmm(before.end - curve.start)} and {_hhmm(after.start - curve.start)}",
+                f"no staffing between {_hhmm(before.end - origin)} and {_hhmm(after.start - origin)}",
             )
     if ordered[-1].end < curve.end:
         raise ScenarioError("plan_gap", "the staffing plan ends before the last arrival interval does")
@@ -201,28 +203,25 @@ def _hhmm(offset: float) -> str:
 
 
 def try_policy(base: Policy, change: PolicyTry) -> Policy:
-    """One queue (`default`) under `base` with `change` laid over it: what the simulation runs."""
-    tiers = {tier: base.tiers.get(tier, TierPolicy()) for tier in TIERS}
+    """One queue (`default`, with the configured default queue's settings) under `base` with
+    `change` laid over it: what the simulation runs. Every other setting is carried over."""
+    # A service's Settings carry more than the Policy (server, ...): only the Policy part matters.
+    data = {k: v for k, v in msgspec.to_builtins(base).items() if k in Policy.__struct_fields__}
+    queue = data["queues"].get("default", {})
+    if change.max_waiting is not None:
+        queue["max_waiting"] = change.max_waiting
+    data["queues"] = {"default": queue}
+    tiers = data.setdefault("tiers", {})
     for tier, given in change.tiers.items():
-        old = tiers[tier]
-        tiers[tier] = TierPolicy(
-            sla_threshold_s=old.sla_threshold_s if given.sla_threshold_s is None else given.sla_threshold_s,
-            sla_target=old.sla_target if given.sla_target is None else given.sla_target,
-            overflow_after_s=old.overflow_after_s if given.overflow_after_s is None else given.overflow_after_s,
-        )
-    max_waiting = (base.max_waiting("default") or 0) if change.max_waiting is None else change.max_waiting
-    return Policy(
-        queues={"default": QueuePolicy(max_waiting=max_waiting)},
-        tiers=tiers,
-        callbacks=base.callbacks,
-        default_tier=base.default_tier,
-        offer_timeout_s=base.offer_timeout_s,
-        short_abandon_s=base.short_abandon_s if change.short_abandon_s is None else change.short_abandon_s,
-        aging_s=base.aging_s if change.aging_s is None else change.aging_s,
-        timezone=base.timezone,
-        sla_formula=base.sla_formula,
-        retain_finished_s=base.retain_finished_s,
-    )
+        tiers.setdefault(tier, {}).update(msgspec.to_builtins(given))
+    if change.aging_s is not None:
+        data["aging_s"] = change.aging_s
+    if change.short_abandon_s is not None:
+        data["short_abandon_s"] = change.short_abandon_s
+    try:
+        return msgspec.convert(data, Policy)
+    except msgspec.ValidationError as exc:
+        raise ScenarioError("invalid_policy", f"the policy to try is not valid ({exc})") from None
 
 
 def scenario(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -74,7 +76,7 @@ class Cell(msgspec.Struct, kw_only=True):
 
 class IntervalRow(msgspec.Struct, kw_only=True):
     start: float
-    offset: str  # HH:MM from the period's start
+    time: str  # local HH:MM (the configured time zone) the interval starts at
     agents: int
     tiers: list[Cell]
 
@@ -153,13 +155,14 @@ def summarise(scenario: Scenario, runs: Sequence[Replication]) -> Outcome:
             mine = [c for (i, t), c in fates.items() if t == tier and i >= scenario.warmup_intervals]
             cb_tier[tier].append((sum(c[0] for c in mine), sum(c[1] for c in mine), sum(c[2] for c in mine)))
     start = scenario.arrivals.start
+    zone = ZoneInfo(scenario.policy.timezone)
     rows = []
     for index in range(count):
         at = start + index * INTERVAL_S
         rows.append(
             IntervalRow(
                 start=at,
-                offset=_offset(index * INTERVAL_S),
+                time=_clock(at, zone),
                 agents=_agents_at(scenario, at),
                 tiers=[_cell(tier, per_cell[(index, tier)], cb_cell[(index, tier)], scenario) for tier in TIERS],
             )
@@ -187,6 +190,5 @@ def _agents_at(scenario: Scenario, at: float) -> int:
     return 0
 
 
-def _offset(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+def _clock(at: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(at, zone).strftime("%H:%M")

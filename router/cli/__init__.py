@@ -1,5 +1,5 @@
 """The `tierline` command: `serve`, `reload-tiers`, `sla`, `forecast`, `grade`, `archive`, `simulate`,
-one module each.
+`report`, one module each.
 
 Every command exits with the codes of `exit_codes.Exit`. The environment is read by
 `router/config.py`, here only through it.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from tierline.router.cli import archive, forecast, grade, reload, serve, simulate, sla
+from tierline.router.cli import archive, forecast, grade, reload, report, serve, simulate, sla
 from tierline.router.config import env_admin_token, env_config_path
 
 
@@ -24,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
     grade.add_parser(commands)
     archive.add_parser(commands)
     simulate.add_parser(commands)
+    report.add_parser(commands)
     return top
 
 

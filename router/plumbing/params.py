@@ -50,6 +50,7 @@ PATH_PARAMS: dict[str, PathParam] = {
     "call_id": IDENT,
     "agent_id": IDENT,
     "callback_id": IDENT,
+    "job_id": IDENT,  # a simulation job (router/simulate_api.py)
     "caller": PathParam(
         {"type": "string", "minLength": 1, "maxLength": 64, "description": "phone number, normalised on receipt"},
         _caller,

@@ -1,0 +1,114 @@
+"""`tierline forecast --plan`: agents needed per 15-minute interval of a day, and its agent-hours.
+
+With `--arrivals CSV` the plan is worked out here (admin/simulation/interval_plan.py) under the
+settings of `--config`; without, the running service is asked (`GET /admin/forecast/plan`,
+the same weekday's average in its history archive). Exit codes as `tierline forecast`'s, and 2
+for a bad CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, date, datetime
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from tierline.admin.simulation import scenario as sc
+from tierline.admin.simulation.curves import day_bounds
+from tierline.admin.simulation.interval_plan import day_plan
+from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable, admin_get
+from tierline.router.cli.exit_codes import Exit
+from tierline.router.config import ConfigError, load_settings
+from tierline.tiers.model import TIERS
+
+
+def add_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--plan", action="store_true", help="agents needed per 15-minute interval of a day")
+    sub.add_argument("--date", type=date.fromisoformat, default=None, help="--plan: the day (default today, UTC)")
+    sub.add_argument("--arrivals", default=None, help="--plan: a CSV arrival curve, planned here instead")
+    sub.add_argument("--config", default=None, help="--plan --arrivals: TOML settings with the targets")
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    day = args.date or datetime.now(UTC).date()
+    if args.arrivals is not None:
+        return _local(args, day)
+    params = {
+        "date": day.isoformat(),
+        "queue": args.queue,
+        "aht_s": args.aht_s,
+        "model": args.model,
+        "patience_s": args.patience_s,
+    }
+    try:
+        body = admin_get(args.url, "/admin/forecast/plan", params, args.admin_token, timeout=60)
+    except AdminRefused as exc:
+        print(f"tierline: plan refused {exc}", file=sys.stderr)
+        return Exit.REFUSED
+    except AdminUnreachable as exc:
+        print(f"tierline: {exc}", file=sys.stderr)
+        return Exit.UNREACHABLE
+    return _show(args, body)
+
+
+def _local(args: argparse.Namespace, day: date) -> int:
+    from pathlib import Path
+
+    try:
+        settings = load_settings(None if args.config is None else Path(args.config), env={})
+        if args.aht_s is None:
+            raise sc.ScenarioError("no_aht", "--plan --arrivals needs --aht-s")
+        curve = sc.parse_arrivals(Path(args.arrivals).read_text(), day_bounds(day, settings.timezone)[0])
+        sc.check_number("aht_s", args.aht_s, 1.0, sc.MAX_SECONDS, "invalid_aht")
+        plan = day_plan(curve, args.aht_s, settings, args.model or "erlang_c", args.patience_s)
+    except sc.ScenarioError as exc:
+        print(f"tierline: plan refused ({exc.code}): {exc.message}", file=sys.stderr)
+        return Exit.USAGE
+    except (ConfigError, OSError, ValueError) as exc:
+        print(f"tierline: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    body: dict[str, Any] = {
+        "date": day.isoformat(),
+        "queue": None,
+        "days_averaged": [],
+        "aht_source": "given",
+        "plan": plan,
+    }
+    return _show(args, msgspec.to_builtins(body))
+
+
+def _show(args: argparse.Namespace, body: dict[str, Any]) -> int:
+    if args.json:
+        print(json.dumps(body, indent=2))
+    else:
+        render(body, Console(width=120, highlight=False, markup=False))
+    return Exit.OK
+
+
+def render(body: dict[str, Any], console: Console) -> None:
+    plan = body["plan"]
+    hours = "-" if plan["agent_hours"] is None else f"{plan['agent_hours']:.2f}"
+    console.print(
+        f"Plan for {body['date']} — {plan['source']}, model {plan['model']}, AHT {plan['aht_s']:.1f} s "
+        f"({body['aht_source']}); agent-hours {hours}, peak {plan['peak_agents'] or '-'} agents"
+    )
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("time", *TIERS, "Erlangs", "agents"):
+        table.add_column(column, justify="left" if column == "time" else "right")
+    for row in plan["intervals"]:
+        if not row["load_erlangs"] and not row["agents"]:
+            continue
+        table.add_row(
+            row["time"],
+            *(f"{row['arrivals'][t]:.1f}" for t in TIERS),
+            f"{row['load_erlangs']:.2f}",
+            "-" if row["agents"] is None else str(row["agents"]),
+        )
+    console.print(table)
+    for note in plan["notes"]:
+        console.print(f"note: {note}")

@@ -1,0 +1,183 @@
+"""`tierline simulate`: a what-if day run here, in this process, through Tierline's own engine
+(admin/simulation/): arrivals and a staffing plan from CSV files, the policy from `--config`
+with the changes to try on top. Nothing is sent to a running service.
+
+Exit codes (`exit_codes.Exit`): 0 with figures, 2 for bad arguments or input (the error code
+and message are printed, as the API's 422 would say them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from tierline.admin.simulation import scenario as sc
+from tierline.admin.simulation.curves import day_bounds
+from tierline.admin.simulation.simulate import simulate
+from tierline.admin.simulation.summary import Estimate, Outcome
+from tierline.queue.policy import TierPolicy
+from tierline.router.cli.exit_codes import Exit
+from tierline.router.config import ConfigError, load_settings
+from tierline.tiers.model import Tier, parse_tier
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sub = commands.add_parser("simulate", help="what-if: run a day through Tierline's own rules (local, offline)")
+    sub.add_argument("--arrivals", type=Path, required=True, help="CSV start,<tier>...: expected calls per 15 min")
+    sub.add_argument("--staffing", type=Path, required=True, help="CSV start,end,agents (no gaps, no overlaps)")
+    sub.add_argument("--aht-s", type=float, required=True, help="mean handle time (exponential)")
+    sub.add_argument(
+        "--patience-s", type=float, default=None, help="mean patience (exponential; default: none hang up)"
+    )
+    sub.add_argument("--callback-handle-s", type=float, default=None, help="mean callback time (default: --aht-s)")
+    sub.add_argument("--callback-reach", type=float, default=1.0, help="share of callback attempts that reach")
+    sub.add_argument("--date", type=date.fromisoformat, default=None, help="the day the CSV times fall on")
+    sub.add_argument("--config", type=Path, default=None, help="TOML settings the policy starts from")
+    sub.add_argument("--threshold-s", action="append", default=[], metavar="TIER=S", help="try a threshold")
+    sub.add_argument("--target", action="append", default=[], metavar="TIER=SHARE", help="try a target")
+    sub.add_argument("--overflow-after-s", action="append", default=[], metavar="TIER=S", help="0 = never")
+    sub.add_argument("--max-waiting", type=int, default=None, help="try a queue bound (0 = unbounded)")
+    sub.add_argument("--aging-s", type=float, default=None, help="try mid/standard aging (0 = off)")
+    sub.add_argument("--seed", type=int, default=1)
+    sub.add_argument("--replications", type=int, default=5)
+    sub.add_argument("--warmup-intervals", type=int, default=0, help="intervals left out of the totals")
+    sub.add_argument("--json", action="store_true", help="print the figures as JSON")
+    sub.set_defaults(func=run)
+
+
+def _per_tier(pairs: list[str], what: str) -> dict[Tier, float]:
+    out: dict[Tier, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        tier = parse_tier(name)
+        if not sep or tier is None:
+            raise sc.ScenarioError("invalid_field", f"{what} takes TIER=VALUE, not {pair!r}")
+        try:
+            out[tier] = float(value)
+        except ValueError:
+            raise sc.ScenarioError("invalid_field", f"{what} {pair!r}: not a number") from None
+    return out
+
+
+def build(args: argparse.Namespace) -> sc.Scenario:
+    """The checked scenario the arguments describe (ScenarioError, ConfigError or OSError if not)."""
+    settings = load_settings(args.config, env={})
+    day = args.date or datetime.now(UTC).date()
+    start = day_bounds(day, settings.timezone)[0]
+    curve = sc.parse_arrivals(args.arrivals.read_text(), start)
+    shifts = sc.parse_staffing(args.staffing.read_text(), start)
+    thresholds = _per_tier(args.threshold_s, "--threshold-s")
+    targets = _per_tier(args.target, "--target")
+    overflows = _per_tier(args.overflow_after_s, "--overflow-after-s")
+    tiers = {
+        tier: TierPolicy(
+            sla_threshold_s=thresholds.get(tier), sla_target=targets.get(tier), overflow_after_s=overflows.get(tier)
+        )
+        for tier in {*thresholds, *targets, *overflows}
+    }
+    try:
+        change = msgspec.convert(
+            {"tiers": tiers, "max_waiting": args.max_waiting, "aging_s": args.aging_s},
+            sc.PolicyTry,
+            from_attributes=True,
+        )
+    except msgspec.ValidationError as exc:
+        raise sc.ScenarioError("invalid_policy", f"the policy to try is not valid ({exc})") from None
+    return sc.scenario(
+        curve,
+        shifts,
+        sc.try_policy(settings, change),
+        aht_s=args.aht_s,
+        patience_s=args.patience_s,
+        callback_handle_s=args.callback_handle_s,
+        callback_reach=args.callback_reach,
+        seed=args.seed,
+        replications=args.replications,
+        warmup_intervals=args.warmup_intervals,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        scenario = build(args)
+    except sc.ScenarioError as exc:
+        print(f"tierline: simulate refused ({exc.code}): {exc.message}", file=sys.stderr)
+        return Exit.USAGE
+    except (ConfigError, OSError) as exc:
+        print(f"tierline: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    outcome = simulate(scenario)
+    if args.json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(outcome).decode()) + "\n")
+    else:
+        render(outcome, Console(width=140, highlight=False, markup=False))
+    return Exit.OK
+
+
+def _pct(e: Estimate) -> str:
+    if e.mean is None:
+        return "-"
+    if e.low is None or e.high is None:
+        return f"{e.mean * 100:.1f}%"
+    return f"{e.mean * 100:.1f}% ±{(e.high - e.low) * 50:.1f}"
+
+
+def _num(e: Estimate, digits: int = 1) -> str:
+    return "-" if e.mean is None else f"{e.mean:.{digits}f}"
+
+
+def render(outcome: Outcome, console: Console) -> None:
+    """Per interval: agents and each tier's service level; then each tier over the period."""
+    console.print(
+        f"Simulated {outcome.replications} replication(s), seed {outcome.seed}, {outcome.calls_simulated} calls; "
+        f"service level = {outcome.formula_text} ({outcome.formula}); ± is the 95% interval"
+    )
+    tiers = [c.tier for c in outcome.totals if c.arrived.mean]
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("interval")
+    table.add_column("agents", justify="right")
+    for tier in tiers:
+        table.add_column(f"{tier} SL", justify="right")
+    table.add_column("abandons", justify="right")
+    table.add_column("overflows", justify="right")
+    table.add_column("callbacks", justify="right")
+    for row in outcome.intervals:
+        cells = {c.tier: c for c in row.tiers}
+        table.add_row(
+            row.time,
+            str(row.agents),
+            *(_pct(cells[t].service_level) for t in tiers),
+            f"{sum(c.abandoned.mean or 0 for c in row.tiers):.1f}",
+            f"{sum(c.overflowed.mean or 0 for c in row.tiers):.1f}",
+            f"{sum(c.callbacks_created.mean or 0 for c in row.tiers):.1f}",
+        )
+    console.print(table)
+    totals = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("tier", "calls", "SL", "target", "met", "ASA s", "abandons", "overflows", "callbacks", "in time"):
+        totals.add_column(column, justify="left" if column in ("tier", "met", "in time") else "right")
+    for cell in outcome.totals:
+        if not cell.arrived.mean:
+            continue
+        in_time = "-" if cell.callbacks_workable is None else ("yes" if cell.callbacks_workable else "NO")
+        totals.add_row(
+            cell.tier,
+            _num(cell.arrived, 0),
+            _pct(cell.service_level),
+            "-" if cell.target is None else f"{cell.target * 100:.0f}%",
+            "-" if cell.met is None else ("yes" if cell.met else "NO"),
+            _num(cell.asa_s),
+            _num(cell.abandoned),
+            _num(cell.overflowed),
+            _num(cell.callbacks_created),
+            in_time,
+        )
+    console.print(totals)
+    left = {t: n for t, n in outcome.waiting_at_end.items() if n}
+    if left:
+        console.print(f"still waiting when the plan ended (mean): {left}")

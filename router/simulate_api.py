@@ -1,0 +1,321 @@
+"""`POST /admin/simulate` and `GET /admin/simulate/{job_id}`: what-if runs handed to a worker
+process; `GET /admin/forecast/plan`: a day's staffing per 15-minute interval.
+
+A simulation never runs on the serving event loop: the handler checks the request, builds the
+scenario (reading the observed window or the archive if asked), and hands it as JSON to a
+process pool of one worker (`admin/simulation/worker.py`); the answer is a job to poll. The
+worker has its own memory store and virtual clock: nothing reaches the service's store, its
+archive or its /metrics. Jobs live in this process's memory (the last `KEEP_JOBS`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Annotated, Final, Literal
+from zoneinfo import ZoneInfo
+
+import msgspec
+from aiohttp import web
+
+from tierline.admin.simulation import curves
+from tierline.admin.simulation import scenario as sc
+from tierline.admin.simulation.interval_plan import DayPlan, day_plan
+from tierline.admin.simulation.summary import Outcome
+from tierline.admin.simulation.worker import run_job, warm_up
+from tierline.admin.staffing import outlook as staffing
+from tierline.router.plumbing.bodies import json_response, query_choice, query_number, read_json
+from tierline.router.plumbing.context import services
+from tierline.router.plumbing.endpoints import EndpointTable, QueryParam
+from tierline.router.plumbing.errors import ApiError
+from tierline.router.plumbing.messages import ts
+from tierline.router.plumbing.params import path_param
+
+simulate_api = EndpointTable()
+
+KEEP_JOBS: Final = 32  # finished jobs kept for polling, oldest forgotten first
+MAX_PENDING: Final = 4  # jobs queued or running at once; more is 409 simulations_busy
+JobStatus = Literal["running", "done", "failed"]  # running: queued for the worker or on it
+
+Count = Annotated[int, msgspec.Meta(ge=1, le=sc.MAX_REPLICATIONS)]
+
+
+class SimulateBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A what-if run. Arrivals: `arrivals_csv` (default source), the observed window's rates held
+    flat (`arrivals_from: observed`), or a past day in the archive (`archive`, with `date`)."""
+
+    arrivals_from: Literal["csv", "observed", "archive"] = "csv"
+    arrivals_csv: str | None = None
+    date: date | None = None  # archive: the day replayed; csv: the day the times fall on (default today)
+    queue: str | None = None  # observed / archive: one queue's arrivals (default all)
+    observed_window: Literal["15m", "60m"] = "60m"
+    observed_intervals: Annotated[int, msgspec.Meta(ge=1, le=sc.MAX_INTERVALS)] = 32
+    staffing_csv: str
+    aht_s: float | None = None  # default: the observed window's or the archived day's
+    patience_s: float | None = None  # mean patience; none: nobody hangs up
+    callback_handle_s: float | None = None  # default: aht_s
+    callback_reach: float = 1.0
+    policy: sc.PolicyTry = sc.PolicyTry()
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 1
+    replications: Count = 5
+    warmup_intervals: Annotated[int, msgspec.Meta(ge=0, le=sc.MAX_INTERVALS)] = 0
+
+
+class JobView(msgspec.Struct, kw_only=True):
+    job_id: str
+    status: JobStatus
+    submitted_at: datetime
+    finished_at: datetime | None = None
+    href: str
+    arrivals_source: str
+    expected_calls: float  # per replication
+    result: Outcome | None = None  # when done
+    error: str | None = None  # when failed
+
+
+class DayPlanView(msgspec.Struct, kw_only=True):
+    date: date
+    queue: str | None
+    days_averaged: list[str]  # the same weekdays in the archive the curve averages
+    aht_source: Literal["given", "archive"]
+    plan: DayPlan
+
+
+@dataclass
+class Job:
+    job_id: str
+    submitted_at: float
+    source: str
+    expected_calls: float
+    future: asyncio.Future[bytes] | None = None
+    finished_at: float | None = None
+    result: Outcome | None = None
+    error: str | None = None
+
+
+@dataclass
+class SimulationJobs:
+    """The worker pool (started on first use) and the jobs it was given."""
+
+    pool: concurrent.futures.ProcessPoolExecutor | None = None
+    jobs: OrderedDict[str, Job] = field(default_factory=OrderedDict)
+
+    def executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self.pool is None:
+            # spawn: a fresh interpreter, nothing of the serving process's loop or sockets in it.
+            self.pool = concurrent.futures.ProcessPoolExecutor(1, multiprocessing.get_context("spawn"))
+            self.pool.submit(warm_up)
+        return self.pool
+
+    def pending(self) -> int:
+        return sum(1 for job in self.jobs.values() if job.finished_at is None)
+
+    def keep(self, job: Job) -> None:
+        self.jobs[job.job_id] = job
+        finished = [j for j in self.jobs.values() if j.finished_at is not None]
+        for old in finished[: max(0, len(finished) - KEEP_JOBS)]:
+            del self.jobs[old.job_id]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+SIMULATIONS = web.AppKey("simulations", SimulationJobs)
+
+
+async def simulation_jobs(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the job registry for the app's life; the worker goes with the app."""
+    jobs = app[SIMULATIONS] = SimulationJobs()
+    yield
+    jobs.close()
+
+
+_decode_outcome = msgspec.json.Decoder(Outcome).decode
+
+
+@simulate_api.route(
+    "POST",
+    "/admin/simulate",
+    summary="Start a what-if simulation of a day through Tierline's own rules (a job to poll)",
+    role="admin",
+    body=SimulateBody,
+    responses={202: JobView, 409: None, 422: None},
+)
+async def post_simulate(request: web.Request) -> web.Response:
+    svc = services(request)
+    body = await read_json(request, SimulateBody)
+    jobs = request.app[SIMULATIONS]
+    if jobs.pending() >= MAX_PENDING:
+        raise ApiError(409, "simulations_busy", f"{MAX_PENDING} simulations are already queued or running")
+    try:
+        scenario = await _scenario(request, body)
+    except sc.ScenarioError as exc:
+        raise ApiError(422, exc.code, exc.message) from None
+    now = svc.clock.now()
+    expected = sum(sum(counts.values()) for counts in scenario.arrivals.intervals)
+    job = Job(uuid.uuid4().hex, now, scenario.arrivals.source, expected)
+    payload = msgspec.json.encode(scenario)
+    job.future = asyncio.get_running_loop().run_in_executor(jobs.executor(), run_job, payload)
+    job.future.add_done_callback(lambda done: _finished(job, done, svc.clock.now()))
+    jobs.keep(job)
+    return json_response(_view(job, request), status=202)
+
+
+@simulate_api.route(
+    "GET",
+    "/admin/simulate/{job_id}",
+    summary="A simulation job: queued, running, done (with its figures) or failed",
+    role="admin",
+    responses={200: JobView, 404: None},
+)
+async def get_simulation(request: web.Request) -> web.Response:
+    job_id = path_param(request, "job_id")
+    job = request.app[SIMULATIONS].jobs.get(job_id)
+    if job is None:
+        raise ApiError(404, "job_not_found", f"no simulation job {job_id!r} (finished jobs are kept {KEEP_JOBS})")
+    return json_response(_view(job, request))
+
+
+DATE = QueryParam("date", "the day to plan, YYYY-MM-DD (the archive's same weekdays before it make the curve)")
+PLAN_AHT = QueryParam("aht_s", "average handle time in seconds (default: the archived days')", number=(1.0, 86_400.0))
+PLAN_MODEL = QueryParam("model", "erlang_c (default) or erlang_a (needs patience_s)", enum=staffing.MODELS)
+PLAN_PATIENCE = QueryParam("patience_s", "erlang_a: mean patience in seconds", number=(1.0, 86_400.0))
+
+
+@simulate_api.route(
+    "GET",
+    "/admin/forecast/plan",
+    summary="Agents needed per 15-minute interval of a day, from the same weekday's average in the archive",
+    role="admin",
+    responses={200: DayPlanView, 422: None},
+    query=(
+        DATE,
+        QueryParam("queue", "one queue (default: all queues as one pool)"),
+        PLAN_AHT,
+        PLAN_MODEL,
+        PLAN_PATIENCE,
+    ),
+)
+async def get_day_plan(request: web.Request) -> web.Response:
+    svc = services(request)
+    day = _date(request.query.get("date"))
+    if day is None:
+        raise ApiError(422, "invalid_query", "date (YYYY-MM-DD) is required")
+    queue = request.query.get("queue")
+    model: staffing.Model = (
+        "erlang_a"
+        if query_choice(request, "model", staffing.MODELS, staffing.DEFAULT_MODEL) == "erlang_a"
+        else "erlang_c"
+    )
+    patience = query_number(request, PLAN_PATIENCE)
+    if model == "erlang_a" and patience is None:
+        raise ApiError(422, "invalid_query", "model=erlang_a needs patience_s")
+    if svc.history is None:
+        raise ApiError(
+            422, "no_history", "the history archive is off: a plan needs past days (or use the CLI's --arrivals CSV)"
+        )
+    try:
+        history = await curves.weekday_average(svc.history, day, svc.settings.timezone, queue)
+    except sc.ScenarioError as exc:
+        raise ApiError(422, exc.code, exc.message) from None
+    aht = query_number(request, PLAN_AHT)
+    source: Literal["given", "archive"] = "given"
+    if aht is None:
+        if history.aht_s is None:
+            raise ApiError(422, "no_aht", "no call ended on the archived days: give aht_s")
+        aht, source = history.aht_s, "archive"
+    try:
+        plan = day_plan(history.curve, aht, svc.settings, model, patience)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_query", str(exc)) from None
+    return json_response(DayPlanView(date=day, queue=queue, days_averaged=history.days, aht_source=source, plan=plan))
+
+
+# --- internals ------------------------------------------------------------------------------
+
+
+def _date(raw: str | None) -> date | None:
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "invalid_query", f"date must be YYYY-MM-DD, not {raw!r}") from None
+
+
+async def _scenario(request: web.Request, body: SimulateBody) -> sc.Scenario:
+    svc = services(request)
+    zone = svc.settings.timezone
+    aht = body.aht_s
+    if body.arrivals_from == "csv":
+        if body.arrivals_csv is None:
+            raise sc.ScenarioError("invalid_field", "arrivals_csv is required with arrivals_from csv")
+        day = body.date or datetime.fromtimestamp(svc.clock.now(), ZoneInfo(zone)).date()
+        start = curves.day_bounds(day, zone)[0]
+        curve = sc.parse_arrivals(body.arrivals_csv, start)
+    elif body.arrivals_from == "archive":
+        if body.date is None:
+            raise sc.ScenarioError("invalid_field", "date is required with arrivals_from archive")
+        if svc.history is None:
+            raise sc.ScenarioError("no_history", "the history archive is off: give an arrivals CSV")
+        start = curves.day_bounds(body.date, zone)[0]
+        history = await curves.past_day(svc.history, body.date, zone, body.queue)
+        curve, aht = history.curve, aht if aht is not None else history.aht_s
+    else:
+        window = 900.0 if body.observed_window == "15m" else 3600.0
+        traffic = await svc.calls.traffic(body.queue, window)  # an undeclared queue: 422 via the gate
+        now = svc.clock.now()
+        start = now - now % sc.INTERVAL_S + sc.INTERVAL_S  # the next interval
+        curve = curves.observed(traffic, start, body.observed_intervals)
+        if aht is None and traffic.ended:
+            aht = traffic.handle_sum_s / traffic.ended
+    if aht is None:
+        raise sc.ScenarioError("no_aht", "no handle time was observed for these arrivals: give aht_s")
+    shifts = sc.parse_staffing(body.staffing_csv, start)
+    policy = sc.try_policy(svc.settings, body.policy)
+    return sc.scenario(
+        curve,
+        shifts,
+        policy,
+        aht_s=aht,
+        patience_s=body.patience_s,
+        callback_handle_s=body.callback_handle_s,
+        callback_reach=body.callback_reach,
+        seed=body.seed,
+        replications=body.replications,
+        warmup_intervals=body.warmup_intervals,
+    )
+
+
+def _finished(job: Job, done: asyncio.Future[bytes], now: float) -> None:
+    job.finished_at = now
+    if done.cancelled():
+        job.error = "cancelled (the service is stopping)"
+    elif (exc := done.exception()) is not None:
+        job.error = f"{type(exc).__name__}: {exc}"
+    else:
+        job.result = _decode_outcome(done.result())
+
+
+def _view(job: Job, request: web.Request) -> JobView:
+    status: JobStatus = "running"
+    if job.finished_at is not None:
+        status = "done" if job.result is not None else "failed"
+    return JobView(
+        job_id=job.job_id,
+        status=status,
+        submitted_at=ts(job.submitted_at),
+        finished_at=None if job.finished_at is None else ts(job.finished_at),
+        href=f"/admin/simulate/{job.job_id}",
+        arrivals_source=job.source,
+        expected_calls=round(job.expected_calls, 3),
+        result=job.result,
+        error=job.error,
+    )
