@@ -233,7 +233,8 @@ async def test_bucket_sums_read_by_the_hour_equal_the_quarter_hour_sums(archive:
     15-minute tallies, whatever the bounds."""
     start = local(zone, 2026, 10, 24, 7, 45)
     await archive.ingest(traffic(seed=33, calls=900, start=start - 7200, spacing_s=300))
-    for by, days in (("day", 3), ("60m", 1), ("15m", 1), ("week", 9)):
+    spans: tuple[tuple[reports.By, int], ...] = (("day", 3), ("60m", 1), ("15m", 1), ("week", 9))
+    for by, days in spans:
         _, bounds = reports.bucket_bounds(start, start + days * 86_400 + 1800, by, zone)
         summed = await archive.bucket_tallies(bounds)
         recount = sum_into_buckets(await archive.interval_tallies(bounds[0], bounds[-1]), bounds)
