@@ -32,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from tierline.admin.alerting import AlertSettings, exported
+from tierline.queue.history.archiver import ArchiverFigures
 from tierline.queue.metrics import MetricsSnapshot
 from tierline.queue.redis_link import LinkFigures
 from tierline.queue.store import CallbackSummary
@@ -72,6 +73,7 @@ class ProcessFigures:
     store_errors: Mapping[str, int] | None = None
     redis: Sequence[LinkFigures] = ()
     alerts: AlertSettings | None = None  # the alert rules' site choices ([alerts] in the config)
+    history: ArchiverFigures | None = None  # this process's archiver, while history is on
 
 
 def build_version() -> str:
@@ -159,6 +161,11 @@ class StoreCollector(Collector):
             ("tierline_callbacks_open", snap.callbacks_open, "Callbacks waiting for an agent (or their retry time)"),
             ("tierline_callbacks_assigned", snap.callbacks_assigned, "Callbacks with an agent now"),
             ("tierline_callbacks_overdue", snap.callbacks_overdue, "Open or assigned callbacks past their deadline"),
+            (
+                "tierline_callbacks_at_risk",
+                snap.callbacks_at_risk,
+                "Open or assigned callbacks whose deadline leaves too little opening time (flagged at creation)",
+            ),
         ):
             yield GaugeMetricFamily(name, help_text, value=float(value))
         if self.callbacks is not None:
@@ -251,6 +258,7 @@ class ProcessCollector(Collector):
                 errors.add_metric([code], float(count))
             yield errors
         yield from self._redis()
+        yield from self._history()
         if self.figures.alerts is not None:
             settings = GaugeMetricFamily(
                 "tierline_alert_setting",
@@ -260,6 +268,34 @@ class ProcessCollector(Collector):
             for name, value in exported(self.figures.alerts):
                 settings.add_metric([name], value)
             yield settings
+
+    def _history(self) -> Iterator[Metric]:
+        """The archiver's series (queue/history/archiver.py). Lag and drops are the store's
+        (every process on a Redis store repeats them: aggregate with max()); archived events
+        and the last commit are this process's own."""
+        history = self.figures.history
+        if history is None:
+            return
+        yield GaugeMetricFamily(
+            "tierline_history_lag_events",
+            "Events held by the store and not yet in the history archive (store-wide)",
+            value=float(history.lag),
+        )
+        yield CounterMetricFamily(
+            "tierline_history_dropped",
+            "Events the store dropped before they were archived: its buffer or stream was at its cap (store-wide)",
+            value=float(history.dropped),
+        )
+        yield CounterMetricFamily(
+            "tierline_history_archived",
+            "Events this process's archiver inserted into the archive (a batch sent again adds none)",
+            value=float(history.archived),
+        )
+        yield GaugeMetricFamily(
+            "tierline_history_last_commit_timestamp_seconds",
+            "When this process's archiver last committed a batch, Unix time (0: not yet)",
+            value=history.last_commit_at or 0.0,
+        )
 
     def _requests(self) -> Iterator[Metric]:
         figures = self.figures

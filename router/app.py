@@ -92,7 +92,7 @@ def open_history(settings: Settings) -> Archive | None:
         return None
     if target.kind == "sqlite":
         return SqliteArchive(target.location)
-    return PostgresArchive(target.location)
+    return PostgresArchive(target.location, schema=target.schema)
 
 
 def history_source(settings: Settings, calls: CallStore) -> EventSource:

@@ -9,13 +9,16 @@ declared on these structs (`DEFAULTS`; the command line shows and uses the same 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
 from tierline.admin.alerting import AlertSettings
+from tierline.queue.hours import holiday_lines
 from tierline.queue.policy import Policy
 from tierline.queue.redis_keys import DEFAULT_NAMESPACE
 from tierline.queue.redis_urls import RedisUrlError, check, is_redis_url
@@ -129,6 +132,7 @@ def load_settings(
         if override is not None:
             server[field] = override
     raw["server"] = server
+    _read_holiday_files(raw, path)
     try:
         settings = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:
@@ -151,10 +155,12 @@ HISTORY_FILE = "history.sqlite3"  # the memory store's default archive, in data_
 
 
 class HistoryTarget(msgspec.Struct, frozen=True):
-    """Where events are archived: a SQLite file (`location` is its path) or PostgreSQL (a DSN)."""
+    """Where events are archived: a SQLite file (`location` is its path) or PostgreSQL (a DSN,
+    and the schema its `?schema=` parameter names: several deployments can share a database)."""
 
     kind: Literal["sqlite", "postgresql"]
     location: str
+    schema: str = "public"
 
 
 def history_target(server: ServerSettings) -> HistoryTarget | None:
@@ -171,8 +177,36 @@ def history_target(server: ServerSettings) -> HistoryTarget | None:
     if sep and scheme == "sqlite" and rest:
         return HistoryTarget("sqlite", rest)
     if sep and scheme in ("postgresql", "postgres") and rest:
-        return HistoryTarget("postgresql", value)
+        parts = urlsplit(value)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schema = dict(query).get("schema", "public")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise ValueError(f"schema={schema!r}: lower-case letters, digits and _")
+        dsn = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "schema"])))
+        return HistoryTarget("postgresql", dsn, schema)
     raise ValueError(f"{value!r} is not 'off', sqlite:///path or postgresql://…")
+
+
+def _read_holiday_files(raw: dict[str, object], config_path: Path | None) -> None:
+    """`[queues.NAME] holidays_file`: its dates (one a line, `#` comments) join the queue's
+    `holidays`; a relative path is read from the config file's folder. Checked with the rest
+    of the hours when the policy is built (queue/hours.py)."""
+    queues = raw.get("queues")
+    if not isinstance(queues, dict):
+        return
+    for name, queue in queues.items():
+        if not isinstance(queue, dict) or "holidays_file" not in queue:
+            continue
+        given = Path(str(queue.pop("holidays_file")))
+        if not given.is_absolute() and config_path is not None:
+            given = config_path.parent / given
+        try:
+            lines = holiday_lines(given.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"invalid configuration: queues.{name}.holidays_file: cannot read {given}: {exc}"
+            ) from None
+        queue["holidays"] = [*queue.get("holidays", []), *lines]
 
 
 def _where(raw: Mapping[str, object]) -> str:

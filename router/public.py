@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from tierline.router.plumbing.bodies import json_response
-from tierline.router.plumbing.context import services
+from tierline.router.plumbing.context import ARCHIVER, services
 from tierline.router.plumbing.endpoints import EndpointTable
-from tierline.router.plumbing.messages import Health
+from tierline.router.plumbing.messages import Health, HistoryHealth
 
 public = EndpointTable()
 
@@ -31,9 +31,19 @@ async def readyz(request: web.Request) -> web.Response:
     store = svc.settings.server.store.split("://")[0]
     if not await svc.calls.ping():
         return json_response(Health(status="unavailable", store=store), 503)
-    return json_response(
-        Health(status="ok", store=store, tiers_version=await svc.tiers.version(), tiers_loaded=await svc.tiers.count())
+    health = Health(
+        status="ok", store=store, tiers_version=await svc.tiers.version(), tiers_loaded=await svc.tiers.count()
     )
+    if (archiver := request.app.get(ARCHIVER)) is not None:
+        figures = archiver.figures
+        health.history = HistoryHealth(
+            lag_events=figures.lag,
+            dropped_events=figures.dropped,
+            archived_events=figures.archived,
+            last_commit_at=figures.last_commit_at,
+            last_error=figures.last_error,
+        )
+    return json_response(health)
 
 
 @public.route("GET", "/openapi.json", summary="This API's OpenAPI document", role="public", responses={200: None})

@@ -203,6 +203,8 @@ class Archiver:
                 self._started = False
                 self.figures.failures += 1
                 self.figures.last_error = f"{type(error).__name__}: {error}"
+                with contextlib.suppress(Exception):  # the store may be up while the archive is not
+                    await self.refresh()
                 if retry is None:
                     log.warning("archiving failed, retrying: %s", self.figures.last_error)
                 retry = next_retry(retry)
@@ -211,6 +213,7 @@ class Archiver:
             if retry is not None:
                 log.info("archiving resumed after %d failure(s)", self.figures.failures)
                 retry = None
+                self.figures.last_error = None
             if carried < self.batch:
                 await _pause(self.idle_s, stop)
 

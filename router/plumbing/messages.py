@@ -144,6 +144,9 @@ class CallbackView(Struct, kw_only=True):
     next_attempt_at: datetime
     agent_id: str | None
     record: TierRecordView
+    at_risk: Annotated[
+        bool, Meta(description="its deadline leaves less than callbacks.min_open_s of the queue's opening hours")
+    ]
     closed_at: datetime | UnsetType = UNSET
     note: str | UnsetType = UNSET
 
@@ -208,11 +211,23 @@ class CallbackListView(Struct, kw_only=True):
     )
 
 
+class HistoryHealth(Struct, kw_only=True):
+    """The call history archiver as /readyz shows it: details only, never a reason to be unready
+    (routing does not wait for history)."""
+
+    lag_events: int  # events held by the store, not yet archived
+    dropped_events: int  # dropped unarchived past the store's cap, since it started
+    archived_events: int  # inserted by this process's archiver
+    last_commit_at: float | None  # Unix time of this process's last committed batch
+    last_error: str | None  # the archiver's last failure, while it is failing
+
+
 class Health(Struct, kw_only=True):
     status: Literal["ok", "unavailable"]
     store: str
     tiers_version: int | UnsetType = UNSET
     tiers_loaded: int | UnsetType = UNSET
+    history: HistoryHealth | UnsetType = UNSET
 
 
 # --- conversions ----------------------------------------------------------------------------
@@ -243,6 +258,7 @@ def callback_view(callback: Callback) -> CallbackView:
         next_attempt_at=ts(callback.next_attempt_at),
         agent_id=callback.agent_id,
         record=record_view(callback.record),
+        at_risk=callback.at_risk,
         closed_at=UNSET if callback.closed_at is None else ts(callback.closed_at),
         note=UNSET if callback.note is None else callback.note,
     )
