@@ -170,7 +170,7 @@ class _Row:
     def __init__(self, columns: dict[str, list[str]], at: int) -> None:
         self.columns, self.at = columns, at
 
-    def get(self, name: str, default: str = "", /) -> str:
+    def get(self, name: str, default: str, /) -> str:
         values = self.columns.get(name.strip().lower())
         return default if values is None else values[self.at]
 

@@ -20,7 +20,7 @@ _TRUE: Final = frozenset({"1", "true", "yes", "y", "x", "blacklisted"})
 
 
 class Columns(Protocol):
-    def get(self, name: str, default: str = "", /) -> str: ...
+    def get(self, name: str, default: str, /) -> str: ...
 
 
 @dataclass(slots=True, kw_only=True)
