@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Literal
 
+import msgspec
 from sortedcontainers import SortedList
 
 from tierline.queue import callbacks as cb
@@ -23,11 +24,12 @@ from tierline.queue.callback_index import CallbackIndex
 from tierline.queue.callbacks import Callback, CallbackReason, Outcome
 from tierline.queue.calls import Call, OverflowReason
 from tierline.queue.clock import Clock
-from tierline.queue.decisions import ADMITTED_WHEN_FULL, CALLBACK_TIERS
+from tierline.queue.decisions import ADMITTED_WHEN_FULL, CALLBACK_TIERS, CLOSED_REASON, next_pick
 from tierline.queue.errors import Conflict, Invalid, NotFound
-from tierline.queue.estimate import EWT_WINDOW_S, estimated_wait
+from tierline.queue.estimate import QueueLoad, announce
 from tierline.queue.history import events as ev
 from tierline.queue.history.engine_events import EventBuffer
+from tierline.queue.hours import is_open
 from tierline.queue.ledger import Ledger
 from tierline.queue.metrics import MetricsSnapshot, metrics_row
 from tierline.queue.policy import Policy
@@ -42,6 +44,8 @@ from tierline.queue.store import (
     Traffic,
     Work,
 )
+from tierline.queue.wait_accuracy import Accuracy, AccuracyRow
+from tierline.queue.wait_accuracy import figures as accuracy_figures
 from tierline.queue.waitlist import WaitList
 from tierline.tiers.model import TIERS, Tier, TierRecord
 
@@ -89,7 +93,12 @@ class MemoryCallStore:
         self._active_callback: dict[str, str] = {}  # caller -> callback_id while open or assigned
         self._ready: dict[str, SortedList] = {name: SortedList() for name in policy.queues}  # ReadyKey
         self._snoozed: SortedList = SortedList()  # (next_attempt_at, callback_id)
-        self._answers: dict[str, deque[float]] = {name: deque() for name in policy.queues}
+        # The estimated wait's inputs per queue, each call's quote and announced position while
+        # it waits, and how right the quotes were per queue × tier (queue/estimate.py).
+        self._loads = {name: QueueLoad() for name in policy.queues}
+        self._quoted: dict[str, float] = {}
+        self._announced: dict[str, int] = {}
+        self._accuracy: dict[tuple[str, Tier], Accuracy] = {}
         self._finished: deque[tuple[float, Literal["call", "callback"], str]] = deque()
         self._ledger = Ledger(policy)
         self._overflow_limits: list[tuple[Tier, float]] = [
@@ -97,6 +106,7 @@ class MemoryCallStore:
         ]
         self._settled = SettledDay(policy)
         self._last_prune = self._started_at
+        self._hours = policy.hours_book()  # opening-hour windows per queue (queue/hours.py)
 
     # --- IVR ------------------------------------------------------------------------------
 
@@ -121,14 +131,19 @@ class MemoryCallStore:
         self._records[call_id] = record
         self._ledger.record(queue, call.tier, "arrived", now)
         limit = self.policy.max_waiting(queue)
-        if limit is not None and call.tier not in ADMITTED_WHEN_FULL and len(waitlist) >= limit:
+        closed = not self._open(queue, now)
+        if closed or (limit is not None and call.tier not in ADMITTED_WHEN_FULL and len(waitlist) >= limit):
             # Position 0: turned away at the door, never in line.
             self._emit("enter", now, call_id, None, call.caller, call.tier, queue, None, 0)
-            self._overflow(call, "queue_full", now)
+            self._overflow(call, CLOSED_REASON if closed else "queue_full", now)
             return self._snapshot(call, now), True
         position = waitlist.arrive(call.tier, call.place, now)
+        self._loads[queue].arrived(call.tier, now)
         self._emit("enter", now, call_id, None, call.caller, call.tier, queue, None, position)
-        return self._snapshot(call, now, position), True
+        snapshot = self._snapshot(call, now, position)
+        if snapshot.estimated_wait_s is not None:
+            self._quoted[call_id] = snapshot.estimated_wait_s  # compared with the real wait at answer
+        return snapshot, True
 
     async def get_call(self, call_id: str) -> CallSnapshot:
         now = self._tick()
@@ -170,7 +185,10 @@ class MemoryCallStore:
             self._ledger.record(call.queue, call.tier, "answered", now, wait)
             threshold = self.policy.tier(call.tier).sla_threshold_s
             self._emit("answer", now, call_id, None, call.caller, call.tier, call.queue, agent_id, wait, threshold)
-            self._answers[call.queue].append(now)
+            self._loads[call.queue].answered(agent_id)
+            quoted = self._quoted.pop(call_id, None)
+            if quoted is not None:
+                self._accuracy_of(call.queue, call.tier).record(wait, quoted)
             self._resolve_inbound(call.caller, now)
         return self._snapshot(call, now)
 
@@ -191,6 +209,7 @@ class MemoryCallStore:
             call.ended_at = now
             self._holding.pop(call.agent_id, None)
             handle = now - call.answered_at
+            self._loads[call.queue].ended(handle)
             self._ledger.record(call.queue, call.tier, "ended", now, handle)
             self._emit("end", now, call_id, None, call.caller, call.tier, call.queue, call.agent_id, handle)
             self._finish("call", call_id)
@@ -207,6 +226,13 @@ class MemoryCallStore:
             head = self._queues[name].head_key(now)
             if head is not None and (best is None or head[0] < best[1][0]):
                 best = (name, head)
+        ready = self._best_ready(names, now)
+        rank = None if best is None else best[1][0][0]
+        pick = next_pick(rank, None if ready is None else ready[0][0], now, self.policy.callback_urgent_s)
+        if pick == "callback":
+            assert ready is not None
+            self._mark_agent(agent_id, names, False, now)
+            return self._assign_callback(agent_id, ready, now)
         if best is not None:
             name, (_, tier, place) = best
             self._queues[name].remove(tier, place)
@@ -217,8 +243,10 @@ class MemoryCallStore:
             self._offers.add((now, call.call_id))
             self._holding[agent_id] = ("call", call.call_id)
             self._emit("offer", now, call.call_id, None, call.caller, call.tier, name, agent_id)
+            self._mark_agent(agent_id, names, False, now)
             return Work(call=self._snapshot(call, now), record=self._records.get(call.call_id))
-        return self._assign_callback(agent_id, names, now)
+        self._mark_agent(agent_id, names, True, now)
+        return None
 
     # --- callbacks ------------------------------------------------------------------------
 
@@ -287,6 +315,7 @@ class MemoryCallStore:
                         intervals=intervals,
                         callbacks_open=callbacks_open,
                         callbacks_overdue=callbacks_overdue,
+                        estimate_accuracy=accuracy_figures(self._accuracy.get((name, tier)) or Accuracy()),
                     )
                 )
         return SlaReport(window=window, start=sl.window_start(window, now, self.policy.timezone), now=now, rows=rows)
@@ -318,6 +347,13 @@ class MemoryCallStore:
             callbacks_open=self._index.status_count("open"),
             callbacks_assigned=self._index.status_count("assigned"),
             callbacks_overdue=self._index.overdue(now),
+            estimate_accuracy=[
+                AccuracyRow(queue=name, tier=tier, accuracy=msgspec.structs.replace(acc, bins=dict(acc.bins)))
+                for name in self._queues
+                for tier in TIERS
+                if (acc := self._accuracy.get((name, tier))) is not None
+            ],
+            callbacks_at_risk=self._index.at_risk(),
         )
 
     async def traffic(self, queue: str | None, window_s: float) -> Traffic:
@@ -363,7 +399,7 @@ class MemoryCallStore:
             offered_at, call_id = self._offers[0]
             # Back in the queue when the ringing stopped, so the overflow below lands on time.
             self._back_to_queue(self._calls[call_id], offered_at + timeout)
-        for name, waitlist in self._queues.items():
+        for waitlist in self._queues.values():
             for tier, limit in self._overflow_limits:
                 # The head of the lane first: most ticks find nothing due, and this is every request.
                 oldest = waitlist.oldest(tier)
@@ -371,9 +407,6 @@ class MemoryCallStore:
                     continue
                 for place in waitlist.expire(tier, now - limit):
                     self._overflow(self._calls[place.call_id], "max_wait", place.arrived_at + limit)
-            answers = self._answers[name]
-            while answers and answers[0] <= now - EWT_WINDOW_S:
-                answers.popleft()
         while self._snoozed and self._snoozed[0][0] <= now:
             _, callback_id = self._snoozed.pop(0)
             callback = self._callbacks[callback_id]
@@ -389,6 +422,10 @@ class MemoryCallStore:
             self._ledger.prune(now)
             self._last_prune = now
         return now
+
+    def _open(self, queue: str, now: float) -> bool:
+        window = self._hours.window(queue, now)
+        return window is None or is_open(window, now)
 
     def _waitlist(self, queue: str) -> WaitList:
         waitlist = self._queues.get(queue)
@@ -451,6 +488,8 @@ class MemoryCallStore:
         """Schedule a finished item for forgetting, `retain_finished_s` from now."""
         if kind == "call":
             self._records.pop(item_id, None)
+            self._quoted.pop(item_id, None)
+            self._announced.pop(item_id, None)
         self._finished.append((self.clock.now(), kind, item_id))
 
     def _open_callback(self, call: Call, reason: CallbackReason, at: float) -> None:
@@ -462,7 +501,7 @@ class MemoryCallStore:
             was_ready = key in ready
             ready.discard(key)
             self._index.deadline_moving(existing)
-            cb.merge_overflow(existing, at, self.policy.callbacks)
+            cb.merge_overflow(existing, at, self.policy.callbacks, self._terms(call.queue, at))
             self._index.deadline_moved(existing)
             if was_ready:
                 ready.add(_ready_key(existing))
@@ -478,11 +517,15 @@ class MemoryCallStore:
             reason=reason,
             at=at,
             policy=self.policy.callbacks,
+            given=self._terms(call.queue, at),
         )
         self._callbacks[callback.callback_id] = callback
         self._index.opened(callback)
         self._active_callback[call.caller] = callback.callback_id
-        self._ready[callback.queue].add(_ready_key(callback))
+        if callback.next_attempt_at <= self.clock.now():
+            self._ready[callback.queue].add(_ready_key(callback))
+        else:  # created while its queue is closed: due from the next opening
+            self._snoozed.add((callback.next_attempt_at, callback.callback_id))
         call.callback_id = callback.callback_id
         self._emit_callback("callback_created", at, callback, None, reason, callback.deadline)
 
@@ -507,14 +550,22 @@ class MemoryCallStore:
         b = callback
         self._emit(kind, at, b.call_id, b.callback_id, b.caller, b.tier, b.queue, agent_id, *figures)
 
-    def _assign_callback(self, agent_id: str, names: list[str], now: float) -> Work | None:
+    def _terms(self, queue: str, at: float) -> cb.Terms:
+        # The window current at the clock's now: `at` may lie a little before it (an overflow
+        # noticed by this tick), within the window's look-back.
+        return cb.terms(self._hours.window(queue, self.clock.now()), at, self.policy.callbacks)
+
+    def _best_ready(self, names: list[str], now: float) -> tuple[ReadyKey, str] | None:
+        """The callback due soonest that may be handed out now: its next attempt has come and
+        its queue is open. O(queues · log n)."""
         best: tuple[ReadyKey, str] | None = None
         for name in names:
             ready = self._ready[name]
-            if ready and (best is None or ready[0] < best[0]):
+            if ready and (best is None or ready[0] < best[0]) and self._open(name, now):
                 best = (ready[0], name)
-        if best is None:
-            return None
+        return best
+
+    def _assign_callback(self, agent_id: str, best: tuple[ReadyKey, str], now: float) -> Work:
         key, name = best
         self._ready[name].remove(key)
         callback = self._callbacks[key[2]]
@@ -535,10 +586,32 @@ class MemoryCallStore:
 
     def _snapshot(self, call: Call, now: float, position: int | None = None) -> CallSnapshot:
         """`position`: the call's, when the caller already knows it (a new arrival's)."""
-        estimate = None
+        estimate = announced = None
         if call.status == "waiting":
             if position is None:
                 position = self._queues[call.queue].position(call.tier, call.place, now)
-            estimate = estimated_wait(position, len(self._answers[call.queue]), now - self._started_at)
+            estimate = self._loads[call.queue].estimate(position, call.tier, now, now - self._started_at)
+            announced = self._announced[call.call_id] = announce(self._announced.get(call.call_id), position)
         callback = self._callbacks.get(call.callback_id) if call.callback_id else None
-        return CallSnapshot(call=call, now=now, position=position, estimated_wait_s=estimate, callback=callback)
+        return CallSnapshot(
+            call=call,
+            now=now,
+            position=position,
+            estimated_wait_s=estimate,
+            announce_position=announced,
+            callback=callback,
+        )
+
+    def _accuracy_of(self, queue: str, tier: Tier) -> Accuracy:
+        found = self._accuracy.get((queue, tier))
+        if found is None:
+            found = self._accuracy[(queue, tier)] = Accuracy()
+        return found
+
+    def _mark_agent(self, agent_id: str, names: list[str], idle: bool, now: float) -> None:
+        """An agent that `next` found nothing for is idle in those queues, until it takes work."""
+        for name in names:
+            if idle:
+                self._loads[name].idle(agent_id, now)
+            else:
+                self._loads[name].busy(agent_id)

@@ -31,6 +31,11 @@
 --   tests/queue/test_queue_semantics.py and tests/queue/test_callbacks.py on every store.
 -- - the histogram bucket of an answered wait (metrics.bucket_index):
 --   tests/queue/test_metrics_store.py on every store.
+-- - the four questions asked of a queue's opening-hour window (queue/hours.py's is_open,
+--   next_open, open_seconds, after_open: `w_*` below) and a callback's terms
+--   (queue/callbacks.py's `terms`: `cb_terms`): tests/queue/test_hours.py on every store.
+--   The calendar (zones, DST, holidays) is not: Python sends each queue's window, as epoch
+--   seconds, with every request (ARGV[4], see the dispatch).
 -- - the tier record blob `route_lookup` decodes (tiers/codec.py):
 --   tests/redis/test_hot_path_and_restart.py.
 -- - the refusal messages' quoting of ids (Python's repr, here '<id>'): the codes are checked
@@ -66,7 +71,13 @@ local function ready_key(queue) return KEY.ready .. ":" .. queue end
 -- Active callbacks of one queue × tier by deadline: ZCARD and ZCOUNT answer the dashboard's
 -- open and overdue counts in O(log n), moved in the same step as K_CBACT.
 local function cb_lane_key(queue, tier) return KEY.cb_lane .. ":" .. queue .. ":" .. tier end
-local function answers_key(queue) return KEY.answers .. ":" .. queue end
+-- The estimated wait's inputs (queue/estimate.py): a hash per queue (`a<rank>`, `t<rank>`: the
+-- decayed arrival count and last arrival per tier rank; `aht`, `ahtn`: the running mean handle
+-- time and its count; `talk`: agents on an answered call), idle agents by when their `next`
+-- found nothing, and the quotes' accuracy counters per queue × tier (queue/wait_accuracy.py).
+local function est_key(queue) return KEY.est .. ":" .. queue end
+local function idle_key(queue) return KEY.idle .. ":" .. queue end
+local function acc_key(queue, tier) return KEY.accuracy .. ":" .. queue .. ":" .. tier end
 local function life_key(queue, tier) return KEY.life .. ":" .. queue .. ":" .. tier end
 
 local function fail(code, message) return { "err", code, message } end
@@ -265,7 +276,79 @@ local function head(queue, now)
   return first(3)
 end
 
+-- --- opening hours (queue/hours.py) -----------------------------------------------------------
+
+-- ARGV[4]: msgpack {queue = {start, end, s1, e1, s2, e2, ...}} for each queue with opening
+-- hours, "" when none has any; decoded on first use in a run. A queue absent is always open.
+local hours_map = nil
+local function window(queue)
+  if ARGV[4] == "" then return nil end
+  if not hours_map then hours_map = cmsgpack.unpack(ARGV[4]) end
+  return hours_map[queue]
+end
+
+-- The interval holding t (its index i: w[2i+1], w[2i+2]), or the first after it, or nil.
+local function w_at(w, t)
+  for i = 3, #w, 2 do
+    if t < w[i + 1] then return i end
+  end
+  return nil
+end
+
+local function w_next_open(w, t)
+  t = math.max(t, w[1])
+  local i = w_at(w, t)
+  if not i then return nil end
+  return math.max(t, w[i])
+end
+
+local function w_is_open(w, t)
+  return w_next_open(w, t) == math.max(t, w[1])
+end
+
+local function w_open_seconds(w, a, b)
+  a = math.max(a, w[1])
+  local total = 0
+  for i = 3, #w, 2 do
+    local lo, hi = math.max(w[i], a), math.min(w[i + 1], b)
+    if hi > lo then total = total + (hi - lo) end
+  end
+  return total
+end
+
+local function w_after_open(w, t, seconds)
+  t = math.max(t, w[1])
+  local left = seconds
+  for i = 3, #w, 2 do
+    if w[i + 1] > t then
+      local lo = math.max(w[i], t)
+      if w[i + 1] - lo >= left then return lo + left end
+      left = left - (w[i + 1] - lo)
+    end
+  end
+  return nil
+end
+
+local function queue_open(queue, now)
+  local w = window(queue)
+  return not w or w_is_open(w, now)
+end
+
+-- queue/callbacks.py's `terms`: due, deadline, at_risk of a callback created at `at`.
+local function cb_terms(queue, at)
+  local open_rule = CFG.cb_rule == "open_hours"
+  local w = window(queue)
+  if not w then return at, at + (open_rule and CFG.cb_window_open or CFG.cb_window), false end
+  local due = w_next_open(w, at)
+  local deadline
+  if open_rule then deadline = w_after_open(w, at, CFG.cb_window_open) else deadline = at + CFG.cb_window end
+  if not due or not deadline then return due or at, deadline or (at + CFG.cb_window), true end
+  return due, deadline, w_open_seconds(w, at, deadline) < CFG.cb_min_open
+end
+
 -- --- callbacks ------------------------------------------------------------------------------
+
+local NOW = 0  -- this run's now, set by tick
 
 local function load_cb(id)
   local flat = redis.call("HGETALL", cb_key(id))
@@ -278,6 +361,9 @@ end
 local function cb_status(b, status, now)
   redis.call("HINCRBY", K_CBSTAT, b.status, -1)
   redis.call("HINCRBY", K_CBSTAT, status, 1)
+  if b.at_risk == "true" and (status ~= "open" and status ~= "assigned") then
+    redis.call("HINCRBY", K_CBSTAT, "at_risk", -1)
+  end
   b.status = status
   redis.call("HSET", cb_key(b.callback_id), "status", status)
 end
@@ -299,9 +385,10 @@ end
 
 local function open_callback(c, reason, at)
   local existing = redis.call("HGET", K_CBACTIVE, c.caller)
+  local due, deadline, at_risk = cb_terms(c.queue, at)
   if existing then
     local k = cb_key(existing)
-    local deadline = math.min(tonumber(redis.call("HGET", k, "deadline")), at + CFG.cb_window)
+    deadline = math.min(tonumber(redis.call("HGET", k, "deadline")), deadline)
     redis.call("HSET", k, "deadline", num(deadline))
     redis.call("ZADD", K_CBACT, num(deadline), existing)
     local queue, tier = unpack(redis.call("HMGET", k, "queue", "tier"))
@@ -313,15 +400,19 @@ local function open_callback(c, reason, at)
     return
   end
   local id = "cb-" .. redis.call("INCR", K_CBSEQ)
-  local deadline = at + CFG.cb_window
   redis.call("HSET", cb_key(id),
     "callback_id", id, "caller", c.caller, "tier", c.tier, "queue", c.queue, "call_id", c.call_id,
     "reason", reason, "status", "open", "created_at", num(at), "deadline", num(deadline),
-    "next_attempt_at", num(at), "attempts", 0, "record", c.record)
+    "next_attempt_at", num(due), "attempts", 0, "record", c.record, "at_risk", at_risk and "true" or "false")
   emit("callback_created", at, c.call_id, id, c.caller, c.tier, c.queue, nil, "reason", reason, "deadline", num(deadline))
   redis.call("HINCRBY", K_CBSTAT, "open", 1)
+  if at_risk then redis.call("HINCRBY", K_CBSTAT, "at_risk", 1) end
   redis.call("HSET", K_CBACTIVE, c.caller, id)
-  redis.call("ZADD", ready_key(c.queue), num(deadline), id)
+  if due <= NOW then
+    redis.call("ZADD", ready_key(c.queue), num(deadline), id)
+  else  -- created while its queue is closed: due from the next opening
+    redis.call("ZADD", K_SNOOZED, num(due), id)
+  end
   redis.call("ZADD", K_CBACT, num(deadline), id)
   redis.call("ZADD", cb_lane_key(c.queue, c.tier), num(deadline), id)
   set_call(c, { callback_id = id })
@@ -388,6 +479,7 @@ end
 -- Everything that fell due up to now, oldest first; a few O(log n) reads when nothing did.
 local function tick(given)
   local now = math.max(given, tonumber(redis.call("GET", K_CLOCK) or "0"))
+  NOW = now
   redis.call("SET", K_CLOCK, num(now))
   -- Back in the queue when the ringing stopped, so an overflow due meanwhile lands on time.
   local offers = redis.call("ZRANGEBYSCORE", K_OFFERS, "-inf", num(now - CFG.offer_timeout), "WITHSCORES")
@@ -414,22 +506,34 @@ end
 
 -- --- replies --------------------------------------------------------------------------------
 
-local function answers_in_window(queue, now)
-  local k = answers_key(queue)
-  redis.call("ZREMRANGEBYSCORE", k, "-inf", num(now - CFG.ewt_window))
-  return redis.call("ZCARD", k)
+-- The wait to quote a waiting call at `pos` (estimate.QueueLoad.estimate), nil before any AHT.
+local function estimate_for(c, pos, now)
+  local got = redis.call("HMGET", est_key(c.queue), "aht", "talk", "a0", "t0", "a1", "t1", "a2", "t2")
+  if not got[1] then return nil end
+  local span = now - tonumber(redis.call("GET", KEY.started) or num(now))
+  local push = 0.0
+  for rank = 0, c.rank - 1 do
+    push = push + est_arrival_rate(tonumber(got[3 + 2 * rank] or "0"), tonumber(got[4 + 2 * rank] or "0"), now, span)
+  end
+  local idle = redis.call("ZCOUNT", idle_key(c.queue), num(now - EST.idle_ttl), "+inf")
+  return est_wait(pos, tonumber(got[2] or "0"), idle, tonumber(got[1]), push)
 end
 
--- {"call", fields, position|false, answers in the EWT window, callback fields|false, now}
-local function call_reply(c, now, known_position)
-  local pos, answered = false, 0
+-- {"call", fields, position|false, estimated wait|false, callback fields|false, now}. A waiting
+-- call's announced position (field `announce`) only ever goes down.
+local function call_reply(c, now, known_position, known_estimate)
+  local pos, estimate = false, false
   if c.status == "waiting" then
     pos = known_position or position(c, now)
-    answered = answers_in_window(c.queue, now)
+    local w = known_estimate or estimate_for(c, pos, now)
+    if w then estimate = num(w) end
+    local before = tonumber(c.announce)
+    local announced = est_announce(before, pos)
+    if announced ~= before then set_call(c, { announce = announced }) end
   end
   local cb = false
   if c.callback_id then cb = redis.call("HGETALL", cb_key(c.callback_id)) end
-  return { "call", redis.call("HGETALL", call_key(c.call_id)), pos, answered, cb, num(now) }
+  return { "call", redis.call("HGETALL", call_key(c.call_id)), pos, estimate, cb, num(now) }
 end
 
 local function existing_call(id)
@@ -478,15 +582,22 @@ function ops.route(now, call_id, caller, tier, queue, rec)
   c = load_call(call_id)
   record(queue, tier, "arrived", now, 0)
   local limit = CFG.max_waiting[queue]
-  if limit and not RULES.admitted_when_full[tier] and waiting_count(queue) >= limit then
+  local closed = not queue_open(queue, now)
+  if closed or (limit and not RULES.admitted_when_full[tier] and waiting_count(queue) >= limit) then
     emit_call("enter", now, c, nil, "position", "0")  -- turned away at the door, never in line
-    overflow(c, "queue_full", now)
+    overflow(c, closed and RULES.closed_reason or "queue_full", now)
     return call_reply(c, now)
   end
   lane_add(c)
   local pos = position(c, now)
+  local ek, rank = est_key(queue), c.rank
+  local last = redis.call("HMGET", ek, "a" .. rank, "t" .. rank)
+  redis.call("HSET", ek, "a" .. rank, num(est_bump(tonumber(last[1] or "0"), tonumber(last[2] or "0"), now)),
+    "t" .. rank, num(now))
   emit_call("enter", now, c, nil, "position", pos)
-  return call_reply(c, now, pos)
+  local w = estimate_for(c, pos, now)
+  if w then set_call(c, { quoted = num(w) }) end  -- compared with the real wait at answer
+  return call_reply(c, now, pos, w)
 end
 
 -- Single Redis only (a cluster keeps tier buckets in other slots): the tier look-up and the
@@ -538,7 +649,9 @@ function ops.answer(now, call_id, agent)
   local wait = waited(c, now)
   record(c.queue, c.tier, "answered", now, wait)
   emit_call("answer", now, c, agent, "wait_s", num(wait), "threshold_s", num(CFG.threshold[c.tier]))
-  redis.call("ZADD", answers_key(c.queue), num(now), call_id)
+  redis.call("HINCRBY", est_key(c.queue), "talk", 1)
+  redis.call("ZREM", idle_key(c.queue), agent)
+  if c.quoted then est_accuracy(acc_key(c.queue, c.tier), wait, tonumber(c.quoted)) end
   resolve_inbound(c.caller, now)
   return call_reply(c, now)
 end
@@ -577,9 +690,28 @@ ops["end"] = function(now, call_id)
   redis.call("HDEL", K_HOLD, c.agent_id)
   local handle = now - tonumber(c.answered_at)
   record(c.queue, c.tier, "ended", now, handle)
+  local ek = est_key(c.queue)
+  local was = redis.call("HMGET", ek, "aht", "ahtn")
+  local aht, n = est_next_aht(tonumber(was[1] or "0"), tonumber(was[2] or "0"), handle)
+  redis.call("HSET", ek, "aht", num(aht), "ahtn", n)
+  redis.call("HINCRBY", ek, "talk", -1)
   emit_call("end", now, c, c.agent_id, "handle_s", num(handle))
   finish("c", call_id, now)
   return call_reply(c, now)
+end
+
+-- An agent `next` found nothing for is idle in the queues it asked for, until it takes work
+-- (estimate.QueueLoad.idle and .busy); those idle longer than EST.idle_ttl are dropped here.
+local function mark_agent(agent, queues, idle, now)
+  for _, queue in ipairs(queues) do
+    local k = idle_key(queue)
+    if idle then
+      redis.call("ZADD", k, num(now), agent)
+      redis.call("ZREMRANGEBYSCORE", k, "-inf", "(" .. num(now - EST.idle_ttl))
+    else
+      redis.call("ZREM", k, agent)
+    end
+  end
 end
 
 -- {"work", call reply|false, callback fields|false}; a call's reply carries its record blob.
@@ -602,26 +734,41 @@ function ops.next(now, agent, ...)
       best, best_queue = h, queue
     end
   end
-  if best then
+  -- The callback due soonest that may be handed out now: next attempt come, queue open.
+  local cb_best, cb_score = nil, nil
+  for _, queue in ipairs(queues) do
+    local got = redis.call("ZRANGE", ready_key(queue), 0, 0, "WITHSCORES")
+    if #got > 0 then
+      local score = tonumber(got[2])
+      if (not cb_best or score < cb_score or (score == cb_score and got[1] < cb_best[1])) and queue_open(queue, now) then
+        cb_best, cb_score = { got[1], queue }, score
+      end
+    end
+  end
+  -- decisions.next_pick, walking RULES.next_order: the first step the best call or callback fills.
+  local pick = nil
+  for _, step in ipairs(RULES.next_order) do
+    if step[1] == "calls" then
+      if best and best[1] == step[2] then pick = "call"; break end
+    elseif cb_best and (step[2] == "rest" or (CFG.cb_urgent > 0 and cb_score - now <= CFG.cb_urgent)) then
+      pick = "callback"; break
+    end
+  end
+  if pick == "call" then
     local c = load_call(best[3])
     lane_remove(c)
     set_call(c, { status = "offered", agent_id = agent, offered_at = num(now) })
     redis.call("ZADD", K_OFFERS, num(now), c.call_id)
     redis.call("HSET", K_HOLD, agent, "c:" .. c.call_id)
     emit_call("offer", now, c, agent)
+    mark_agent(agent, queues, false, now)
     return { "work", call_reply(c, now), false }
   end
-  local cb_best, cb_score = nil, nil
-  for _, queue in ipairs(queues) do
-    local got = redis.call("ZRANGE", ready_key(queue), 0, 0, "WITHSCORES")
-    if #got > 0 then
-      local score = tonumber(got[2])
-      if not cb_best or score < cb_score or (score == cb_score and got[1] < cb_best[1]) then
-        cb_best, cb_score = { got[1], queue }, score
-      end
-    end
+  if not pick then
+    mark_agent(agent, queues, true, now)
+    return { "none" }
   end
-  if not cb_best then return { "none" } end
+  mark_agent(agent, queues, false, now)
   local id = cb_best[1]
   redis.call("ZREM", ready_key(cb_best[2]), id)
   local b = load_cb(id)
@@ -700,6 +847,15 @@ function ops.lanes(now, ...)
   return { "lanes", out, num(now) }
 end
 
+-- The quotes' accuracy counters per queue × tier (queue/wait_accuracy.py), queues in order, tiers by rank.
+function ops.accuracy(now, ...)
+  local out = {}
+  for _, queue in ipairs({ ... }) do
+    for rank = 0, 3 do out[#out + 1] = redis.call("HGETALL", acc_key(queue, TIER_OF[rank])) end
+  end
+  return { "accuracy", out }
+end
+
 -- Everything /metrics shows: lanes, lifetime tallies per queue × tier, callback counts.
 function ops.metrics(now, ...)
   local lanes = ops.lanes(now, ...)[2]
@@ -754,7 +910,8 @@ function ops.cbsummary(now)
   return { "summary", redis.call("HGETALL", K_CBSTAT), overdue }
 end
 
--- ARGV: op name, the caller's (logical) clock, the request's deadline, then the op's own arguments.
+-- ARGV: op name, the caller's (logical) clock, the request's deadline, the opening-hour windows
+-- (see `window`), then the op's own arguments.
 -- The deadline is real wall-clock time (epoch seconds, the tolerated clock skew already taken
 -- off by the router), checked against Redis's own TIME, not the logical clock: a script that
 -- reaches Redis after its router gave up (a stall, a fork, a slow disk) changes nothing.
@@ -765,4 +922,4 @@ local time = redis.call("TIME")
 if tonumber(time[1]) + tonumber(time[2]) / 1e6 > tonumber(ARGV[3]) then return { "late" } end
 wall_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local now = tick(tonumber(ARGV[2]))
-return op(now, unpack(ARGV, 4))
+return op(now, unpack(ARGV, 5))

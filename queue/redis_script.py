@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import Final
 
 from tierline.queue import decisions as d
+from tierline.queue import estimate
 from tierline.queue import metrics as mx
 from tierline.queue import redis_keys as rk
-from tierline.queue.estimate import EWT_WINDOW_S
+from tierline.queue import wait_accuracy as wa
 from tierline.queue.policy import Policy
 from tierline.tiers.model import TIERS
 
 ENGINE_SOURCE: Final = (Path(__file__).with_name("redis_engine.lua")).read_text()
+# The estimated wait's functions (queue/estimate.py written a second time), before the engine.
+ESTIMATE_SOURCE: Final = (Path(__file__).with_name("estimate.lua")).read_text()
 
 
 def lua(value: object) -> str:
@@ -115,7 +118,9 @@ def lua_config(policy: Policy) -> str:
         f"  short_abandon = {num(policy.short_abandon_s)}, aging = {num(policy.aging_s)},\n"
         f"  offer_timeout = {num(policy.offer_timeout_s)}, retain = {num(policy.retain_finished_s)},\n"
         f"  cb_window = {num(policy.callbacks.window_s)}, cb_retry = {num(policy.callbacks.retry_delay_s)},\n"
-        f"  cb_attempts = {num(policy.callbacks.max_attempts)}, ewt_window = {num(EWT_WINDOW_S)},\n"
+        f"  cb_rule = {lua(policy.callbacks.deadline_rule)}, cb_window_open = {num(policy.callbacks.window_open_s)},\n"
+        f"  cb_min_open = {num(policy.callbacks.min_open_s)}, cb_urgent = {num(policy.callback_urgent_s)},\n"
+        f"  cb_attempts = {num(policy.callbacks.max_attempts)},\n"
         "}\n"
     )
 
@@ -132,6 +137,8 @@ def rules_view() -> dict[str, object]:
         "tally": {kind: [x for move in moves for x in move] for kind, moves in d.TALLY_MOVES.items()},
         "histogram_kind": d.HISTOGRAM_KIND,
         "retry_status": d.RETRY_STATUS,
+        "closed_reason": d.CLOSED_REASON,
+        "next_order": d.NEXT_ORDER,
         "give_up_status": d.GIVE_UP_STATUS,
         "call": d.CALL_MOVES,
         "outcome": d.OUTCOMES,
@@ -156,5 +163,19 @@ def lua_tables() -> str:
     )
 
 
+def lua_estimate() -> str:
+    """`EST` and `ACC`: the constants of the estimate and of its accuracy counters, then the
+    estimate's functions (queue/estimate.lua)."""
+    acc = {
+        "floor": wa.RATIO_FLOOR_S,
+        "per_octave": wa.BINS_PER_OCTAVE,
+        "octaves": wa.OCTAVES,
+        "bins": wa.N_BINS,
+        "within_low": wa.WITHIN[0],
+        "within_high": wa.WITHIN[1],
+    }
+    return f"local EST = {lua(estimate.LUA_CONSTANTS)}\nlocal ACC = {lua(acc)}\n" + ESTIMATE_SOURCE
+
+
 def engine_script(policy: Policy, namespace: str) -> str:
-    return lua_keys(namespace) + lua_config(policy) + lua_tables() + ENGINE_SOURCE
+    return lua_keys(namespace) + lua_config(policy) + lua_tables() + lua_estimate() + ENGINE_SOURCE

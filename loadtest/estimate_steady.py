@@ -1,0 +1,189 @@
+"""How right the quoted waits are on a steady day: the memory store on a virtual clock.
+
+    .venv/bin/python loadtest/estimate_steady.py [--hours 8] [--agents 20] [--aht 180]
+        [--occupancy 0.9] [--seed 1] [--seeds 1] [--poll 15]
+
+Calls arrive as Poisson streams in the tier mix of loadtest/tiermix.py (5 % VIP, 20 % mid,
+72 % standard, 3 % blacklisted) at the rate that keeps `--agents` agents `--occupancy` busy
+with exponential handle times of mean `--aht`. Callers are patient and nothing overflows
+(the model's case: abandons and overflows only shorten the waits of those behind). An agent
+that ends a call asks `next` at once; an idle agent asks again every `--poll` seconds and is
+woken when a call arrives (as an ACD rings a free agent), so the engine sees idle agents as
+real ones are seen. Each answered call's quote on arrival (`estimated_wait_s` of the route
+answer) is compared with its wait, per tier and position bucket (1, 2–5, 6–20, >20), after a
+warm-up hour; the engine's own per-tier figures (`metrics().estimate_accuracy`) are printed
+beside. No sleeping: the clock jumps from event to event.
+
+The goal (issue 16): per tier and bucket, the median ratio real/quoted within 0.8–1.25.
+tests/queue/test_estimate_steady.py runs a short seeded version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiermix import MIX
+
+from tierline.queue.clock import ManualClock
+from tierline.queue.memory_store import MemoryCallStore
+from tierline.queue.policy import Policy, TierPolicy
+from tierline.queue.wait_accuracy import POSITION_BUCKETS, Accuracy, figures, position_bucket
+from tierline.tiers.model import TIERS, Tier, TierRecord
+
+T0 = 1_800_000_000.0
+GOAL = (0.8, 1.25)
+
+
+@dataclass
+class Outcome:
+    by_bucket: dict[tuple[Tier, str], Accuracy] = field(default_factory=dict)
+    engine: dict[Tier, Accuracy] = field(default_factory=dict)
+    answered: int = 0
+    unquoted: int = 0
+
+    def add(self, tier: Tier, position: int, real: float, quoted: float) -> None:
+        key = (tier, position_bucket(position))
+        self.by_bucket.setdefault(key, Accuracy()).record(real, quoted)
+
+
+async def run(
+    hours: float = 8.0,
+    agents: int = 20,
+    aht: float = 180.0,
+    occupancy: float = 0.9,
+    seed: int = 1,
+    poll: float = 15.0,
+    warmup_s: float = 3600.0,
+) -> Outcome:
+    rng = random.Random(seed)
+    clock = ManualClock(T0)
+    # Nothing overflows on wait: the steady case the estimate models.
+    policy = Policy(tiers={tier: TierPolicy(overflow_after_s=0) for tier in TIERS})
+    store = MemoryCallStore(policy, clock)
+    rate = occupancy * agents / aht
+    tiers = [tier for tier, _ in MIX]
+    weights = [share for _, share in MIX]
+    end_at = T0 + hours * 3600
+    # (time, order, kind, subject): kind "arrive", "end" (agent), "poll" (agent)
+    events: list[tuple[float, int, str, str]] = []
+    order = 0
+
+    def push(at: float, kind: str, subject: str) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (at, order, kind, subject))
+
+    idle: set[str] = set()
+    quotes: dict[str, tuple[Tier, int, float | None, float]] = {}  # call -> tier, position, quote, arrival
+    out = Outcome()
+
+    async def ask(agent: str) -> None:
+        work = await store.next_work(agent, None)
+        if work is None or work.call is None:
+            idle.add(agent)
+            push(clock.now() + poll, "poll", agent)
+            return
+        idle.discard(agent)
+        call_id = work.call.call.call_id
+        await store.answer(call_id, agent)
+        tier, position, quoted, arrived = quotes.pop(call_id)
+        real = clock.now() - arrived
+        out.answered += 1
+        if quoted is None:
+            out.unquoted += 1
+        elif arrived >= T0 + warmup_s:
+            out.add(tier, position, real, quoted)
+        push(clock.now() + rng.expovariate(1 / aht), "end", f"{agent}|{call_id}")
+
+    for i in range(agents):
+        await ask(f"a{i}")
+    push(T0 + rng.expovariate(rate), "arrive", "")
+    n = 0
+    while events:
+        at, _, kind, subject = heapq.heappop(events)
+        if at > end_at:
+            break
+        clock.set(at)
+        if kind == "arrive":
+            n += 1
+            call_id = f"c{n}"
+            tier = rng.choices(tiers, weights)[0]
+            snap, _ = await store.route(call_id, TierRecord(caller=f"+1{n:09d}", tier=tier, known=True), "default")
+            assert snap.position is not None
+            quotes[call_id] = (tier, snap.position, snap.estimated_wait_s, at)
+            if idle:
+                await ask(min(idle))
+            push(at + rng.expovariate(rate), "arrive", "")
+        elif kind == "end":
+            agent, call_id = subject.split("|")
+            await store.end(call_id)
+            await ask(agent)
+        elif subject in idle:
+            await ask(subject)
+    metrics = await store.metrics()
+    for row in metrics.estimate_accuracy:
+        out.engine.setdefault(row.tier, Accuracy()).merge(row.accuracy)  # type: ignore[arg-type]
+    return out
+
+
+def table(out: Outcome) -> list[str]:
+    lines = [f"{'tier':<12} {'position':>8} {'calls':>6} {'median real/quoted':>18} {'MAE s':>7} {'±50%':>6}  goal"]
+    for tier in TIERS:
+        for bucket in POSITION_BUCKETS:
+            acc = out.by_bucket.get((tier, bucket))
+            if acc is None:
+                continue
+            fig = figures(acc)
+            median = fig.median_ratio
+            ok = "ok" if median is not None and GOAL[0] <= median <= GOAL[1] else "MISSED"
+            if fig.calls < 30:
+                ok += " (few calls)"
+            lines.append(
+                f"{tier:<12} {bucket:>8} {fig.calls:>6} {median:>18} {fig.mean_abs_error_s:>7} "
+                f"{fig.within_50pct:>6}  {ok}"
+            )
+    lines.append("engine, per tier (all answered calls, warm-up included):")
+    for tier, acc in out.engine.items():
+        fig = figures(acc)
+        lines.append(
+            f"  {tier:<12} calls {fig.calls}  median {fig.median_ratio}  MAE {fig.mean_abs_error_s} s  "
+            f"±50% {fig.within_50pct}"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=8.0)
+    parser.add_argument("--agents", type=int, default=20)
+    parser.add_argument("--aht", type=float, default=180.0)
+    parser.add_argument("--occupancy", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="runs with seeds seed..seed+n-1, counts merged")
+    parser.add_argument("--poll", type=float, default=15.0)
+    args = parser.parse_args()
+    total = Outcome()
+    for seed in range(args.seed, args.seed + args.seeds):
+        out = asyncio.run(run(args.hours, args.agents, args.aht, args.occupancy, seed, args.poll))
+        total.answered += out.answered
+        total.unquoted += out.unquoted
+        for key, acc in out.by_bucket.items():
+            total.by_bucket.setdefault(key, Accuracy()).merge(acc)
+        for tier, acc in out.engine.items():
+            total.engine.setdefault(tier, Accuracy()).merge(acc)
+    print(
+        f"steady: {args.agents} agents, AHT {args.aht} s, occupancy {args.occupancy}, {args.hours} h × "
+        f"{args.seeds} seed(s) from {args.seed}; answered {total.answered} ({total.unquoted} before any AHT)"
+    )
+    print("\n".join(table(total)))
+
+
+if __name__ == "__main__":
+    main()
