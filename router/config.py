@@ -37,7 +37,7 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     insecure: bool = False  # allow a non-loopback bind without tokens
     # "memory", or a Redis URL (queue/redis_urls.py): redis://[user:pass@]host:port/db,
     # rediss://…?ssl_ca_certs=/path/ca.pem (TLS), redis+cluster://host:port,
-    # redis+sentinel://host:26379[,host2:26379]/service_name/db.
+    # redis+sentinel://host:26379[,host2:26379]/service_name/db (rediss+sentinel://: TLS to both).
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
     max_reload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024**3
     # A body (or, for a tier file, each 1 MiB of it) that does not arrive in this time is 408:

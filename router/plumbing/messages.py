@@ -17,6 +17,8 @@ from tierline.queue.callbacks import Callback, CallbackReason, CallbackStatus, O
 from tierline.queue.calls import CallStatus, OverflowReason
 from tierline.queue.service_level import Figures, Window
 from tierline.queue.store import CallbackSummary, CallSnapshot, SlaReport, Work
+from tierline.queue.wait_accuracy import Accuracy, AccuracyFigures
+from tierline.queue.wait_accuracy import figures as accuracy_figures
 from tierline.tiers.model import MAX_CRM_FIELDS, MAX_CRM_NAME, MAX_CRM_VALUE, Tier, TierRecord
 
 # An id (call, agent, callback) wherever it appears: in a body here, in a path in params.py.
@@ -159,7 +161,21 @@ class CallView(Struct, kw_only=True):
     status: CallStatus
     position: int | None
     ahead: int | None
-    estimated_wait_s: float | None
+    estimated_wait_s: Annotated[
+        float | None,
+        Meta(
+            description="the median wait (s) the model expects for this caller from now: agents on calls and idle, "
+            "handle time, calls of higher tiers still to arrive; 0 when an idle agent is there for the caller; "
+            "null when not waiting or before any call of the queue ended (README: Estimated wait)"
+        ),
+    ]
+    announce_position: Annotated[
+        int | None,
+        Meta(
+            description="the position to announce to the caller: the true position, but never higher than "
+            "announced before while the call waits (VIPs arriving do not move it up); null when not waiting"
+        ),
+    ] = None
     arrived_at: datetime
     waited_s: float
     agent_id: str | None
@@ -189,6 +205,14 @@ class SlaRowView(Figures, kw_only=True):
     oldest_wait_now_s: float | None
     callbacks_open: Annotated[int, Meta(description="callbacks of this queue × tier open or assigned now")]
     callbacks_overdue: Annotated[int, Meta(description="of those, the ones past their deadline")]
+    estimate_accuracy: Annotated[
+        AccuracyFigures,
+        Meta(
+            description="how right the waits quoted on arrival were for the answered calls of this queue × tier, "
+            "since the store began (whatever the window): mean absolute error, median ratio real/quoted, "
+            "share within ±50 %"
+        ),
+    ]
     intervals: list[IntervalView] | UnsetType = UNSET
 
 
@@ -275,6 +299,7 @@ def call_view(snapshot: CallSnapshot) -> CallView:
         position=snapshot.position,
         ahead=None if snapshot.position is None else snapshot.position - 1,
         estimated_wait_s=snapshot.estimated_wait_s,
+        announce_position=snapshot.announce_position,
         arrived_at=ts(call.arrived_at),
         waited_s=round(call.waited(now), 3),
         agent_id=call.agent_id,
@@ -315,6 +340,7 @@ def sla_view(report: SlaReport, formula: str, formula_text: str, timezone: str, 
                 oldest_wait_now_s=row.oldest_wait_now_s,
                 callbacks_open=row.callbacks_open,
                 callbacks_overdue=row.callbacks_overdue,
+                estimate_accuracy=row.estimate_accuracy or accuracy_figures(Accuracy()),
                 intervals=intervals,
             )
         )

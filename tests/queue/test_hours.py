@@ -5,6 +5,7 @@ only while open, deadline rules, `at_risk`)."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -13,6 +14,7 @@ import pytest
 from tierline.queue import callbacks as cb
 from tierline.queue import hours as h
 from tierline.queue.policy import CallbackPolicy, Policy, QueuePolicy
+from tierline.router.config import ConfigError, load_settings
 from tierline.tiers.model import Tier
 
 from .helpers import T0, MakeStore, record
@@ -193,3 +195,38 @@ async def test_the_open_hours_deadline_rule(make_store: MakeStore) -> None:
     assert snap.callback is not None
     # Created 16:01 Friday: 1 h 59 min open on Friday, the rest on Monday.
     assert (snap.callback.deadline, snap.callback.at_risk) == (MON_08 + 2 * HOUR + 60, False)
+
+
+# --- the config file -----------------------------------------------------------------------
+
+
+def test_a_config_file_with_hours_and_a_holiday_file(tmp_path: Path) -> None:
+    (tmp_path / "holidays.txt").write_text("# national\n2027-01-18\n")
+    path = tmp_path / "tierline.toml"
+    path.write_text(
+        '[queues.sales]\nholidays = ["2027-01-19"]\nholidays_file = "holidays.txt"\ntimezone = "Europe/Berlin"\n'
+        '[queues.sales.hours]\nmon = ["08:00-18:00"]\ntue = ["08:00-18:00"]\nwed = ["08:00-18:00"]\n'
+    )
+    settings = load_settings(path, env={})
+    schedule = settings.schedules["sales"]
+    assert schedule is not None
+    assert {str(day) for day in schedule.holidays} == {"2027-01-18", "2027-01-19"}
+    w = settings.hours_book().window("sales", T0)
+    assert w is not None and h.next_open(w, FRI_18) == utc("2027-01-20T07:00:00+00:00")  # Wednesday, 08:00 CET
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"),
+    [
+        ('[queues.sales.hours]\nmon = ["08:00-12:00", "09:00-10:00"]\n', "queues.sales.hours.mon: ranges"),
+        ('[queues.sales.hours]\nmon = ["8am-noon"]\n', "'8am-noon' is not a time range"),
+        ('[queues.sales]\nholidays_file = "missing.txt"\n', "queues.sales.holidays_file: cannot read"),
+        ('[queues.sales]\nholidays = ["someday"]\n[queues.sales.hours]\nmon = ["08:00-12:00"]\n', "is not a date"),
+    ],
+)
+def test_a_bad_hours_config_is_refused_at_load(tmp_path: Path, text: str, fault: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="invalid configuration") as refused:
+        load_settings(path, env={})
+    assert fault in str(refused.value)
