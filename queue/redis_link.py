@@ -55,8 +55,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tierline.queue.errors import Overloaded, Unavailable
 from tierline.queue.loop_lag import LoopLag, loop_lag
+from tierline.queue.redis_urls import SENTINEL_SCHEMES, sentinel_target
 from tierline.queue.redis_urls import is_redis_url as is_redis_url  # the stores' callers look it up here
-from tierline.queue.redis_urls import sentinel_target
 
 log = logging.getLogger("tierline.redis")
 
@@ -236,8 +236,10 @@ def connect(url: str, timeout_s: float) -> Client:
         "max_connections": MAX_CONNECTIONS,
     }
     scheme, _, rest = url.partition("://")
-    if scheme == "redis+sentinel":
+    if scheme in SENTINEL_SCHEMES:
         target = sentinel_target(url)
+        # rediss+sentinel: TLS to the Sentinels and to the primary, with the same CA and options.
+        tls: dict[str, Any] = {} if target.tls is None else {"ssl": True, **target.tls}
         sentinels = _Sentinels(  # type: ignore[no-untyped-call]
             target.sentinels,
             # A dead Sentinel answers quickly; a hung one must not hold a connect past the deadline.
@@ -247,6 +249,7 @@ def connect(url: str, timeout_s: float) -> Client:
                 "retry": Retry(NoBackoff(), 0),
                 "username": target.sentinel_username,
                 "password": target.sentinel_password,
+                **tls,
             },
         )
         client: Redis = sentinels.master_for(
@@ -259,6 +262,7 @@ def connect(url: str, timeout_s: float) -> Client:
             socket_timeout=None,
             socket_connect_timeout=None,
             driver_info=None,
+            **tls,
             **options,
         )
         return client

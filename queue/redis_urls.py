@@ -7,6 +7,8 @@
 - `redis+sentinel://[user:password@]host:26379[,host2:26379]/service_name/db` — the primary of
   `service_name` as the Sentinels name it; `user:password` is for the Redis servers,
   `?sentinel_username=…&sentinel_password=…` for the Sentinels when they ask for one.
+  `rediss+sentinel://` the same with TLS to the Sentinels and to the primary, each verified
+  against `ssl_ca_certs` (one CA for both, as a deployment's own CA signs them all).
 
 Only these query parameters are accepted: anything else in the URL would reach redis-py's
 connections as an option and override Tierline's own timeouts, or fail on the first call.
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
+SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 TLS_PARAMETERS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 SENTINEL_PARAMETERS = ("sentinel_username", "sentinel_password")
 SENTINEL_PORT = 26379
@@ -37,6 +40,7 @@ class SentinelTarget:
     password: str | None
     sentinel_username: str | None
     sentinel_password: str | None
+    tls: dict[str, str] | None = None  # rediss+sentinel: redis-py's ssl_* options, for Sentinels and servers
 
 
 def scheme(url: str) -> str:
@@ -69,20 +73,25 @@ def check(url: str) -> None:
     kind = scheme(url)
     if not is_redis_url(url):
         raise RedisUrlError(f"{kind!r} is not a Redis URL scheme (use one of {', '.join(SCHEMES)})")
-    if kind == "redis+sentinel":
-        sentinel_target(url)
+    if kind in SENTINEL_SCHEMES:
+        _files(sentinel_target(url).tls or {})
         return
     query = parse_qs(urlsplit(url).query, keep_blank_values=True)
     allowed = TLS_PARAMETERS if kind.startswith("rediss") else ("db",) if kind == "unix" else ()
     _only(query, allowed, kind)
-    for name in TLS_PARAMETERS:
-        if name in query and not Path(query[name][0]).is_file():
-            raise RedisUrlError(f"{name}: no such file {query[name][0]!r}")
+    _files({name: values[0] for name, values in query.items() if name in TLS_PARAMETERS})
+
+
+def _files(tls: dict[str, str]) -> None:
+    for name, path in tls.items():
+        if not Path(path).is_file():
+            raise RedisUrlError(f"{name}: no such file {path!r}")
 
 
 def sentinel_target(url: str) -> SentinelTarget:
-    """The parts of a `redis+sentinel://` URL (a comma-separated host list is not a URL netloc)."""
-    rest = url.split("://", 1)[1]
+    """The parts of a `redis+sentinel://` or `rediss+sentinel://` URL (a comma-separated host
+    list is not a URL netloc)."""
+    kind, _, rest = url.partition("://")
     rest, _, query_text = rest.partition("?")
     netloc, _, path = rest.partition("/")
     userinfo, _, hosts = netloc.rpartition("@")
@@ -94,7 +103,8 @@ def sentinel_target(url: str) -> SentinelTarget:
     if not (db_text or "0").isdigit():
         raise RedisUrlError(f"the database after the service name is a number, not {db_text!r}")
     query = parse_qs(query_text, keep_blank_values=True)
-    _only(query, SENTINEL_PARAMETERS, "redis+sentinel")
+    tls = kind.startswith("rediss")
+    _only(query, (*SENTINEL_PARAMETERS, *TLS_PARAMETERS) if tls else SENTINEL_PARAMETERS, kind)
     return SentinelTarget(
         sentinels=sentinels,
         service=unquote(service),
@@ -103,6 +113,7 @@ def sentinel_target(url: str) -> SentinelTarget:
         password=unquote(password) or None,
         sentinel_username=query.get("sentinel_username", [""])[0] or None,
         sentinel_password=query.get("sentinel_password", [""])[0] or None,
+        tls={name: query[name][0] for name in TLS_PARAMETERS if name in query} if tls else None,
     )
 
 
