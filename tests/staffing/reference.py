@@ -93,3 +93,42 @@ def priority_tail(
     gen = sp.diags([diag, np.full(levels - 1, pool), np.full(levels - 1, lam_high)], [0, -1, 1], format="csc")
     survive = expm_multiply(gen * t, np.ones(levels))  # P(not answered by t | level m)
     return float(ahead.sum()), float(ahead @ survive[: max_q + 1])
+
+
+def abandonment_fates(
+    agents: int, rates: list[float], mu: float, theta: float, k: int, t: float, max_extra: int, max_q: int
+) -> tuple[float, float]:
+    """Erlang A per class by the chain: (P(answered within t), P(abandon)) for a class-k call.
+
+    The passage: level m = calls ahead + 1; down at N·μ + (m − 1)·θ (an answer, or an abandon
+    ahead), from 1 at N·μ the call itself is answered, up at the higher classes' rate, and
+    the call abandons at θ from every level. Absorbing states: answered, abandoned.
+    """
+    if sum(rates[: k + 1]) >= sum(rates):
+        max_q = max_extra
+    ahead = stationary_ahead(agents, rates, mu, k, max_extra, max_q, theta)
+    p_busy = float(ahead.sum())
+    lam_high = sum(rates[:k])
+    levels = max_q + 1 + max_extra
+    pool = agents * mu
+    size = levels + 2  # 0..levels-1 are m = 1..levels; then answered, abandoned
+    answered, abandoned = levels, levels + 1
+    rows, cols, vals = [], [], []
+    for i in range(levels):
+        down = pool + i * theta
+        rows += [i, i]
+        cols += [i - 1 if i > 0 else answered, abandoned]
+        vals += [down, theta]
+        if i + 1 < levels and lam_high > 0:
+            rows.append(i)
+            cols.append(i + 1)
+            vals.append(lam_high)
+    gen = sp.csr_matrix((vals, (rows, cols)), shape=(size, size))
+    gen = (gen - sp.diags(np.asarray(gen.sum(axis=1)).ravel())).tocsc()
+    reward = np.zeros(size)
+    reward[answered] = 1.0
+    by_t = expm_multiply(gen * t, reward)  # P(answered by t | start)
+    # P(abandoned in the end | start): the transient block G x = −θ·1.
+    ever = spsolve(gen[:levels, :levels].tocsc(), -theta * np.ones(levels))
+    answered_within = (1.0 - p_busy) + float(ahead @ by_t[: max_q + 1])
+    return answered_within, float(ahead @ ever[: max_q + 1])
