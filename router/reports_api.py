@@ -51,6 +51,7 @@ SLA_QUERY: Final = (
         f"extra answer-time thresholds in seconds, comma-separated, up to {reports.MAX_THRESHOLDS} (e.g. 10,30,60):"
         " each row's answered_within counts the answers within each",
     ),
+    QueryParam("all_queues", 'true: one row per bucket × tier, every queue summed (queue "*")', enum=FLAGS),
     FORMAT,
 )
 CSV_TYPE: Final = "text/csv"
@@ -122,6 +123,7 @@ async def get_sla_report(request: web.Request) -> web.Response:
     if tiers is not None and (unknown := [t for t in tiers if t not in TIERS]):
         raise ApiError(422, "invalid_tier", f"tier is among {', '.join(TIERS)}, not {', '.join(unknown)}")
     thresholds = reports.parse_thresholds(request.query.get("thresholds"))
+    all_queues = _flag(request, "all_queues")
     report = await _read(
         lambda: reports.sla_report_of(
             archive,
@@ -133,6 +135,7 @@ async def get_sla_report(request: web.Request) -> web.Response:
             queues=_list(request, "queue"),
             tiers=tiers,
             thresholds=thresholds,
+            all_queues=all_queues,
         )
     )
     if fmt == "csv":

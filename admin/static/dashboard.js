@@ -116,7 +116,7 @@
     if (token) headers["Authorization"] = "Bearer " + token;
     return fetch(path, { headers: headers, cache: "no-store", credentials: "omit" }).then(function (resp) {
       if (resp.status === 401 || resp.status === 403) throw new AuthError(resp.status);
-      if (!resp.ok) throw new Error(path + " answered " + resp.status);
+      if (!resp.ok) { var failure = new Error(path + " answered " + resp.status); failure.status = resp.status; throw failure; }
       return resp.json();
     });
   }
@@ -286,6 +286,217 @@
     return box;
   }
 
+  // --- history view: each tier's last 30 days and any day's 15-minute chart -----------------
+  // Read from the call history archive (/admin/reports/sla, every queue summed per tier), not
+  // polled: once when the first figures arrive (the service's own clock and zone say which
+  // days), and when a day is picked. A service with --history off says so (409 history_off).
+
+  var HISTORY_DAYS = 30;
+  var HISTORY_RETRY_MS = 60000;
+  var historyZone = null;
+  var historyState = "waiting"; // waiting → loading → ready | off | error (retried after a minute)
+  var historyRetryAt = 0;
+
+  function setHistory(state, message) {
+    historyState = state;
+    document.getElementById("history").setAttribute("data-state", state);
+    document.getElementById("history-status").textContent = message;
+  }
+
+  function localDate(ms, zone) {
+    var parts = new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(new Date(ms));
+    function part(type) { return parts.filter(function (p) { return p.type === type; })[0].value; }
+    return part("year") + "-" + part("month") + "-" + part("day");
+  }
+
+  function addDays(isoDate, n) {
+    var d = new Date(isoDate + "T00:00:00Z");
+    d.setUTCDate(d.getUTCDate() + n);
+    return d.toISOString().slice(0, 10);
+  }
+
+  function reportPath(from, to, by) {
+    return "/admin/reports/sla?all_queues=true&by=" + by + "&from=" + from + "&to=" + to + "&tz=" + encodeURIComponent(historyZone);
+  }
+
+  function historyFailed(err) {
+    if (err instanceof AuthError) { setHistory("waiting", "Waiting for the admin token."); return; }
+    if (err && err.status === 409) { setHistory("off", "The call history is off on this service (--history off): no archive to chart."); return; }
+    historyRetryAt = Date.now() + HISTORY_RETRY_MS;
+    setHistory("error", "The history could not be read (" + (err && err.message ? err.message : err) + "); trying again in a minute.");
+  }
+
+  function maybeLoadHistory(today) {
+    if (historyState === "loading" || historyState === "ready" || historyState === "off") return;
+    if (historyState === "error" && Date.now() < historyRetryAt) return;
+    historyZone = today.timezone;
+    var last = localDate(Date.parse(today.generated_at), historyZone);
+    var first = addDays(last, -(HISTORY_DAYS - 1));
+    var dayInput = document.getElementById("history-day");
+    dayInput.max = last;
+    if (!dayInput.value) dayInput.value = addDays(last, -1);
+    setHistory("loading", "Loading the last " + HISTORY_DAYS + " days…");
+    getJson(reportPath(first, addDays(last, 1), "day")).then(function (report) {
+      renderHistoryDays(report, first, HISTORY_DAYS);
+      setHistory("ready", "Days " + first + " to " + last + " (" + historyZone + ") · formula " + report.formula + ": " + report.formula_text + ".");
+      loadHistoryDay(dayInput.value);
+    }).catch(historyFailed);
+  }
+
+  function dayIndex(first, iso) {
+    return Math.round((Date.parse(iso.slice(0, 10) + "T00:00:00Z") - Date.parse(first + "T00:00:00Z")) / 86400000);
+  }
+
+  function byTier(rows) {
+    var out = {};
+    rows.forEach(function (row) { (out[row.tier] = out[row.tier] || []).push(row); });
+    return TIERS.filter(function (tier) { return out[tier]; }).map(function (tier) { return { tier: tier, rows: out[tier] }; });
+  }
+
+  function levelAxis(root, left, right, W, y) {
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (level) {
+      root.appendChild(svg("line", { x1: left, x2: W - right, y1: y(level), y2: y(level), "class": level === 0 ? "axis" : "grid" }));
+      root.appendChild(svg("text", { x: left - 6, y: y(level) + 4, "text-anchor": "end" }, Math.round(level * 100) + "%"));
+    });
+  }
+
+  function tierSeries(root, tier, points, cls) {
+    var d = "", pen = "M";
+    var group = svg("g", { "class": "series", "data-tier": tier });
+    points.forEach(function (p) {
+      if (p.level === null || p.level === undefined) { pen = "M"; return; }
+      d += pen + p.x.toFixed(1) + " " + p.y.toFixed(1) + " ";
+      pen = "L";
+      var attrs = { cx: p.x, cy: p.y, r: 3.5, "class": cls + " line-" + tier, "data-tier": tier, "data-service-level": p.level };
+      for (var k in p.data) if (Object.prototype.hasOwnProperty.call(p.data, k)) attrs[k] = p.data[k];
+      var dot = svg("circle", attrs);
+      dot.appendChild(svg("title", {}, p.title));
+      if (p.onclick) dot.addEventListener("click", p.onclick);
+      group.appendChild(dot);
+    });
+    if (d) group.insertBefore(svg("path", { d: d.trim(), "class": "sl line-" + tier }), group.firstChild);
+    root.appendChild(group);
+  }
+
+  function targetLines(root, tiers, left, right, W, y) {
+    tiers.forEach(function (t) {
+      var target = t.rows[0].target;
+      if (target === null || target === undefined) return;
+      root.appendChild(svg("line", { x1: left, x2: W - right, y1: y(target), y2: y(target), "class": "target line-" + t.tier, "data-tier": t.tier, "data-target": target }));
+    });
+  }
+
+  function renderHistoryDays(report, first, days) {
+    var W = 1200, H = 220, left = 44, right = 20, top = 12, bottom = 26;
+    var pw = W - left - right, ph = H - top - bottom, step = pw / days;
+    function x(i) { return left + (i + 0.5) * step; }
+    function y(level) { return top + (1 - level) * ph; }
+    var box = el("div", { "class": "history-chart", "data-chart": "days", "data-first-day": first });
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "Daily service level per tier, the last " + days + " days" });
+    levelAxis(root, left, right, W, y);
+    for (var i = 0; i < days; i += 5) {
+      root.appendChild(svg("text", { x: x(i), y: H - 8, "text-anchor": "middle" }, addDays(first, i).slice(5)));
+    }
+    var tiers = byTier(report.rows);
+    targetLines(root, tiers, left, right, W, y);
+    tiers.forEach(function (t) {
+      tierSeries(root, t.tier, t.rows.map(function (row) {
+        var day = row.start.slice(0, 10), i = dayIndex(first, row.start);
+        return {
+          x: x(i), y: y(row.service_level === null ? 0 : row.service_level), level: row.service_level,
+          data: { "data-day": day, "data-offered": row.offered, "data-met": rawValue(row.met) },
+          title: t.tier + " " + day + ": " + pct(row.service_level) + " of " + row.offered + " offered" + (row.target === null ? "" : " (target " + pct(row.target) + ")"),
+          onclick: function () { document.getElementById("history-day").value = day; loadHistoryDay(day); }
+        };
+      }), "history-dot");
+    });
+    box.appendChild(root);
+    box.appendChild(tierLegend());
+    document.getElementById("history-days").replaceChildren(box);
+  }
+
+  function tierLegend() {
+    var legend = el("div", { "class": "legend-row" });
+    TIERS.forEach(function (tier) {
+      var item = el("span", {});
+      item.appendChild(el("span", { "class": "swatch " + tier }));
+      item.appendChild(document.createTextNode(tier));
+      legend.appendChild(item);
+    });
+    return legend;
+  }
+
+  function loadHistoryDay(day) {
+    if (!day || !historyZone) return;
+    var holder = document.getElementById("history-day-chart");
+    holder.setAttribute("data-state", "loading");
+    getJson(reportPath(day, addDays(day, 1), "15m")).then(function (report) {
+      renderHistoryDay(report, day);
+    }).catch(function (err) {
+      holder.setAttribute("data-state", "error");
+      holder.replaceChildren(el("p", { "class": "warn" }, "The 15-minute chart for " + day + " could not be read (" + (err && err.message ? err.message : err) + ")."));
+    });
+  }
+
+  function renderHistoryDay(report, day) {
+    var W = 1200, H = 200, left = 44, right = 70, top = 12, bottom = 26;
+    var pw = W - left - right, ph = H - top - bottom;
+    var dayStart = Date.parse(report.start);
+    var slots = Math.max(96, Math.round((Date.parse(report.end) - dayStart) / 900000));
+    var slotW = pw / slots;
+    function x(slot) { return left + slot * slotW; }
+    function y(level) { return top + (1 - level) * ph; }
+    var clock = timeFormatter(report.timezone, false);
+    var offered = {}, starts = {}, maxOffered = 1;
+    report.rows.forEach(function (row) {
+      var slot = Math.round((Date.parse(row.start) - dayStart) / 900000);
+      offered[slot] = (offered[slot] || 0) + row.offered;
+      starts[slot] = row.start;
+      if (offered[slot] > maxOffered) maxOffered = offered[slot];
+    });
+    var box = el("div", { "class": "history-chart", "data-chart": "day", "data-day": day });
+    box.appendChild(el("h3", {}, day + " by 15 minutes (" + report.timezone + ")"));
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": day + " by 15-minute interval" });
+    levelAxis(root, left, right, W, y);
+    root.appendChild(svg("text", { x: W - right + 6, y: top + 10 }, maxOffered + (maxOffered === 1 ? " call" : " calls")));
+    for (var hour = 0; hour * 4 < slots; hour += 3) {
+      root.appendChild(svg("text", { x: x(hour * 4), y: H - 8, "text-anchor": "middle" }, clock.format(new Date(dayStart + hour * 3600000))));
+    }
+    var bars = svg("g", { "class": "bars" });
+    Object.keys(offered).map(Number).filter(function (slot) { return offered[slot] > 0; }).sort(function (a, b) { return a - b; }).forEach(function (slot) {
+      var height = (offered[slot] / maxOffered) * ph;
+      var rect = svg("rect", {
+        x: x(slot) + 1, y: top + ph - height, width: Math.max(1, slotW - 2), height: height, "class": "bar history-bar",
+        "data-interval-start": starts[slot], "data-offered": offered[slot]
+      });
+      rect.appendChild(svg("title", {}, clock.format(new Date(Date.parse(starts[slot]))) + " · " + offered[slot] + " offered"));
+      bars.appendChild(rect);
+    });
+    root.appendChild(bars);
+    var tiers = byTier(report.rows);
+    targetLines(root, tiers, left, right, W, y);
+    tiers.forEach(function (t) {
+      tierSeries(root, t.tier, t.rows.map(function (row) {
+        var slot = Math.round((Date.parse(row.start) - dayStart) / 900000);
+        return {
+          x: x(slot) + slotW / 2, y: y(row.service_level === null ? 0 : row.service_level), level: row.service_level,
+          data: { "data-interval-start": row.start },
+          title: t.tier + " " + clock.format(new Date(Date.parse(row.start))) + ": " + pct(row.service_level)
+        };
+      }), "history-dot-15m");
+    });
+    box.appendChild(root);
+    box.appendChild(tierLegend());
+    var holder = document.getElementById("history-day-chart");
+    holder.replaceChildren(box);
+    holder.setAttribute("data-state", "ready");
+  }
+
+  document.getElementById("history-day-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    loadHistoryDay(document.getElementById("history-day").value);
+  });
+
   // --- the poll loop ------------------------------------------------------------------------
 
   function setState(state, message) {
@@ -308,6 +519,7 @@
       polls += 1;
       app.setAttribute("data-polls", String(polls));
       app.setAttribute("data-generated-at", today.generated_at);
+      maybeLoadHistory(today);
       var server = timeFormatter(today.timezone, true).format(new Date(Date.parse(today.generated_at)));
       setState("live", "Live · figures as of " + server + " (" + today.timezone + ") · refreshed every " + POLL_MS / 1000 + " s");
     }).catch(function (err) {

@@ -259,6 +259,17 @@ async def test_extra_thresholds_csv_and_filters(make_report_api: MakeReportApi) 
         assert int(line["answered_within_30s"]) == row["answered_within"]["30"]
         assert line["service_level"] == ("" if row["service_level"] is None else str(row["service_level"]))
 
+    status, split = await api.get("/admin/reports/sla?by=day&thresholds=30")
+    status, together = await api.get("/admin/reports/sla?by=day&thresholds=30&all_queues=true")
+    assert status == 200 and {r["queue"] for r in together["rows"]} == {"*"}
+    for row in together["rows"]:
+        mine = [r for r in split["rows"] if r["tier"] == row["tier"]]
+        for field in ("offered", "answered", "answered_within_threshold", "abandoned", "short_abandoned", "overflowed"):
+            assert row[field] == sum(r[field] for r in mine), (row["tier"], field)
+        assert row["answered_within"]["30"] == sum(r["answered_within"]["30"] for r in mine)
+        good, asked = row["answered_within_threshold"], row["offered"] - row["short_abandoned"]
+        assert row["service_level"] == (None if asked == 0 else round(good / asked, 6))
+
     status, agents = await api.get("/admin/reports/agents?by=day")
     assert status == 200
     answers = [e for e in events if isinstance(e, ev.Answer)]

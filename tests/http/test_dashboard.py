@@ -10,6 +10,7 @@ import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -331,3 +332,130 @@ async def test_dashboard_without_a_token_asks_for_one(guarded: Api, browser: Any
     page = await wait_for(driver, lambda p: p["state"] == "live" and p["rows"], "the figures once given the token")
     stored = await asyncio.to_thread(driver.execute_script, "return sessionStorage.getItem('tierline.adminToken');")
     assert stored == ADMIN_TOKEN
+
+
+# --- the history view: the last 30 days per tier, and a past day by 15 minutes -----------------------
+
+READ_HISTORY = """
+const section = document.getElementById('history');
+const days = Array.from(document.querySelectorAll('#history-days circle.history-dot')).map(c => ({
+  day: c.dataset.day, tier: c.dataset.tier,
+  level: Number(c.dataset.serviceLevel), offered: Number(c.dataset.offered)}));
+const targets = Array.from(document.querySelectorAll('#history-days line.target'))
+  .map(l => [l.dataset.tier, Number(l.dataset.target)]);
+const month = document.querySelector('#history-days .history-chart');
+const chart = document.querySelector('#history-day-chart .history-chart');
+const bars = chart ? Array.from(chart.querySelectorAll('rect.history-bar')) : [];
+return {state: section.dataset.state, status: document.getElementById('history-status').textContent,
+        days, targets, firstDay: month ? month.dataset.firstDay : null,
+        day: chart ? chart.dataset.day : null,
+        dayState: document.getElementById('history-day-chart').dataset.state || null,
+        bars: bars.map(r => [r.dataset.intervalStart, Number(r.dataset.offered)]),
+        dots: chart ? chart.querySelectorAll('circle.history-dot-15m').length : 0};
+"""
+
+
+async def past_days(api: Api, days_back: tuple[int, ...]) -> None:
+    """A few calls on each of some past days (and today), every tier, answered within and past
+    the threshold, some abandoned; the clock ends where it started."""
+    for caller, tier in (("+8710001", "vip"), ("+8710002", "mid")):
+        await api.call("PUT", f"/admin/tiers/{caller}", {"tier": tier}, headers=ADMIN)
+    now = api.clock.now()
+    for back in sorted(days_back, reverse=True):  # oldest first: the clock only moves on
+        base = now - back * 86_400 - 3 * 3600
+        for n, (caller, wait, fate) in enumerate(
+            (("+8710001", 5 + back, "answer"), ("+8710002", 12 * (back % 3), "answer"), ("+8740001", 3, "abandon"))
+        ):
+            call_id = f"h{back}-{n}"
+            api.clock.set(base + n * 1000)
+            await ivr(api, "/v1/calls", {"call_id": call_id, "caller": caller, "queue": "sales" if n else "default"})
+            api.clock.set(base + n * 1000 + wait)
+            await ivr(api, f"/v1/calls/{call_id}/{fate}", {"agent_id": f"h{call_id}"} if fate == "answer" else {})
+    api.clock.set(now)
+
+
+def shown_matches(report: dict[str, Any], shown: list[dict[str, Any]]) -> None:
+    drawn = {(d["day"], d["tier"]): d for d in shown}
+    figured = {(r["start"][:10], r["tier"]): r for r in report["rows"] if r["service_level"] is not None}
+    assert set(drawn) == set(figured) and drawn
+    for key, row in figured.items():
+        assert drawn[key]["level"] == row["service_level"] and drawn[key]["offered"] == row["offered"], key
+
+
+async def test_history_view_charts_30_days_per_tier_and_any_past_day(
+    make_api: ApiFactory, browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.history.test_reports_api import archive_events
+
+    toml = f'[queues.sales]\n[server]\nhistory = "sqlite:///{tmp_path / "history.db"}"\n'
+    api = await make_api(toml, env=TOKENS)
+    archive = api.services.history
+    assert archive is not None
+    await archive.open()
+    try:
+        await past_days(api, (0, 1, 4, 12, 29, 35))  # 35: outside the 30 days shown
+        assert await archive_events(api.services.calls, archive) > 30
+        driver = browser
+        await asyncio.to_thread(driver.get, f"{api.base}/admin/#token={ADMIN_TOKEN}")
+
+        async def history(condition: Any, what: str) -> dict[str, Any]:
+            deadline = asyncio.get_running_loop().time() + 25
+            seen: dict[str, Any] = {}
+            while asyncio.get_running_loop().time() < deadline:
+                seen = await asyncio.to_thread(driver.execute_script, READ_HISTORY)
+                if condition(seen):
+                    return seen
+                await asyncio.sleep(0.2)
+            raise AssertionError(f"the history view never showed {what}; last seen: {seen}")
+
+        seen = await history(lambda s: s["state"] == "ready" and s["dayState"] == "ready", "30 days and a day")
+        today = datetime.fromtimestamp(api.clock.now(), UTC).date()
+        first = (today - timedelta(days=29)).isoformat()
+        assert seen["firstDay"] == first
+        _, month = await api.get(
+            f"/admin/reports/sla?all_queues=true&by=day&from={first}&to={today + timedelta(days=1)}&tz=UTC",
+            headers=ADMIN,
+        )
+        shown_matches(month, seen["days"])
+        assert {d["day"] for d in seen["days"]} == {(today - timedelta(days=b)).isoformat() for b in (0, 1, 4, 12, 29)}
+        assert sorted(seen["targets"]) == [["mid", 0.85], ["standard", 0.85], ["vip", 0.9]]
+        assert seen["day"] == (today - timedelta(days=1)).isoformat()  # yesterday's chart comes first
+
+        # Any past day, picked in the form: its 15-minute bars are the report's, interval by interval.
+        picked = (today - timedelta(days=12)).isoformat()
+        field = await asyncio.to_thread(driver.find_element, By.ID, "history-day")
+        await asyncio.to_thread(driver.execute_script, "arguments[0].value = arguments[1];", field, picked)
+        button = await asyncio.to_thread(driver.find_element, By.CSS_SELECTOR, "#history-day-form button")
+        await asyncio.to_thread(button.click)
+        seen = await history(lambda s: s["day"] == picked and s["dayState"] == "ready", f"the chart of {picked}")
+        _, quarters = await api.get(
+            f"/admin/reports/sla?all_queues=true&by=15m&from={picked}&to={picked}T23:59:59&tz=UTC", headers=ADMIN
+        )
+        offered: dict[str, int] = {}
+        for row in quarters["rows"]:
+            offered[row["start"]] = offered.get(row["start"], 0) + row["offered"]
+        assert dict(seen["bars"]) == {start: n for start, n in offered.items() if n} and len(seen["bars"]) == 3
+        assert seen["dots"] == sum(r["service_level"] is not None for r in quarters["rows"])
+        ARTIFACTS.mkdir(exist_ok=True)
+        assert await asyncio.to_thread(driver.save_screenshot, str(ARTIFACTS / "dashboard-history.png"))
+    finally:
+        await archive.close()
+
+
+async def test_history_view_says_when_history_is_off(make_api: ApiFactory, browser: Any) -> None:
+    api = await make_api('[server]\nhistory = "off"\n', env=TOKENS)
+    await asyncio.to_thread(browser.get, f"{api.base}/admin/#token={ADMIN_TOKEN}")
+    deadline = asyncio.get_running_loop().time() + 25
+    state = None
+    while asyncio.get_running_loop().time() < deadline and state != "off":
+        state = await asyncio.to_thread(
+            browser.execute_script, "return document.getElementById('history').dataset.state;"
+        )
+        await asyncio.sleep(0.2)
+    assert state == "off"
+    text = await asyncio.to_thread(
+        browser.execute_script, "return document.getElementById('history-status').textContent;"
+    )
+    assert "history is off" in text
