@@ -506,6 +506,21 @@ class MemoryCallStore:
             if was_ready:
                 ready.add(_ready_key(existing))
             call.callback_id = existing_id
+            # The call joins the callback: its timeline shows it (not counted as created).
+            e = existing
+            self._emit(
+                "callback_created",
+                at,
+                call.call_id,
+                e.callback_id,
+                e.caller,
+                e.tier,
+                e.queue,
+                None,
+                reason,
+                e.deadline,
+                True,
+            )
             return
         record = self._records.get(call.call_id) or TierRecord(caller=call.caller, tier=call.tier, known=False)
         callback = cb.new_callback(
@@ -527,7 +542,7 @@ class MemoryCallStore:
         else:  # created while its queue is closed: due from the next opening
             self._snoozed.add((callback.next_attempt_at, callback.callback_id))
         call.callback_id = callback.callback_id
-        self._emit_callback("callback_created", at, callback, None, reason, callback.deadline)
+        self._emit_callback("callback_created", at, callback, None, reason, callback.deadline, False)
 
     def _resolve_inbound(self, caller: str, now: float) -> None:
         callback_id = self._active_callback.get(caller)

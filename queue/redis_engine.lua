@@ -397,6 +397,9 @@ local function open_callback(c, reason, at)
       redis.call("ZADD", ready_key(queue), num(deadline), existing)
     end
     set_call(c, { callback_id = existing })
+    -- The call joins the callback: its timeline shows it (not counted as created).
+    emit("callback_created", at, c.call_id, existing, c.caller, tier, queue, nil,
+      "reason", reason, "deadline", num(deadline), "merged", "1")
     return
   end
   local id = "cb-" .. redis.call("INCR", K_CBSEQ)

@@ -27,7 +27,7 @@ FIGURES: Final[dict[str, tuple[str, ...]]] = {
     "abandon": ("wait_s", "short", "threshold_s"),
     "overflow": ("wait_s", "reason"),
     "end": ("handle_s",),
-    "callback_created": ("reason", "deadline"),
+    "callback_created": ("reason", "deadline", "merged"),
     "callback_assigned": ("attempt",),
     "callback_outcome": ("outcome", "attempts"),
     "callback_closed": ("reason", "deadline"),

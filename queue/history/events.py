@@ -88,8 +88,13 @@ class End(EventBase, frozen=True, tag="end"):
 
 
 class CallbackCreated(EventBase, frozen=True, tag="callback_created"):
+    """`merged`: the caller overflowed again while their callback was active, so no new
+    callback: this call (`call_id`) joined `callback_id`, whose deadline is now `deadline`
+    (the earlier of the two). Counted as created only when not merged."""
+
     reason: str
     deadline: float
+    merged: bool = False
 
 
 class CallbackAssigned(EventBase, frozen=True, tag="callback_assigned"):

@@ -111,7 +111,7 @@ def _lane_increment(event: ev.Event) -> IntervalTally | None:
             return IntervalTally(overflowed=1)
         case ev.End(handle_s=handle):
             return IntervalTally(ended=1, handle_sum=handle)
-        case ev.CallbackCreated():
+        case ev.CallbackCreated(merged=False):
             return IntervalTally(callbacks_created=1)
         case ev.CallbackClosed(reason=reason, deadline=deadline, at=at):
             in_time = reason == "completed" and at <= deadline

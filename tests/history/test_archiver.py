@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import new_namespace, server_url
+from tests.conftest import CallStoreFactory, new_namespace, server_url
 from tests.queue.helpers import T0, record
 from tierline.queue.clock import ManualClock
 from tierline.queue.errors import Conflict
 from tierline.queue.history import events as ev
 from tierline.queue.history.archive import Archive
-from tierline.queue.history.archiver import Archiver, MemorySource, adopt_epoch, next_retry
+from tierline.queue.history.archiver import Archiver, EventSource, MemorySource, adopt_epoch, next_retry
 from tierline.queue.history.archiver_redis import RedisStreamSource, StreamFigures, dropped_of
 from tierline.queue.history.sqlite_archive import SqliteArchive
 from tierline.queue.memory_store import MemoryCallStore
@@ -67,6 +67,13 @@ async def emitted(store: CallStore) -> list[ev.Event]:
 
 def kinds(events: list[ev.Event]) -> Counter[str]:
     return Counter(ev.kind_of(e) for e in events)
+
+
+def _source_of(store: CallStore) -> EventSource:
+    if isinstance(store, MemoryCallStore):
+        return MemorySource(store.events)
+    assert isinstance(store, RedisCallStore)
+    return RedisStreamSource(store._link, store._namespace)
 
 
 async def archived(archive: Archive) -> list[ev.Event]:
@@ -249,3 +256,33 @@ async def test_a_failed_ingest_is_not_acknowledged_and_goes_again(
     assert await archive.count_events() == archiver.figures.sent
     assert (await link.client.xpending(store._events_key, "tierline-archive"))["pending"] == 0
     await archive.close()
+
+
+# --- a second overflow of the same caller (issue 15 item 1) -----------------------------------
+
+
+async def test_a_second_overflow_joins_the_callback_and_shows_in_the_calls_timeline(
+    make_call_store: CallStoreFactory, sqlite_archive: Archive
+) -> None:
+    clock = ManualClock(T0)
+    store = make_call_store.build(POLICY, clock)
+    if isinstance(store, RedisCallStore):
+        await store.open()
+    for call_id in ("s1", "s2"):  # the small queue full of standard callers
+        await store.route(call_id, record(f"+1{call_id}"), "small")
+    first, _ = await store.route("m1", record("+4977", "mid"), "small")  # full: overflows, a callback
+    clock.advance(60)
+    second, _ = await store.route("m2", record("+4977", "mid"), "small")  # again: the same callback
+    assert first.callback is not None and second.call.callback_id == first.callback.callback_id
+    callback_id = first.callback.callback_id
+    created = [e for e in await emitted(store) if isinstance(e, ev.CallbackCreated)]
+    assert [(e.call_id, e.callback_id, e.merged) for e in created] == [
+        ("m1", callback_id, False),
+        ("m2", callback_id, True),
+    ]
+    assert created[1].deadline == created[0].deadline  # the earlier of the two
+    await Archiver(_source_of(store), sqlite_archive).drain()
+    tallies = await sqlite_archive.interval_tallies(0, 2**31)
+    assert sum(t.tally.callbacks_created for t in tallies) == 1  # one callback, however many calls joined it
+    timeline = await sqlite_archive.call_events("m2")
+    assert {e.callback_id for e in timeline} == {None, callback_id} and len(timeline) > 2
