@@ -77,6 +77,8 @@ class Abandon(EventBase, frozen=True, tag="abandon"):
 
 
 class Overflow(EventBase, frozen=True, tag="overflow"):
+    """The call left its queue unanswered after `wait_s`: full, waited too long, or closed."""
+
     wait_s: float
     reason: OverflowReason
 
@@ -98,10 +100,14 @@ class CallbackCreated(EventBase, frozen=True, tag="callback_created"):
 
 
 class CallbackAssigned(EventBase, frozen=True, tag="callback_assigned"):
+    """`agent` took the callback for its `attempt`-th try."""
+
     attempt: int
 
 
 class CallbackOutcomeEvent(EventBase, frozen=True, tag="callback_outcome"):
+    """`agent` posted what came of the attempt; `attempts` made so far."""
+
     outcome: CallbackOutcome
     attempts: int
 
@@ -114,6 +120,8 @@ class CallbackClosed(EventBase, frozen=True, tag="callback_closed"):
 
 
 class TiersReloaded(EventBase, frozen=True, tag="tiers_reloaded"):
+    """A full tier reload swapped in `version`; `counts` holds its callers per tier."""
+
     version: str
     counts: dict[str, int]
 
