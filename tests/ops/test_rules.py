@@ -48,7 +48,12 @@ def test_the_unit_tests_catch_an_alert_that_does_not_fire(tmp_path: Path) -> Non
     changed = RULES.read_text().replace(far, far.replace("0.2", "0.5"))
     assert changed != RULES.read_text()
     (tmp_path / RULES.name).write_text(changed)
-    (tmp_path / RULE_TESTS.name).write_text(RULE_TESTS.read_text())
+    # Only the test group that expects it to fire (promtool evaluates every rule at every step
+    # of every group: the whole file twice would double the cost of this module).
+    tests = yaml.safe_load(RULE_TESTS.read_text())
+    tests["tests"] = [group for group in tests["tests"] if group["name"].startswith("service level under target")]
+    assert len(tests["tests"]) == 1
+    (tmp_path / RULE_TESTS.name).write_text(yaml.safe_dump(tests, sort_keys=False))
     run = subprocess.run(
         [tool("promtool"), "test", "rules", RULE_TESTS.name], capture_output=True, text=True, cwd=tmp_path
     )
