@@ -2,7 +2,8 @@
 
 Calls go through `/v1` with a clock the test moves; the store's events are then read
 (`read_events`) into the archive as the archiver would. `/admin/reports/sla` for today must
-equal `/admin/sla?window=today` on that traffic, figure for figure, under every formula.
+equal `/admin/sla?window=today` on that traffic, figure for figure, under every formula (memory
+store), and on a real Redis and the real 3-master cluster.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import dataclasses
 import io
 import random
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -70,10 +72,13 @@ async def make_report_api(tmp_path: Path) -> AsyncIterator[MakeReportApi]:
     """A Tierline (memory store) on a real port whose Services hold a real SQLite archive (or none)."""
     closers: list[Callable[[], Awaitable[None]]] = []
 
-    async def make(formula: str = "default", archive: Archive | str | None = "sqlite") -> ReportApi:
+    async def make(
+        formula: str = "default", archive: Archive | str | None = "sqlite", store: str = "memory"
+    ) -> ReportApi:
         config = tmp_path / f"tierline-{len(closers)}.toml"
-        config.write_text(CONFIG.format(formula=formula))
-        env = {"TIERLINE_ADMIN_TOKEN": ADMIN_TOKEN, "TIERLINE_API_TOKEN": API_TOKEN}
+        namespace = f'[server]\nredis_namespace = "rep{uuid.uuid4().hex[:10]}"\n'
+        config.write_text(CONFIG.format(formula=formula) + ("" if store == "memory" else namespace))
+        env = {"TIERLINE_ADMIN_TOKEN": ADMIN_TOKEN, "TIERLINE_API_TOKEN": API_TOKEN, "TIERLINE_STORE": store}
         settings = load_settings(config, env=env)
         clock = ManualClock()
         history: Archive | None = None
@@ -193,7 +198,18 @@ def _same(live: dict[str, Any], report: dict[str, Any], where: object) -> None:
 async def test_the_sla_report_for_today_equals_the_live_today_window(
     make_report_api: MakeReportApi, formula: str
 ) -> None:
-    api = await make_report_api(formula)
+    await _report_equals_live(await make_report_api(formula), formula)
+
+
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+async def test_the_same_holds_on_redis(
+    make_report_api: MakeReportApi, request: pytest.FixtureRequest, kind: str
+) -> None:
+    url = request.getfixturevalue("redis_url" if kind == "redis" else "redis_cluster_url")
+    await _report_equals_live(await make_report_api("default", store=url), "default")
+
+
+async def _report_equals_live(api: ReportApi, formula: str) -> None:
     await drive_traffic(api, seed=1 + sum(map(ord, formula)) % 50)
     assert api.services.history is not None
     assert await archive_events(api.services.calls, api.services.history) > 100
