@@ -174,9 +174,9 @@ def print_report(report: GradingReport) -> None:
         f"migration: {moved.common} numbers in both, {moved.changed} change tier ({moved.change_share:.1%}),"
         f" {moved.added} new, {moved.removed} gone"
     )
-    out("  from \\ to " + " ".join(f"{tier:>11}" for tier in TIERS))
+    out("    from \\ to " + " ".join(f"{tier:>11}" for tier in TIERS))
     for tier in TIERS:
-        out(f"  {tier:>9} " + " ".join(f"{moved.matrix[tier][to]:>11}" for to in TIERS))
+        out(f"  {tier:>11} " + " ".join(f"{moved.matrix[tier][to]:>11}" for to in TIERS))
     out("  shares   " + ", ".join(f"{t} {_share(moved.before, t)} -> {_share(moved.after, t)}" for t in TIERS))
     for mover in moved.movers:
         out(f"  moves: {mover.caller} {mover.before} -> {mover.after}")
