@@ -112,6 +112,12 @@ def replicate(scenario: Scenario, index: int) -> Replication:
 
 
 class _Loop:
+    # An agent is idle only when its last `next_work` found nothing: no call waiting, no callback
+    # ready. A call arriving then is the only one waiting, so `next_work` would offer it and
+    # nothing else: it is answered straight from the queue (an allowed move, SPEC "Agents and
+    # call states"), one engine step fewer. tests/simulation/test_run.py holds both ways equal.
+    shortcut = True
+
     def __init__(self, scenario: Scenario, handles: random.Random, patience: random.Random) -> None:
         self.s = scenario
         self.policy = scenario.policy
@@ -135,6 +141,8 @@ class _Loop:
         self.fates: dict[str, CallbackFate] = {}
         self.first_interval = int(scenario.arrivals.start // INTERVAL_S)
         self.overflow_after = {tier: scenario.policy.tier(tier).overflow_after_s for tier in TIERS}
+        self.thresholds = {tier: scenario.policy.tier(tier).sla_threshold_s for tier in TIERS}
+        self.short_abandon_s = scenario.policy.short_abandon_s
 
     def push(self, at: float, kind: int, subject: str) -> None:
         self.order += 1
@@ -145,7 +153,7 @@ class _Loop:
         tally = self.tallies.get(key)
         if tally is None:
             tally = self.tallies[key] = sl.Tally()
-        sl.record(tally, kind, value, self.policy.tier(tier).sla_threshold_s, self.policy.short_abandon_s)
+        sl.record(tally, kind, value, self.thresholds[tier], self.short_abandon_s)
 
     def run(self, calls_in: list[tuple[float, Tier]]) -> Replication:
         s, store, clock = self.s, self.store, self.clock
@@ -170,7 +178,10 @@ class _Loop:
                     continue
                 waiting[call_id] = call
                 if self.idle:
-                    self.dispatch()
+                    if self.shortcut and len(waiting) == 1:
+                        self.take(self.idle.pop(), call, at)
+                    else:
+                        self.dispatch()
                 if call.status == "waiting":
                     limit = self.overflow_after[tier]
                     if limit is not None:
@@ -237,16 +248,19 @@ class _Loop:
                 return
             idle.pop()
             if work.call is not None:
-                call = work.call.call
-                waiting.pop(call.call_id, None)
-                step(store.answer(call.call_id, agent))
-                assert call.answered_at is not None
-                self.count(call.tier, "answered", now, call.answered_at - call.arrived_at)
-                self.push(now + self.handles.expovariate(1.0 / self.s.aht_s), _END, f"{agent}|{call.call_id}")
+                self.take(agent, work.call.call, now)
             elif work.callback is not None:
                 self.ready -= 1
                 took = self.handles.expovariate(1.0 / self.s.callback_handle_s)
                 self.push(now + took, _CALLBACK_DONE, f"{agent}|{work.callback.callback_id}")
+
+    def take(self, agent: str, call: Call, now: float) -> None:
+        """`agent` answers `call` (offered to it, or the one call waiting) and talks for a while."""
+        self.waiting.pop(call.call_id, None)
+        step(self.store.answer(call.call_id, agent))
+        assert call.answered_at is not None
+        self.count(call.tier, "answered", now, call.answered_at - call.arrived_at)
+        self.push(now + self.handles.expovariate(1.0 / self.s.aht_s), _END, f"{agent}|{call.call_id}")
 
     def freed(self, agent: str) -> None:
         if self.on_duty > self.wanted:
