@@ -16,7 +16,7 @@ import io
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Final, Literal, cast
+from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -25,9 +25,9 @@ from tierline.queue.errors import Invalid, NotFound
 from tierline.queue.history import events as ev
 from tierline.queue.history.archive import AgentRow, Archive, TallyRow
 from tierline.queue.history.tallies import INTERVAL_S, AgentTally, IntervalTally, interval_of
-from tierline.queue.policy import Policy
+from tierline.queue.policy import Policy, ResolvedTierPolicy
 from tierline.queue.service_level import FORMULAS, figures
-from tierline.tiers.model import TIERS, Tier
+from tierline.tiers.model import TIERS
 
 By = Literal["15m", "30m", "60m", "day", "week", "month"]
 BY: Final[tuple[By, ...]] = ("15m", "30m", "60m", "day", "week", "month")
@@ -242,12 +242,16 @@ def sla_rows(
     sums = {(row.interval, row.queue, row.tier): row.tally for row in bucketed}
     lanes = sorted({(queue, tier) for _, queue, tier in sums})
     zeros = {threshold_key(t): 0 for t in thresholds}
+    # Labels once per bucket, tier settings once per tier: a 31-day report by 15 minutes has
+    # some 3,000 buckets × every lane.
+    resolved = {tier: _resolved(tier, policy) for _, tier in lanes}
+    empty = IntervalTally()
     out = []
     for index, at in enumerate(starts):
-        end_at = bucket_end(at, by, zone)
+        start_label, end_label = _label(at, zone), _label(bucket_end(at, by, zone), zone)
         for queue, tier in lanes:
-            tally = sums.get((index, queue, tier), IntervalTally())
-            row = _sla_row(tally, at, end_at, queue, tier, zone, policy)
+            tally = sums.get((index, queue, tier), empty)
+            row = _sla_row(tally, start_label, end_label, queue, tier, resolved[tier], policy)
             if thresholds:
                 row.answered_within = dict((extra or {}).get((index, queue, tier), zeros))
             out.append(row)
@@ -280,15 +284,18 @@ def extra_within(
     return out
 
 
+def _resolved(tier: str, policy: Policy) -> ResolvedTierPolicy:
+    return policy.tier(tier) if tier in TIERS else policy.tier(policy.default_tier)
+
+
 def _sla_row(
-    t: IntervalTally, start: float, end: float, queue: str, tier: str, zone: ZoneInfo, policy: Policy
+    t: IntervalTally, start: str, end: str, queue: str, tier: str, resolved: ResolvedTierPolicy, policy: Policy
 ) -> SlaRow:
     known = tier in TIERS
-    resolved = policy.tier(cast(Tier, tier)) if known else policy.tier(policy.default_tier)
     fig = figures(t.service_tally(), resolved, policy.sla_formula)
     return SlaRow(
-        start=_label(start, zone),
-        end=_label(end, zone),
+        start=start,
+        end=end,
         queue=queue,
         tier=tier,
         offered=fig.offered,
