@@ -8,10 +8,12 @@ import subprocess
 from pathlib import Path
 
 import msgspec
+import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML is locked in requirements/dev.txt (no stubs there)
 
 from tests.ops.conftest import ROOT, RULE_TESTS, RULES, alerts, rules, tool
 from tierline.admin.alerting import EXPORTED_NAMES, AlertSettings
+from tierline.router.config import ConfigError, load_settings
 
 # Series each process counts for itself: the only ones a rule may sum() (over one instance's
 # routes or codes), never the store-wide ones every instance repeats.
@@ -108,3 +110,15 @@ def test_each_alert_speaks_to_a_supervisor_and_has_a_runbook_section() -> None:
         assert alert["labels"]["severity"] in ("warning", "critical"), name
         assert notes["runbook"] == f"README.md#{name.lower()}", name
         assert f"\n#### {name}\n" in readme, f"README has no runbook section for {name}"
+
+
+def test_a_site_sets_the_thresholds_in_its_config_and_a_wrong_one_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "tierline.toml"
+    config.write_text("[alerts]\nmax_tier_age_s = 50400\nwait_factor = 1.5\ncall_path_p99_s = 0.1\n")
+    settings = load_settings(config, env={})
+    assert (settings.alerts.max_tier_age_s, settings.alerts.wait_factor) == (50400, 1.5)
+    assert settings.alerts.callback_sla_target == AlertSettings().callback_sla_target  # unset: the default
+    for wrong in ("wait_factor = 0", "callback_sla_target = 1.5", "max_tier_age = 3600", 'wait_factor = "2"'):
+        config.write_text(f"[alerts]\n{wrong}\n")
+        with pytest.raises(ConfigError, match=r"in \[alerts\]"):
+            load_settings(config, env={})

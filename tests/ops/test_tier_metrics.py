@@ -127,6 +127,8 @@ async def test_metrics_serve_the_process_series_while_redis_is_down(tmp_path: Pa
                 down = series(await resp.text())
             assert down["tierline_ready"] == 0
             assert any(name.startswith("tierline_build_info") for name in down)
+            # The alert rules' thresholds are config: served while the store is down too.
+            assert down["tierline_alert_setting[('setting', 'wait_factor')]"] == 2
             # Nothing of the store's: an instance that cannot read it must not report zeros.
             assert not any(
                 name.startswith(("tierline_calls_", "tierline_tier_", "tierline_callbacks_")) for name in down
