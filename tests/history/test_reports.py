@@ -7,6 +7,7 @@ import csv
 import io
 import itertools
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -170,8 +171,8 @@ async def test_a_call_id_used_twice_gives_each_call_newest_first_with_its_callba
     ids = ev.IdSequence(900)
     t0 = local(BERLIN, 2024, 1, 10, 9)
     later = t0 + 400 * 86_400  # the id comes back after retention let it go
-    call = {"call_id": "dup", "caller": "+49 30 1234 5678", "queue": "sales", "tier": "mid"}
-    cb = {**call, "callback_id": "k1"}
+    call: dict[str, str] = {"call_id": "dup", "caller": "+49 30 1234 5678", "queue": "sales", "tier": "mid"}
+    cb: dict[str, Any] = {**call, "callback_id": "k1"}
     old: list[ev.Event] = [
         ev.Enter(id=ids.next(), at=t0, position=2, **call),
         ev.Overflow(id=ids.next(), at=t0 + 60, wait_s=60, reason="max_wait", **call),
