@@ -16,6 +16,8 @@ it builds no key name of its own.
 Tier data (tiers/redis_store.py, tiers/redis_pack.py): the meta hash `{ns}:tiers` and the
 reload lock `{ns}:tiers:lock` share a slot; the bucket hashes `ns:t:<data id>:<bucket>` and
 the field-name list `ns:t:<data id>:fields` carry no hash tag, so a cluster spreads them.
+Each bucket's outbox of tier-edit events `{ns:t:<data id>:<bucket>}:outbox` sits in its
+bucket's slot; the list of outboxes `{ns}:tiers:outboxes` in the meta's (tiers/redis_events.py).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ ENGINE: Final[dict[str, str]] = {
     # Events the archiver trimmed after its consumer group acknowledged them (queue/history/
     # archiver_redis.py): what the stream lost that is not a drop.
     "evarchived": "events:archived",
+    # Tokens of tier-edit outbox entries already appended to the stream (tiers/redis_events.py).
+    "evmoved": "events:moved",
 }
 
 # The consumer group every archiver on a store joins (queue/history/archiver_redis.py).
@@ -125,3 +129,14 @@ def tier_bucket_key(namespace: str, data_id: int, bucket: int) -> str:
 
 def tier_fields_key(namespace: str, data_id: int) -> str:
     return f"{namespace}:t:{data_id}:fields"
+
+
+def tier_outbox_key(bucket_key: str) -> str:
+    """A bucket's outbox of tier-edit events: its hash tag is the bucket key's whole name, so
+    a cluster keeps it in the bucket's slot (one script writes both; tiers/redis_events.py)."""
+    return "{" + bucket_key + "}:outbox"
+
+
+def tier_outboxes_key(namespace: str) -> str:
+    """The outboxes that may hold events not yet moved to the stream (in the meta's slot)."""
+    return tag(namespace) + ":tiers:outboxes"

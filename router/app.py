@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 
@@ -51,6 +52,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 HISTORY_REDIS_TIMEOUT_S = 2.0  # the archiver's own Redis link: batches, not calls, so a longer deadline
 HISTORY_START_S = 5.0  # how long start-up waits for the archive before serving without it
+OUTBOX_SWEEP_S = 30.0  # how often the sweeper looks for tier-edit events left in outboxes
 
 TABLES = (v1, admin, forecast_api, reports_api, simulate_api, public)
 ENDPOINTS: list[Endpoint] = [endpoint for table in TABLES for endpoint in table.endpoints]
@@ -149,11 +151,19 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     svc = app[SERVICES]
 
     async def loop() -> None:
+        outboxes_due = 0.0
         while True:
             try:
                 await svc.calls.sweep()
             except Exception:
                 log.exception("sweep failed; retrying")
+            if isinstance(svc.tiers, RedisTierStore) and (now := time.monotonic()) >= outboxes_due:
+                # Tier-edit events a process left in outboxes when it died (tiers/redis_events.py).
+                outboxes_due = now + OUTBOX_SWEEP_S
+                try:
+                    await svc.tiers.move_outboxes()
+                except Exception as error:
+                    log.warning("moving tier-edit outboxes failed; retrying: %s", error)
             await asyncio.sleep(svc.settings.server.sweep_interval_s)
 
     task = asyncio.create_task(loop())

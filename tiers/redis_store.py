@@ -63,6 +63,7 @@ from tierline.tiers.freshness import OUTCOMES, ReloadOutcome, TierFreshness
 from tierline.tiers.model import DEFAULT_TIER, TIER_RANK, Tier, TierRecord
 from tierline.tiers.parse import BadTierFile, TierFileFormat
 from tierline.tiers.phone import normalise_caller
+from tierline.tiers.redis_events import STREAM_EMIT, TierOutbox
 from tierline.tiers.redis_pack import bucket_of
 from tierline.tiers.reload import DEFAULT_MAX_REJECT_RATIO, ReloadResult
 
@@ -99,13 +100,16 @@ return #items / 2
 # Lua: Redis's own clock in milliseconds, so every process agrees on when a version retired.
 _NOW_MS: Final = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
-# Switch atomically, if this reload still holds the lock. KEYS[1] meta, KEYS[2] the lock;
+# Switch atomically, if this reload still holds the lock. KEYS[1] meta, KEYS[2] the lock,
+# KEYS[3..5] the event stream, its epoch and sequence (the same hash tag: one slot);
 # ARGV[1] the new data id ('' for a rollback), ARGV[2] 'swap' | 'rollback', ARGV[3] the lock's
-# token. A version that stops being current or previous is not deleted here: it is marked
-# `v<id>:retired` (Redis time, ms) and kept readable for the grace period.
+# token, ARGV[4] the new version's callers per tier (JSON). A version that stops being current
+# or previous is not deleted here: it is marked `v<id>:retired` (Redis time, ms) and kept
+# readable for the grace period. The switch appends its `tiers_reloaded` event in the same step.
 # Returns 1; 0 for a rollback with no previous version; -1 when the lock is not ours (any more).
 _SWITCH: Final = (
     _NOW_MS
+    + STREAM_EMIT
     + """
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end
 local prev = redis.call('HGET', KEYS[1], 'previous')
@@ -119,11 +123,15 @@ if ARGV[2] == 'rollback' then
 else
   redis.call('HSET', KEYS[1], 'current', ARGV[1])
   redis.call('HSET', KEYS[1], 'v' .. ARGV[1] .. ':loaded', now)
+  redis.call('HSET', KEYS[1], 'v' .. ARGV[1] .. ':counts', ARGV[4])
   if cur then redis.call('HSET', KEYS[1], 'previous', cur) end
   retired = prev
 end
 if retired then redis.call('HSET', KEYS[1], 'v' .. retired .. ':retired', now) end
-redis.call('HINCRBY', KEYS[1], 'swaps', 1)
+local version = redis.call('HINCRBY', KEYS[1], 'swaps', 1)
+local live = redis.call('HGET', KEYS[1], 'current')
+stream_emit(KEYS[3], KEYS[4], KEYS[5], {'kind', 'tiers_reloaded', 'at', redis_seconds(),
+  'version', tostring(version), 'counts', redis.call('HGET', KEYS[1], 'v' .. live .. ':counts') or '{}'})
 return 1
 """
 )
@@ -284,6 +292,14 @@ class RedisTierStore:
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._count_reload_script = self._client.register_script(_COUNT_RELOAD)
+        self._outbox = TierOutbox(link, namespace)
+        self._switch_keys = [
+            self._meta_key,
+            self._lock_key,
+            rk.engine_key(namespace, "events"),
+            rk.engine_key(namespace, "evepoch"),
+            rk.engine_key(namespace, "evseq"),
+        ]
 
     def _bucket_key(self, data_id: int, bucket: int) -> str:
         return rk.tier_bucket_key(self._ns, data_id, bucket)
@@ -364,8 +380,8 @@ class RedisTierStore:
                 fields.append(value)
         blob = codec.encode(TIER_RANK[tier], fields)
         key = self._key_of(meta, caller)
-        added = await self._link.run(lambda: self._client.hset(key, caller, blob))
-        if added:
+        edit = await self._outbox.edit(key, "put", caller, blob, await self.version())
+        if edit == "added":
             await self._link.run(lambda: self._client.hincrby(self._meta_key, f"v{meta.data_id}:count", 1))
         record = codec.decode(caller, blob, meta.fields)
         self._remember(caller, record)
@@ -384,7 +400,7 @@ class RedisTierStore:
         caller = normalise_caller(caller)
         meta = await self._current(force=True)
         key = self._key_of(meta, caller)
-        removed = await self._link.run(lambda: self._client.hdel(key, caller))
+        removed = await self._outbox.edit(key, "del", caller, b"", await self.version()) == "removed"
         if removed:
             await self._link.run(lambda: self._client.hincrby(self._meta_key, f"v{meta.data_id}:count", -1))
         self._cache.pop(caller, None)
@@ -476,8 +492,9 @@ class RedisTierStore:
             raise
         # Past here the version is never dropped on failure: a switch whose answer was lost
         # may have made it live.
+        counts = msgspec.json.encode(summary.counts).decode()
         switched = await self._link.run(
-            lambda: self._switch(keys=[self._meta_key, self._lock_key], args=[data_id, "swap", lease.token])
+            lambda: self._switch(keys=self._switch_keys, args=[data_id, "swap", lease.token, counts])
         )
         if switched == -1:  # the lock is not ours any more: nothing switched, the version is ours to drop
             await self._drop(data_id, buckets)
@@ -489,7 +506,7 @@ class RedisTierStore:
         """Make the previous version live again (the current one retires); None if none is kept."""
         async with self._lease() as lease:
             switched = await self._link.run(
-                lambda: self._switch(keys=[self._meta_key, self._lock_key], args=["", "rollback", lease.token])
+                lambda: self._switch(keys=self._switch_keys, args=["", "rollback", lease.token, "{}"])
             )
             if switched == -1:
                 raise lease.lost_error()
@@ -514,8 +531,12 @@ class RedisTierStore:
             await self._link.run(pipe.execute, 30.0)
         await self._link.run(lambda: client.unlink(self._fields_key(data_id)))
         # The meta fields go last: a drop cut short is found again and finished by the next prune.
-        fields = [f"v{data_id}:{what}" for what in ("buckets", "count", "retired", "loaded")]
+        fields = [f"v{data_id}:{what}" for what in ("buckets", "count", "retired", "loaded", "counts")]
         await self._link.run(lambda: client.hdel(self._meta_key, *fields))
+
+    async def move_outboxes(self) -> int:
+        """Move tier-edit events a process left in outboxes to the stream (tiers/redis_events.py)."""
+        return await self._outbox.move_all()
 
     async def version(self) -> int:
         return int(await self._link.run(lambda: self._client.hget(self._meta_key, "swaps")) or 0)
