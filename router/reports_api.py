@@ -69,6 +69,11 @@ async def _read(work: Callable[[], Awaitable[T]]) -> T:
         return await work()
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, sqlite3.OperationalError) as exc:
         raise ApiError(503, "history_unavailable", f"the history archive cannot be read now ({exc})") from None
+    except RuntimeError as exc:
+        # The archive is opened by this process's archiver at start, retried while unreachable.
+        if "not open" not in str(exc):
+            raise
+        raise ApiError(503, "history_unavailable", "the history archive is not open yet; try again shortly") from None
 
 
 def _list(request: web.Request, name: str) -> list[str] | None:

@@ -366,6 +366,12 @@ async def test_without_an_archive_the_routes_say_history_off_and_need_the_admin_
         assert status in (401, 403), path
 
 
+async def test_an_archive_not_open_yet_is_503(make_report_api: MakeReportApi, tmp_path: Path) -> None:
+    api = await make_report_api(archive=SqliteArchive(tmp_path / "never-opened.db"))
+    status, body = await api.get("/admin/reports/sla")
+    assert (status, body["error"]["code"]) == (503, "history_unavailable"), body
+
+
 async def test_the_openapi_document_declares_the_routes_and_the_event_schema(make_report_api: MakeReportApi) -> None:
     api = await make_report_api()
     status, doc = await api.get("/openapi.json", headers={})
