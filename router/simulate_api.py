@@ -28,7 +28,7 @@ from tierline.admin.simulation import curves
 from tierline.admin.simulation import scenario as sc
 from tierline.admin.simulation.interval_plan import DayPlan, day_plan
 from tierline.admin.simulation.summary import Outcome
-from tierline.admin.simulation.worker import run_job, warm_up
+from tierline.admin.simulation.worker import lower_priority, run_job, warm_up
 from tierline.admin.staffing import outlook as staffing
 from tierline.router.plumbing.bodies import json_response, query_choice, query_number, read_json
 from tierline.router.plumbing.context import services
@@ -109,7 +109,10 @@ class SimulationJobs:
     def executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self.pool is None:
             # spawn: a fresh interpreter, nothing of the serving process's loop or sockets in it.
-            self.pool = concurrent.futures.ProcessPoolExecutor(1, multiprocessing.get_context("spawn"))
+            # Niced: on shared cores the serving process is scheduled first (BENCHMARKS.md).
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                1, multiprocessing.get_context("spawn"), initializer=lower_priority
+            )
             self.pool.submit(warm_up)
         return self.pool
 
