@@ -113,6 +113,7 @@ def _csv(text: str, name: str) -> web.Response:
     summary=(
         "Service level from the archive per bucket × queue × tier: offered, answered (within the tier's threshold"
         " and any extra ones), abandoned, short abandons, overflowed, callbacks, ASA, longest wait, the level"
+        " (format=csv: text/csv)"
     ),
     role="admin",
     responses={200: reports.SlaReport},
@@ -151,7 +152,10 @@ async def get_sla_report(request: web.Request) -> web.Response:
 @reports_api.route(
     "GET",
     "/admin/reports/agents",
-    summary="Per agent from the archive, per bucket: answered, calls ended, handle time, callbacks completed",
+    summary=(
+        "Per agent from the archive, per bucket: answered, calls ended, handle time, callbacks completed"
+        " (format=csv: text/csv)"
+    ),
     role="admin",
     responses={200: reports.AgentReport},
     query=(FROM, TO, BY, QueryParam("agent", "only these agents, comma-separated (default: all)"), TZ, FORMAT),
