@@ -36,6 +36,7 @@ from tierline.queue.history.archiver import ArchiverFigures
 from tierline.queue.metrics import MetricsSnapshot
 from tierline.queue.redis_link import LinkFigures
 from tierline.queue.store import CallbackSummary
+from tierline.queue.wait_accuracy import figures as accuracy_figures
 from tierline.tiers.freshness import TierFreshness
 
 
@@ -156,6 +157,7 @@ class StoreCollector(Collector):
                 buckets.append((_le(bound) if bound != float("inf") else "+Inf", float(cumulative)))
             histogram.add_metric([row.queue, row.tier], buckets, row.answer_wait_sum)
         yield histogram
+        yield from _estimate_accuracy(snap)
 
         for name, value, help_text in (
             ("tierline_callbacks_open", snap.callbacks_open, "Callbacks waiting for an agent (or their retry time)"),
@@ -181,6 +183,45 @@ class StoreCollector(Collector):
                 ("tierline_callbacks_unreached", self.callbacks.unreached, "Callbacks closed as unreached"),
             ):
                 yield CounterMetricFamily(name, help_text, value=float(count))
+
+
+def _estimate_accuracy(snap: MetricsSnapshot) -> Iterator[Metric]:
+    """How right the waits quoted on arrival were, per queue × tier with answered calls
+    (queue/wait_accuracy.py): the counters, and the three figures the README names."""
+    calls = CounterMetricFamily(
+        "tierline_wait_estimate_calls", "Answered calls that had been quoted a wait on arrival", labels=LABELS
+    )
+    errors = CounterMetricFamily(
+        "tierline_wait_estimate_abs_error_seconds", "Sum of |real wait - quoted wait| of those calls", labels=LABELS
+    )
+    mae = GaugeMetricFamily(
+        "tierline_wait_estimate_mean_abs_error_seconds",
+        "Mean |real wait - quoted wait| since the store began",
+        labels=LABELS,
+    )
+    median = GaugeMetricFamily(
+        "tierline_wait_estimate_median_ratio",
+        "Median of real wait / quoted wait (each at least 1 s) since the store began; 1 is calibrated",
+        labels=LABELS,
+    )
+    within = GaugeMetricFamily(
+        "tierline_wait_estimate_within_50pct_ratio",
+        "Share of those calls whose real wait was within ±50% of the quote",
+        labels=LABELS,
+    )
+    for row in snap.estimate_accuracy:
+        labels = [row.queue, row.tier]
+        acc = row.accuracy
+        calls.add_metric(labels, float(acc.n))
+        errors.add_metric(labels, acc.err)
+        fig = accuracy_figures(acc)
+        if fig.mean_abs_error_s is not None:
+            mae.add_metric(labels, fig.mean_abs_error_s)
+        if fig.median_ratio is not None:
+            median.add_metric(labels, fig.median_ratio)
+        if fig.within_50pct is not None:
+            within.add_metric(labels, fig.within_50pct)
+    yield from (calls, errors, mae, median, within)
 
 
 class TierTableCollector(Collector):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -106,10 +106,17 @@ class Accuracy(msgspec.Struct, kw_only=True):
 class AccuracyFigures(msgspec.Struct, kw_only=True):
     """What supervisors read: how right the quotes of one queue × tier were."""
 
-    calls: int
-    mean_abs_error_s: float | None
-    median_ratio: float | None
-    within_50pct: float | None
+    calls: Annotated[int, msgspec.Meta(description="answered calls that had been quoted a wait on arrival")]
+    mean_abs_error_s: Annotated[
+        float | None, msgspec.Meta(description="mean of |real wait − quoted wait|, seconds; null without calls")
+    ]
+    median_ratio: Annotated[
+        float | None,
+        msgspec.Meta(description="median of real/quoted (each at least 1 s); 1 is calibrated; null without calls"),
+    ]
+    within_50pct: Annotated[
+        float | None, msgspec.Meta(description="share of calls with real/quoted in [0.5, 1.5]; null without calls")
+    ]
 
 
 def figures(acc: Accuracy) -> AccuracyFigures:
