@@ -215,3 +215,18 @@ async def test_plan_without_an_archive(make_client: MakeClient) -> None:
     client = await make_client()
     status, body = await client.call("GET", f"/admin/forecast/plan?date={PLAN_DAY}")
     assert (status, body["error"]["code"]) == (422, "no_history")
+
+
+async def test_the_openapi_document_declares_the_routes(make_client: MakeClient) -> None:
+    client = await make_client()
+    status, doc = await client.call("GET", "/openapi.json")
+    assert status == 200
+    post = doc["paths"]["/admin/simulate"]["post"]
+    assert set(post["responses"]) >= {"202", "409", "422"}
+    body_ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = doc["components"]["schemas"][body_ref.rsplit("/", 1)[1]]
+    assert {"staffing_csv"} <= set(body["required"]) and {"arrivals_csv", "policy", "seed"} <= set(body["properties"])
+    job = doc["paths"]["/admin/simulate/{job_id}"]["get"]
+    assert set(job["responses"]) >= {"200", "404"}
+    plan = doc["paths"]["/admin/forecast/plan"]["get"]
+    assert {p["name"] for p in plan["parameters"]} >= {"date", "queue", "aht_s", "model", "patience_s"}
