@@ -90,7 +90,9 @@ async def run(
     peak_occupancy: float = 0.0,
     seed: int = 1,
 ) -> Day:
+    # Arrivals draw from their own stream, so both rules see the same day's calls and requests.
     rng = random.Random(seed)
+    work_rng = random.Random(seed + 1_000_003)
     clock = ManualClock(T0)
     store = MemoryCallStore(policy(urgent_s, window_h), clock)
     # A busy day: the first `peak_hours` of each day at `peak_occupancy`, the rest lower so
@@ -132,11 +134,11 @@ async def run(
             answered = await store.answer(call.call_id, agent)
             if measure_from <= call.arrived_at < measure_to:
                 day.waits[call.tier].append(answered.call.waited(now))
-            push(now + rng.expovariate(1 / aht), "end", f"{agent} {call.call_id}")
+            push(now + work_rng.expovariate(1 / aht), "end", f"{agent} {call.call_id}")
         else:
             assert work.callback is not None
-            reached = rng.random() >= no_answer
-            took = rng.expovariate(1 / callback_aht) if reached else NO_ANSWER_S
+            reached = work_rng.random() >= no_answer
+            took = work_rng.expovariate(1 / callback_aht) if reached else NO_ANSWER_S
             outcome = "completed" if reached else "no_answer"
             push(now + took, "outcome", f"{agent} {work.callback.callback_id} {outcome}")
 

@@ -1,7 +1,9 @@
 """Callbacks for mid-tier callers the lines could not take: their record and life-cycle rules.
 
-Pure: creation, merging a second overflow into the caller's one open callback, and what an
-outcome does (retry later, close, give up). Stores keep the callbacks; these rules decide.
+Pure: creation and its terms (`terms`: due from the queue's next opening, the deadline by the
+policy's rule, `at_risk` when the opening hours leave too little time before it), merging a
+second overflow into the caller's one open callback, and what an outcome does (retry later,
+close, give up). Stores keep the callbacks; these rules decide.
 
 Outcomes are owned and idempotent per attempt. An attempt is one hand-out (`assign`) to an
 agent; only that agent ends it, naming itself in `agent_id` (anyone else, no agent_id, or a
