@@ -129,7 +129,8 @@ class _Loop:
         )
         self.handles = handles
         self.patience = patience
-        self.agenda: list[tuple[float, int, int, str]] = []  # (at, kind, order, subject)
+        # (at, kind, order, subject, agent): agent only for the ends of work
+        self.agenda: list[tuple[float, int, int, str, str]] = []
         self.order = 0
         self.idle: list[str] = []
         self.on_duty = 0
@@ -144,9 +145,9 @@ class _Loop:
         self.thresholds = {tier: scenario.policy.tier(tier).sla_threshold_s for tier in TIERS}
         self.short_abandon_s = scenario.policy.short_abandon_s
 
-    def push(self, at: float, kind: int, subject: str) -> None:
+    def push(self, at: float, kind: int, subject: str, agent: str = "") -> None:
         self.order += 1
-        heapq.heappush(self.agenda, (at, kind, self.order, subject))
+        heapq.heappush(self.agenda, (at, kind, self.order, subject, agent))
 
     def count(self, tier: Tier, kind: sl.EventKind, at: float, value: float = 0.0) -> None:
         key = (int(at // INTERVAL_S) - self.first_interval, tier)
@@ -189,14 +190,13 @@ class _Loop:
                     if mean_patience is not None:
                         push(at + patience(1.0 / mean_patience), _PATIENCE, call_id)
                 continue
-            at, kind, _, subject = heapq.heappop(agenda)
+            at, kind, _, subject, agent = heapq.heappop(agenda)
             clock.set(at)
             if kind == _END:
-                agent, _, call_id = subject.partition("|")
-                step(store.end(call_id))
+                step(store.end(subject))
                 self.freed(agent)
             elif kind == _CALLBACK_DONE:
-                self.callback_done(subject)
+                self.callback_done(agent, subject)
             elif kind == _SHIFT:
                 self.shift(subject)
             elif kind == _OVERFLOW:
@@ -252,7 +252,7 @@ class _Loop:
             elif work.callback is not None:
                 self.ready -= 1
                 took = self.handles.expovariate(1.0 / self.s.callback_handle_s)
-                self.push(now + took, _CALLBACK_DONE, f"{agent}|{work.callback.callback_id}")
+                self.push(now + took, _CALLBACK_DONE, work.callback.callback_id, agent)
 
     def take(self, agent: str, call: Call, now: float) -> None:
         """`agent` answers `call` (offered to it, or the one call waiting) and talks for a while."""
@@ -260,7 +260,7 @@ class _Loop:
         step(self.store.answer(call.call_id, agent))
         assert call.answered_at is not None
         self.count(call.tier, "answered", now, call.answered_at - call.arrived_at)
-        self.push(now + self.handles.expovariate(1.0 / self.s.aht_s), _END, f"{agent}|{call.call_id}")
+        self.push(now + self.handles.expovariate(1.0 / self.s.aht_s), _END, call.call_id, agent)
 
     def freed(self, agent: str) -> None:
         if self.on_duty > self.wanted:
@@ -269,8 +269,7 @@ class _Loop:
         self.idle.append(agent)
         self.dispatch()
 
-    def callback_done(self, subject: str) -> None:
-        agent, _, callback_id = subject.partition("|")
+    def callback_done(self, agent: str, callback_id: str) -> None:
         reached = self.handles.random() < self.s.callback_reach
         callback = step(self.store.callback_outcome(callback_id, "completed" if reached else "no_answer", agent, None))
         fate = self.fates.get(callback_id)
