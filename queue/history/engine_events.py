@@ -71,36 +71,45 @@ def from_fields(event_id: ev.EventId, fields: Mapping[str, str]) -> ev.Event:
 
 class EventBuffer:
     """The memory store's events, oldest first, until drained. Bounded: routing never waits
-    for history, so when full the oldest event is dropped and counted in `dropped`."""
+    for history, so when full the oldest event is dropped and counted in `dropped`.
+
+    `emit` is a closure over the deque's append and a counter, built once: it is on every
+    change of the hot path, and attribute look-ups and a fullness check there cost a measurable
+    share of a route (loadtest/bench_event_cost.py). What the bound pushed out is worked out
+    when asked: every id up to the last one was emitted once, and is held, drained or dropped.
+    """
 
     def __init__(self, epoch: int, cap: int) -> None:
         self.epoch = epoch
         self.cap = cap
-        self.dropped = 0
-        self._seq = 0
         self._raw: deque[Raw] = deque(maxlen=cap)
+        self._drained = 0
+        self._last_drained = 0  # the seq of the newest event drained (what `last_seq` is when none is held)
+        append, seq = self._raw.append, itertools.count(1).__next__
 
-    def emit(
-        self,
-        kind: str,
-        at: float,
-        call_id: str | None,
-        callback_id: str | None,
-        caller: str | None,
-        tier: str | None,
-        queue: str | None,
-        agent: str | None,
-        *figures: object,
-    ) -> None:
-        raw = self._raw
-        if len(raw) == self.cap:
-            self.dropped += 1  # the deque's maxlen pushes the oldest out
-        self._seq += 1
-        raw.append((self._seq, kind, at, call_id, callback_id, caller, tier, queue, agent, figures))
+        def emit(
+            kind: str,
+            at: float,
+            call_id: str | None,
+            callback_id: str | None,
+            caller: str | None,
+            tier: str | None,
+            queue: str | None,
+            agent: str | None,
+            *figures: object,
+        ) -> None:
+            append((seq(), kind, at, call_id, callback_id, caller, tier, queue, agent, figures))
+
+        self.emit = emit
 
     @property
     def last_seq(self) -> int:
-        return self._seq
+        """The seq of the newest event emitted (0: none yet)."""
+        return self._raw[-1][0] if self._raw else self._last_drained
+
+    @property
+    def dropped(self) -> int:
+        return self.last_seq - len(self._raw) - self._drained
 
     def __len__(self) -> int:
         return len(self._raw)
@@ -108,7 +117,11 @@ class EventBuffer:
     def drain(self, limit: int) -> list[ev.Event]:
         """Remove and return up to `limit` of the oldest events."""
         raw, epoch = self._raw, self.epoch
-        return [from_raw(epoch, raw.popleft()) for _ in range(min(limit, len(raw)))]
+        taken = [raw.popleft() for _ in range(min(limit, len(raw)))]
+        if taken:
+            self._drained += len(taken)
+            self._last_drained = taken[-1][0]
+        return [from_raw(epoch, r) for r in taken]
 
     def read(self, after: ev.EventId | None, limit: int) -> list[ev.Event]:
         """Up to `limit` events after `after` (from the oldest held when None or older), leaving them."""

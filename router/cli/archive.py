@@ -4,7 +4,8 @@ It joins the same consumer group as the archivers inside `tierline serve` proces
 "Call history"), so any number of either share the work; run one where the serving processes
 should not carry the archive's load (`--history off` on them). `--once` archives the backlog
 and exits (a cron job, a migration). The memory store's events live in its serving process:
-that process archives them itself.
+that process archives them itself. `--drop-expired` is the retention command (any store):
+whole months of raw events older than `--months` (25) go, the tallies stay.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
+from tierline.queue.history.archive import DEFAULT_RETENTION_MONTHS
 from tierline.queue.redis_urls import is_redis_url, redacted
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.cli.serve import configure_logging
@@ -38,6 +41,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--batch", type=int, default=None, help=f"events per batch (default {DEFAULTS.server.history_batch})"
     )
     run.add_argument("--once", action="store_true", help="archive what is waiting, then exit")
+    run.add_argument(
+        "--drop-expired",
+        action="store_true",
+        help="retention instead: drop the archive's raw events of whole months older than --months, then exit",
+    )
+    run.add_argument(
+        "--months",
+        type=int,
+        default=DEFAULT_RETENTION_MONTHS,
+        help=f"with --drop-expired: full months kept besides the current one (default {DEFAULT_RETENTION_MONTHS})",
+    )
     run.set_defaults(func=archive)
 
 
@@ -51,6 +65,12 @@ def archive(args: argparse.Namespace) -> int:
         return _fail(Exit.USAGE, str(exc))
     configure_logging(settings.server.log_format, settings.server.log_level)
     server = settings.server
+    if args.drop_expired:
+        if history_target(server) is None:
+            return _fail(Exit.USAGE, "no archive named: give --history sqlite:///path or --history postgresql://…")
+        if args.months < 1:
+            return _fail(Exit.USAGE, f"--months is at least 1, not {args.months}")
+        return asyncio.run(_drop_expired(settings, args.months))
     if not is_redis_url(server.store):
         return _fail(
             Exit.USAGE, "archive needs a Redis store (--store redis://…): the memory store's serve archives its own"
@@ -58,6 +78,25 @@ def archive(args: argparse.Namespace) -> int:
     if history_target(server) is None:
         return _fail(Exit.USAGE, "no archive named: give --history sqlite:///path or --history postgresql://…")
     return asyncio.run(_archive(settings, args.once))
+
+
+async def _drop_expired(settings: Settings, months: int) -> int:
+    """Retention: whole months of raw events go (PostgreSQL drops their partitions); the
+    15-minute tallies stay, so reports over those months still answer (timelines do not)."""
+    from tierline.router.app import open_history
+
+    archive = open_history(settings)
+    assert archive is not None
+    try:
+        await archive.open()
+    except Exception as exc:
+        return _fail(Exit.UNREACHABLE, f"cannot open the history archive: {exc}")
+    try:
+        dropped = await archive.drop_expired(time.time(), months)
+    finally:
+        await archive.close()
+    print(f"dropped {len(dropped)} month(s) of raw events" + (f": {', '.join(dropped)}" if dropped else ""))
+    return Exit.OK
 
 
 async def _archive(settings: Settings, once: bool) -> int:

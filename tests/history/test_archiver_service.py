@@ -5,6 +5,7 @@ refusing a data directory it cannot write; `tierline archive --once` on a real R
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from tests.conftest import new_namespace, server_url
 from tests.history.test_archiver import POLICY, drive
 from tests.queue.helpers import T0
 from tierline.queue.clock import ManualClock
+from tierline.queue.history import events as ev
 from tierline.queue.history.sqlite_archive import SqliteArchive
 from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.redis_link import RedisLink, connect
@@ -152,3 +154,37 @@ async def test_the_service_archives_in_the_background_and_shows_its_figures(
         assert {e.id.epoch for e in events} == {epoch}
     finally:
         await server.close()
+
+
+def test_drop_expired_is_the_retention_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "h.db"
+    now = time.time()
+    old, recent = now - 40 * 31 * 86400, now - 86400  # forty months ago; yesterday
+    ids = ev.IdSequence(1)
+    batch = [
+        ev.Enter(id=ids.next(), at=at, call_id=f"c{at}", queue="default", tier="vip", position=1)
+        for at in (old, recent)
+    ]
+
+    async def fill() -> None:
+        archive = SqliteArchive(db)
+        await archive.open()
+        await archive.ingest(batch)
+        await archive.close()
+
+    asyncio.run(fill())
+    args = ["archive", "--history", f"sqlite://{db}", "--drop-expired"]
+    assert main([*args, "--months", "0"]) == 2
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "dropped 1 month(s) of raw events" in capsys.readouterr().out
+
+    async def left() -> list[ev.Event]:
+        archive = SqliteArchive(db)
+        await archive.open()
+        try:
+            return await archive.events(0, 4e9)
+        finally:
+            await archive.close()
+
+    assert [e.at for e in asyncio.run(left())] == [recent]
