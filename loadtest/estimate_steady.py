@@ -44,6 +44,7 @@ GOAL = (0.8, 1.25)
 @dataclass
 class Outcome:
     by_bucket: dict[tuple[Tier, str], Accuracy] = field(default_factory=dict)
+    quoted_zero: dict[tuple[Tier, str], int] = field(default_factory=dict)  # an idle agent was there
     engine: dict[Tier, Accuracy] = field(default_factory=dict)
     answered: int = 0
     unquoted: int = 0
@@ -51,6 +52,8 @@ class Outcome:
     def add(self, tier: Tier, position: int, real: float, quoted: float) -> None:
         key = (tier, position_bucket(position))
         self.by_bucket.setdefault(key, Accuracy()).record(real, quoted)
+        if quoted == 0:
+            self.quoted_zero[key] = self.quoted_zero.get(key, 0) + 1
 
 
 async def run(
@@ -134,7 +137,10 @@ async def run(
 
 
 def table(out: Outcome) -> list[str]:
-    lines = [f"{'tier':<12} {'position':>8} {'calls':>6} {'median real/quoted':>18} {'MAE s':>7} {'±50%':>6}  goal"]
+    lines = [
+        f"{'tier':<12} {'position':>8} {'calls':>6} {'quoted 0':>8} {'median real/quoted':>18} {'MAE s':>8} "
+        f"{'±50%':>6}  goal"
+    ]
     for tier in TIERS:
         for bucket in POSITION_BUCKETS:
             acc = out.by_bucket.get((tier, bucket))
@@ -145,8 +151,9 @@ def table(out: Outcome) -> list[str]:
             ok = "ok" if median is not None and GOAL[0] <= median <= GOAL[1] else "MISSED"
             if fig.calls < 30:
                 ok += " (few calls)"
+            zero = out.quoted_zero.get((tier, bucket), 0)
             lines.append(
-                f"{tier:<12} {bucket:>8} {fig.calls:>6} {median:>18} {fig.mean_abs_error_s:>7} "
+                f"{tier:<12} {bucket:>8} {fig.calls:>6} {zero:>8} {median:>18} {fig.mean_abs_error_s:>8} "
                 f"{fig.within_50pct:>6}  {ok}"
             )
     lines.append("engine, per tier (all answered calls, warm-up included):")
@@ -176,6 +183,7 @@ def main() -> None:
         total.unquoted += out.unquoted
         for key, acc in out.by_bucket.items():
             total.by_bucket.setdefault(key, Accuracy()).merge(acc)
+            total.quoted_zero[key] = total.quoted_zero.get(key, 0) + out.quoted_zero.get(key, 0)
         for tier, acc in out.engine.items():
             total.engine.setdefault(tier, Accuracy()).merge(acc)
     print(

@@ -31,6 +31,7 @@ a call offered to another agent), is. `--pace` scales every think time (0.2 = fi
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import random
@@ -102,6 +103,35 @@ def load_tiers(environment: Environment, **_: Any) -> None:
         log.error("tier reload failed: %s", exc)
         if environment.runner is not None:
             gevent.spawn_later(0.1, environment.runner.quit)
+
+
+@events.test_stop.add_listener
+def report_estimate_accuracy(environment: Environment, **_: Any) -> None:
+    """How right the waits quoted to the IVR were (GET /admin/sla's `estimate_accuracy`, store-wide
+    since it began), per queue × tier with answered calls: logged, not a limit."""
+    if isinstance(environment.runner, WorkerRunner) or environment.host is None:
+        return
+    request = urllib.request.Request(
+        f"{environment.host.rstrip('/')}/admin/sla", headers=_bearer(_opts(environment).admin_token)
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            rows = json.loads(answer.read())["rows"]
+    except Exception as exc:
+        log.warning("estimate accuracy not read: %s", exc)
+        return
+    for row in rows:
+        acc = row.get("estimate_accuracy") or {}
+        if acc.get("calls"):
+            log.info(
+                "wait estimate %s/%s: %d calls, mean abs error %.1f s, median real/quoted %.2f, within ±50%% %.0f%%",
+                row["queue"],
+                row["tier"],
+                acc["calls"],
+                acc["mean_abs_error_s"],
+                acc["median_ratio"],
+                100 * acc["within_50pct"],
+            )
 
 
 @events.quitting.add_listener
@@ -211,6 +241,7 @@ class IvrPort(TierlineUser):
 
     def wait_and_poll(self, call_id: str, patience: float) -> None:
         waited = 0.0
+        announced: int | None = None
         while waited < patience:
             step = self.rng.uniform(0.5, 1.5) * self.pace
             gevent.sleep(step)
@@ -221,7 +252,13 @@ class IvrPort(TierlineUser):
                 if resp.status_code != 200:
                     resp.failure(f"poll: {resp.status_code} {resp.text[:200]}")
                     return
-                status = resp.json().get("status")
+                polled = resp.json()
+                status = polled.get("status")
+                said = polled.get("announce_position")
+                if said is not None and announced is not None and said > announced:
+                    resp.failure(f"announce_position went up from {announced} to {said}")  # it never may
+                    return
+                announced = said if said is not None else announced
             if status not in ("waiting", "offered"):
                 return  # answered, ended or overflowed: the IVR stops announcing
         self.abandon(call_id)
