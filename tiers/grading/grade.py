@@ -15,7 +15,7 @@ from typing import Final
 import msgspec
 
 from tierline.tiers.grading import rfm, scorecard, value_share
-from tierline.tiers.grading.config import PREFIX, GradingSettings
+from tierline.tiers.grading.config import EXPLAIN_FIELDS, PREFIX, GradingSettings
 from tierline.tiers.grading.inputs import BadInput, Population
 from tierline.tiers.grading.rules import Facts, choose, is_flagged
 from tierline.tiers.model import TIER_RANK, TIERS, Tier
@@ -89,7 +89,8 @@ def grade_population(population: Population, settings: GradingSettings, as_of: d
         share_report = _grade_value_share(population, settings, classes)
     blacklist = columns.get(settings.blacklist_column.strip().lower())
     pins = columns.get(settings.pin_column.strip().lower())
-    travel = ["customer_id", *settings.crm_columns]
+    travelling = [("customer_id", population.ids)]
+    travelling += [(name, columns[name.lower()]) for name in settings.crm_columns if name.lower() in columns]
     explain = set(settings.explain)
     as_of_text = as_of.isoformat()
     customer_tier: list[Tier] = []
@@ -97,43 +98,71 @@ def grade_population(population: Population, settings: GradingSettings, as_of: d
     records: dict[str, tuple[Tier, dict[str, str]]] = {}
     owner: dict[str, int] = {}
     result = Graded(as_of=as_of, customer_tier=customer_tier, records=records, rule_counts={})
+    # The rules see a handful of facts per customer, and those repeat across a million customers:
+    # each distinct combination is decided once (a dict look-up for the rest).
+    rule_columns = sorted({rule.column.strip().lower() for rule in settings.rules if rule.column})
+    rule_values = [columns.get(name, [""] * n) for name in rule_columns]
+    uses_score = any(rule.score_at_least is not None for rule in settings.rules)
+    decided: dict[tuple[object, ...], tuple[Tier, str]] = {}
+    explained = [name for name in EXPLAIN_FIELDS if name in explain]
     for at in range(n):
-        facts = Facts(
-            segment=segment[at],
-            grade=grade[at],
-            score=score[at],
-            value_class=classes[at],
-            rfm_total=rfm_total[at],
-            columns=_Row(columns, at),
+        flag = blacklist[at] if blacklist is not None else ""
+        pin = pins[at] if pins is not None else ""
+        key = (
+            segment[at],
+            grade[at],
+            score[at] if uses_score else None,
+            classes[at],
+            rfm_total[at],
+            flag,
+            pin,
+            *(values[at] for values in rule_values),
         )
-        tier, rule = choose(
-            settings.rules,
-            facts,
-            settings.default_tier,
-            blacklisted=blacklist is not None and is_flagged(blacklist[at]),
-            pinned=pins[at] if pins is not None else "",
-        )
+        choice = decided.get(key)
+        if choice is None:
+            facts = Facts(
+                segment=segment[at],
+                grade=grade[at],
+                score=score[at],
+                value_class=classes[at],
+                rfm_total=rfm_total[at],
+                columns=_Row(columns, at),
+            )
+            choice = decided[key] = choose(
+                settings.rules, facts, settings.default_tier, blacklisted=is_flagged(flag), pinned=pin
+            )
+        tier, rule = choice
         customer_tier.append(tier)
         rule_counts[rule] += 1
         crm: dict[str, str] = {}
-        for name in travel:
-            value: str | None = population.ids[at] if name == "customer_id" else columns.get(name.lower(), [""] * n)[at]
+        for name, values in travelling:
+            value: str | None = values[at]
             if value:
                 crm[name] = value
-        for key, value in (
-            ("as_of", as_of_text),
-            ("rule", rule),
-            ("segment", segment[at]),
-            ("rfm", rfm_text[at]),
-            ("grade", grade[at]),
-            ("score", None if score[at] is None else f"{score[at]:g}"),
-            ("points", points_text[at]),
-            ("class", classes[at]),
-            ("amount", f"{population.amount[at]:g}"),
-            ("profit", None if population.profit[at] is None else f"{population.profit[at]:g}"),
-        ):
-            if value is not None and key in explain:
-                crm[PREFIX + key] = value
+        for field_name in explained:
+            if field_name == "as_of":
+                value = as_of_text
+            elif field_name == "rule":
+                value = rule
+            elif field_name == "segment":
+                value = segment[at]
+            elif field_name == "rfm":
+                value = rfm_text[at]
+            elif field_name == "grade":
+                value = grade[at]
+            elif field_name == "score":
+                value = None if score[at] is None else f"{score[at]:g}"
+            elif field_name == "points":
+                value = points_text[at]
+            elif field_name == "class":
+                value = classes[at]
+            elif field_name == "amount":
+                value = f"{population.amount[at]:g}"
+            else:
+                profit = population.profit[at]
+                value = None if profit is None else f"{profit:g}"
+            if value is not None:
+                crm[PREFIX + field_name] = value
         for caller in population.callers[at]:
             first = owner.get(caller)
             if first is None:
@@ -247,18 +276,26 @@ def _grade_scorecard(
             )
     grades: Counter[str] = Counter()
     no_band: Counter[str] = Counter()
+    scorers = [scorecard.Scorer(criterion) for criterion in card.criteria]
+    described: dict[tuple[float | None, ...], str] = {}
     for at in range(n):
-        total, earned = scorecard.score(card, [values[at] for values in inputs])
+        earned = [scorer(values[at]) for scorer, values in zip(scorers, inputs, strict=True)]
+        total = scorecard.total(earned)
         score[at] = total
         letter = scorecard.grade_of(total, card.cut_points)
         grade[at] = letter
         grades[letter] += 1
-        parts = []
+        shape = tuple(earned)
+        text = described.get(shape)
+        if text is None:
+            text = described[shape] = ", ".join(
+                f"{criterion.name} {'-' if got is None else f'{got:g}'}"
+                for criterion, got in zip(card.criteria, earned, strict=True)
+            )
         for criterion, got in zip(card.criteria, earned, strict=True):
             if got is None:
                 no_band[criterion.name] += 1
-            parts.append(f"{criterion.name} {'-' if got is None else f'{got:g}'}")
-        points_text[at] = ", ".join(parts)
+        points_text[at] = text
     return ScorecardReport(grades={letter: grades.get(letter, 0) for letter in "ABCDE"}, no_band=dict(no_band))
 
 

@@ -79,6 +79,7 @@ def _connect(settings: GradingSettings) -> Any:
     if duckdb is None:
         raise MissingEngine("customer grading needs DuckDB: pip install 'tierline[grading]'")
     con = duckdb.connect(config={"memory_limit": _MEMORY_LIMIT, "threads": max(1, os.cpu_count() or 1)})
+    con.execute("SET enable_progress_bar = false")  # the command draws its own
     con.execute(f"SET TimeZone = '{_quoted(settings.timezone)}'")
     return con
 
@@ -87,33 +88,64 @@ def _quoted(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _source(con: Any, path: Path) -> tuple[str, list[str], int]:
-    """A DuckDB table expression reading `path` with every column as text, its columns, and
-    how many lines come before the first row."""
+def _source(con: Any, path: Path) -> tuple[str, dict[str, str], int]:
+    """A DuckDB table expression reading `path`, its columns (name -> DuckDB type), and how many
+    lines come before the first row. CSV and JSON Lines are read as text (a bad value must be a
+    bad row, not a failed file); Parquet keeps its types."""
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
     name = f"'{_quoted(str(path))}'"
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            columns = [
-                row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_csv({name}, header=true)").fetchall()
-            ]
-            return f"read_csv({name}, header=true, all_varchar=true)", columns, 1
+            found = con.execute(f"DESCRIBE SELECT * FROM read_csv({name}, header=true)").fetchall()
+            return f"read_csv({name}, header=true, all_varchar=true)", {row[0]: "VARCHAR" for row in found}, 1
         if suffix in (".jsonl", ".ndjson", ".json"):
             found = con.execute(f"DESCRIBE SELECT * FROM read_json({name}, format='newline_delimited')").fetchall()
-            columns = [row[0] for row in found]
-            spec = ", ".join(f"'{_quoted(column)}': 'VARCHAR'" for column in columns)
-            return f"read_json({name}, format='newline_delimited', columns={{{spec}}})", columns, 0
+            spec = ", ".join(f"'{_quoted(row[0])}': 'VARCHAR'" for row in found)
+            source = f"read_json({name}, format='newline_delimited', columns={{{spec}}})"
+            return source, {row[0]: "VARCHAR" for row in found}, 0
         if suffix == ".parquet":
-            columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({name})").fetchall()]
-            return f"read_parquet({name})", columns, 0
+            found = con.execute(f"DESCRIBE SELECT * FROM read_parquet({name})").fetchall()
+            return f"read_parquet({name})", {row[0]: str(row[1]) for row in found}, 0
     except duckdb.Error as exc:
         raise BadInput(f"{path}: cannot be read ({str(exc).splitlines()[0]})") from None
     raise BadInput(f"{path}: unknown format {suffix!r}; expected .csv, .jsonl/.ndjson or .parquet")
 
 
-def _find(columns: list[str], path: Path, wanted: str, required: bool = True) -> str | None:
+_NUMERIC: Final = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
+
+
+def _parsed(name: str | None, types: dict[str, str], target: str) -> tuple[str, str]:
+    """(the value as `target`, "the file holds a value here") for one column.
+
+    A Parquet column already of the right kind is cast directly: a text round trip per row would
+    cost most of the aggregation."""
+    if name is None:
+        return "NULL", "false"
+    kind = types.get(name, "VARCHAR")
+    column = _col(name)
+    if target == "DOUBLE" and kind.startswith(_NUMERIC):
+        return f"CAST({column} AS DOUBLE)", f"{column} IS NOT NULL"
+    if target == "TIMESTAMPTZ" and (kind.startswith("TIMESTAMP") or kind == "DATE"):
+        return f"CAST({column} AS TIMESTAMPTZ)", f"{column} IS NOT NULL"
+    return f"TRY_CAST({_text(name)} AS {target})", f"{_text(name)} IS NOT NULL"
+
+
+def _find(columns: dict[str, str], path: Path, wanted: str, required: bool = True) -> str | None:
     by_lower = {column.strip().lower(): column for column in columns}
     found = by_lower.get(wanted)
     if found is None and required:
@@ -280,16 +312,19 @@ def _sum_transactions(con: Any, path: Path, settings: GradingSettings, populatio
     source, columns, header_lines = _source(con, path)
     file = path.name
     cid = _text(_find(columns, path, "customer_id"))
-    at_raw = _text(_find(columns, path, "at"))
-    amount_raw = _text(_find(columns, path, "amount"))
-    profit_raw = _text(_find(columns, path, "profit", required=False))
+    at_column = _find(columns, path, "at")
+    amount_column = _find(columns, path, "amount")
+    profit_column = _find(columns, path, "profit", required=False)
+    ts, _ = _parsed(at_column, columns, "TIMESTAMPTZ")
+    amount, _ = _parsed(amount_column, columns, "DOUBLE")
+    profit, profit_given = _parsed(profit_column, columns, "DOUBLE")
     refund_bad = "amount < 0" if settings.refunds == "reject" else "false"
     con.execute(
-        f"""CREATE TEMP VIEW tx AS SELECT {cid} AS cid, {at_raw} AS at_raw, {amount_raw} AS amount_raw,
-            {profit_raw} AS profit_raw, TRY_CAST({at_raw} AS TIMESTAMPTZ) AS ts,
-            TRY_CAST({amount_raw} AS DOUBLE) AS amount, TRY_CAST({profit_raw} AS DOUBLE) AS profit FROM {source}"""
+        f"""CREATE TEMP VIEW tx AS SELECT {cid} AS cid, {_text(at_column)} AS at_raw,
+            {_text(amount_column)} AS amount_raw, {_text(profit_column)} AS profit_raw, {ts} AS ts,
+            {amount} AS amount, {profit} AS profit, {profit_given} AS profit_given FROM {source}"""
     )
-    bad_profit = "(profit_raw IS NOT NULL AND profit IS NULL)"
+    bad_profit = "(profit_given AND profit IS NULL)"
     bad = f"(cid IS NULL OR ts IS NULL OR amount IS NULL OR {bad_profit} OR {refund_bad})"
     # A refund is money back, not a purchase: it never counts in F or R; in M only with refunds = "count".
     in_m = "amount >= 0" if settings.refunds != "count" else "true"

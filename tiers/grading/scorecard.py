@@ -39,7 +39,30 @@ def grade_of(total: float, cut_points: Sequence[float]) -> str:
     return GRADES[len(cut_points) - reached]
 
 
+def total(earned: Sequence[float | None]) -> float:
+    # Rounded: 0.1 + 0.2 must not miss a cut point of 0.3 by one bit.
+    return round(sum(p for p in earned if p is not None), 6)
+
+
 def score(card: ScorecardSettings, row: Sequence[str]) -> tuple[float, list[float | None]]:
     """The total and each criterion's points (None: no band), `row` in criteria order."""
     earned = [points(criterion, value) for criterion, value in zip(card.criteria, row, strict=True)]
-    return round(sum(p for p in earned if p is not None), 6), earned
+    return total(earned), earned
+
+
+class Scorer:
+    """`points` for one criterion, remembering each distinct raw value: a column of a million rows
+    holds few distinct categories, and a band look-up per row would cost most of a run."""
+
+    __slots__ = ("criterion", "seen")
+
+    def __init__(self, criterion: Criterion) -> None:
+        self.criterion = criterion
+        self.seen: dict[str, float | None] = {}
+
+    def __call__(self, value: str) -> float | None:
+        try:
+            return self.seen[value]
+        except KeyError:
+            found = self.seen[value] = points(self.criterion, value)
+            return found

@@ -8,20 +8,19 @@ Only positive values make up the total: a customer worth nothing (or losing mone
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 
 
 def classes(values: Sequence[float], a_share: float, b_share: float) -> list[str]:
+    # Summed in sorted order, so the float sums, and every class, are the same whatever the row order.
     positive = sorted((value for value in values if value > 0), reverse=True)
-    total = Fraction(0)
-    # Exact sums: a customer right at the 80 % edge must not flip class with the row order.
-    above: dict[float, Fraction] = {}
+    above: dict[float, float] = {}
+    total = 0.0
     for value in positive:
         if value not in above:
             above[value] = total
-        total += Fraction(value)
-    a_limit = Fraction(str(a_share)) * total
-    b_limit = Fraction(str(b_share)) * total
+        total += value
+    a_limit = a_share * total
+    b_limit = b_share * total
     result = []
     for value in values:
         if value <= 0:
