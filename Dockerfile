@@ -38,7 +38,10 @@ RUN python3 -m venv /opt/tierline \
 
 # Runtime stage: the base plus the venv; no compiler, no pip cache, no sources, no tests.
 FROM ${BASE_IMAGE}
-RUN useradd --system --no-log-init --uid 10001 --no-create-home --shell /usr/sbin/nologin tierline
+# The data directory (the memory store's call history, a SQLite file) belongs to that user: a
+# volume, so the history outlives the container; a volume mounted there anew takes its owner.
+RUN useradd --system --no-log-init --uid 10001 --no-create-home --shell /usr/sbin/nologin tierline \
+    && install -d -o 10001 -g tierline -m 0750 /var/lib/tierline
 COPY --from=build /opt/tierline /opt/tierline
 USER 10001
 # Listen on every interface of the container; store and tokens come from the environment.
@@ -49,7 +52,9 @@ ENV PATH=/opt/tierline/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
     PYTHONUNBUFFERED=1 \
     TIERLINE_HOST=0.0.0.0 \
     TIERLINE_PORT=8080 \
-    TIERLINE_STORE=memory
+    TIERLINE_STORE=memory \
+    TIERLINE_DATA_DIR=/var/lib/tierline
+VOLUME ["/var/lib/tierline"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["/opt/tierline/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TIERLINE_PORT', '8080'), timeout=2)"]

@@ -33,7 +33,9 @@ from tierline.queue.history.engine_events import EventBuffer
 
 log = logging.getLogger("tierline.history")
 
-DEFAULT_BATCH: Final = 2000  # events per ingest: measured ~20k/s into PostgreSQL at this size (BENCHMARKS.md)
+# Events per ingest: enough that a transaction's fixed cost is small (BENCHMARKS.md's ingest
+# rate is at 5,000), few enough that a batch sent again after a failure costs little.
+DEFAULT_BATCH: Final = 2000
 IDLE_S: Final = 0.5  # the pause when a fetch found less than a batch: history is minutes-fresh, not live
 RETRY_FIRST_S: Final = 0.5
 RETRY_MAX_S: Final = 10.0
