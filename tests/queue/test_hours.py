@@ -8,8 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import hypothesis.strategies as st
 import msgspec
 import pytest
+from hypothesis import given, settings
 
 from tierline.queue import callbacks as cb
 from tierline.queue import hours as h
@@ -230,3 +232,39 @@ def test_a_bad_hours_config_is_refused_at_load(tmp_path: Path, text: str, fault:
     with pytest.raises(ConfigError, match="invalid configuration") as refused:
         load_settings(path, env={})
     assert fault in str(refused.value)
+
+
+# --- the window questions agree with one another ---------------------------------------------
+
+_ranges = st.lists(
+    st.tuples(st.integers(0, 47), st.integers(1, 8)).map(
+        lambda p: (
+            f"{p[0] // 2:02d}:{p[0] % 2 * 30:02d}-"
+            f"{min(24 * 60, p[0] * 30 + p[1] * 30) // 60:02d}:{min(24 * 60, p[0] * 30 + p[1] * 30) % 60:02d}"
+        )
+    ),
+    max_size=2,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    week=st.dictionaries(st.sampled_from(h.DAYS), _ranges, min_size=1),
+    tz=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Shanghai"]),
+    offset=st.floats(0, 7 * DAY),
+    need=st.floats(1, 20 * HOUR),
+)
+def test_the_four_questions_agree(week: dict[str, list[str]], tz: str, offset: float, need: float) -> None:
+    try:
+        schedule = h.Schedule.from_config(week, [], tz)
+    except h.HoursError:
+        return  # overlapping or empty weeks are refused (tested above)
+    start = utc("2027-03-20T00:00:00+00:00")  # the week of Europe's DST change
+    t = start + offset
+    w = schedule.window(t, DAY, need)
+    opening = h.next_open(w, t)
+    assert opening is not None and opening >= t and h.is_open(w, opening)
+    assert h.open_seconds(w, t, opening) == 0
+    until = h.after_open(w, t, need)
+    assert until is not None and abs(h.open_seconds(w, t, until) - need) < 1e-6
+    assert h.is_open(w, t) == (opening == t)
