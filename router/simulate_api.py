@@ -166,7 +166,7 @@ async def post_simulate(request: web.Request) -> web.Response:
     job = Job(uuid.uuid4().hex, now, scenario.arrivals.source, expected)
     payload = msgspec.json.encode(scenario)
     job.future = asyncio.get_running_loop().run_in_executor(jobs.executor(), run_job, payload)
-    job.future.add_done_callback(lambda done: _finished(job, done, svc.clock.now()))
+    job.future.add_done_callback(lambda done: _finished(jobs, job, done, svc.clock.now()))
     jobs.keep(job)
     return json_response(_view(job, request), status=202)
 
@@ -297,12 +297,14 @@ async def _scenario(request: web.Request, body: SimulateBody) -> sc.Scenario:
     )
 
 
-def _finished(job: Job, done: asyncio.Future[bytes], now: float) -> None:
+def _finished(jobs: SimulationJobs, job: Job, done: asyncio.Future[bytes], now: float) -> None:
     job.finished_at = now
     if done.cancelled():
         job.error = "cancelled (the service is stopping)"
     elif (exc := done.exception()) is not None:
         job.error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, concurrent.futures.BrokenExecutor):
+            jobs.pool = None  # the worker died (killed, out of memory): the next job starts a new one
     else:
         job.result = _decode_outcome(done.result())
 

@@ -86,7 +86,8 @@ async def weekday_average(archive: Archive, day: date, timezone: str, queue: str
             continue
         used.append(earlier.isoformat())
         ended, handle = ended + e, handle + h
-        # A DST change between the weeks shifts the day by an hour: align by local clock time.
+        # Aligned by interval from local midnight: on a day of a DST change (92 or 100 intervals)
+        # the hours after the switch are an hour off against an ordinary week (a known limit).
         for i in range(count):
             source = intervals[min(i, len(intervals) - 1)]
             for tier in TIERS:
