@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("duckdb")  # the extra tierline[grading]; the dev lock installs it
+
 from tests.conftest import new_namespace
 from tests.http.conftest import Api, ApiFactory, make_api  # noqa: F401  (the fixture)
 from tierline.router.cli import main
