@@ -147,6 +147,8 @@ def render(report: dict[str, Any]) -> Group:
         ("Callbacks", "bold"),
         f": open {cb['open']} · with an agent {cb['assigned']} · ",
         (f"overdue {cb['overdue']}", "bold red" if cb["overdue"] else ""),
+        " · ",
+        (f"at risk {cb.get('at_risk', 0)}", "bold yellow" if cb.get("at_risk") else ""),
         f" · completed {cb['completed']} · callback SL {pct(cb['service_level'])}",
     )
     formula = Text(f"Formula ({report['formula']}): {report['formula_text']}", style="dim")
