@@ -12,7 +12,9 @@ woken when a call arrives (as an ACD rings a free agent), so the engine sees idl
 real ones are seen. Each answered call's quote on arrival (`estimated_wait_s` of the route
 answer) is compared with its wait, per tier and position bucket (1, 2–5, 6–20, >20), after a
 warm-up hour; the engine's own per-tier figures (`metrics().estimate_accuracy`) are printed
-beside. No sleeping: the clock jumps from event to event.
+beside, and ("old rule") the median ratio the rule before issue 16 had on the same calls:
+position × (15 min or less) / calls answered in it. No sleeping: the clock jumps from event
+to event.
 
 The goal (issue 16): per tier and bucket, the median ratio real/quoted within 0.8–1.25.
 tests/queue/test_estimate_steady.py runs a short seeded version.
@@ -25,6 +27,7 @@ import asyncio
 import heapq
 import random
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,15 +48,22 @@ GOAL = (0.8, 1.25)
 class Outcome:
     by_bucket: dict[tuple[Tier, str], Accuracy] = field(default_factory=dict)
     quoted_zero: dict[tuple[Tier, str], int] = field(default_factory=dict)  # an idle agent was there
+    quoted_wait: dict[tuple[Tier, str], Accuracy] = field(default_factory=dict)  # the calls quoted > 0
+    # The rule before issue 16 on the same calls: position × (15 min or less) / answers in it.
+    before: dict[tuple[Tier, str], Accuracy] = field(default_factory=dict)
     engine: dict[Tier, Accuracy] = field(default_factory=dict)
     answered: int = 0
     unquoted: int = 0
 
-    def add(self, tier: Tier, position: int, real: float, quoted: float) -> None:
+    def add(self, tier: Tier, position: int, real: float, quoted: float, before: float | None = None) -> None:
         key = (tier, position_bucket(position))
+        if before is not None:
+            self.before.setdefault(key, Accuracy()).record(real, before)
         self.by_bucket.setdefault(key, Accuracy()).record(real, quoted)
         if quoted == 0:
             self.quoted_zero[key] = self.quoted_zero.get(key, 0) + 1
+        else:
+            self.quoted_wait.setdefault(key, Accuracy()).record(real, quoted)
 
 
 async def run(
@@ -84,7 +94,9 @@ async def run(
         heapq.heappush(events, (at, order, kind, subject))
 
     idle: set[str] = set()
-    quotes: dict[str, tuple[Tier, int, float | None, float]] = {}  # call -> tier, position, quote, arrival
+    # call -> tier, position, quote, arrival, the old rule's quote
+    quotes: dict[str, tuple[Tier, int, float | None, float, float | None]] = {}
+    answers: deque[float] = deque()  # answer times, for the old rule
     out = Outcome()
 
     async def ask(agent: str) -> None:
@@ -96,13 +108,14 @@ async def run(
         idle.discard(agent)
         call_id = work.call.call.call_id
         await store.answer(call_id, agent)
-        tier, position, quoted, arrived = quotes.pop(call_id)
+        tier, position, quoted, arrived, before = quotes.pop(call_id)
         real = clock.now() - arrived
+        answers.append(clock.now())
         out.answered += 1
         if quoted is None:
             out.unquoted += 1
         elif arrived >= T0 + warmup_s:
-            out.add(tier, position, real, quoted)
+            out.add(tier, position, real, quoted, before)
         push(clock.now() + rng.expovariate(1 / aht), "end", f"{agent}|{call_id}")
 
     for i in range(agents):
@@ -120,7 +133,10 @@ async def run(
             tier = rng.choices(tiers, weights)[0]
             snap, _ = await store.route(call_id, TierRecord(caller=f"+1{n:09d}", tier=tier, known=True), "default")
             assert snap.position is not None
-            quotes[call_id] = (tier, snap.position, snap.estimated_wait_s, at)
+            while answers and answers[0] <= at - 900:
+                answers.popleft()
+            before = snap.position * min(at - T0, 900) / len(answers) if answers else None
+            quotes[call_id] = (tier, snap.position, snap.estimated_wait_s, at, before)
             if idle:
                 await ask(min(idle))
             push(at + rng.expovariate(rate), "arrive", "")
@@ -138,8 +154,8 @@ async def run(
 
 def table(out: Outcome) -> list[str]:
     lines = [
-        f"{'tier':<12} {'position':>8} {'calls':>6} {'quoted 0':>8} {'median real/quoted':>18} {'MAE s':>8} "
-        f"{'±50%':>6}  goal"
+        f"{'tier':<12} {'position':>8} {'calls':>6} {'quoted 0':>8} {'median real/quoted':>18} "
+        f"{'(quoted > 0)':>12} {'MAE s':>8} {'±50%':>6} {'old rule':>8}  goal"
     ]
     for tier in TIERS:
         for bucket in POSITION_BUCKETS:
@@ -152,9 +168,14 @@ def table(out: Outcome) -> list[str]:
             if fig.calls < 30:
                 ok += " (few calls)"
             zero = out.quoted_zero.get((tier, bucket), 0)
+            waited = out.quoted_wait.get((tier, bucket))
+            positive = "-" if waited is None else waited.median_ratio()
+            positive = positive if isinstance(positive, str) else f"{positive:.3f}"
+            old = out.before.get((tier, bucket))
+            old_median = "-" if old is None else f"{old.median_ratio():.3f}"
             lines.append(
-                f"{tier:<12} {bucket:>8} {fig.calls:>6} {zero:>8} {median:>18} {fig.mean_abs_error_s:>8} "
-                f"{fig.within_50pct:>6}  {ok}"
+                f"{tier:<12} {bucket:>8} {fig.calls:>6} {zero:>8} {median:>18} {positive:>12} "
+                f"{fig.mean_abs_error_s:>8} {fig.within_50pct:>6} {old_median:>8}  {ok}"
             )
     lines.append("engine, per tier (all answered calls, warm-up included):")
     for tier, acc in out.engine.items():
@@ -184,6 +205,10 @@ def main() -> None:
         for key, acc in out.by_bucket.items():
             total.by_bucket.setdefault(key, Accuracy()).merge(acc)
             total.quoted_zero[key] = total.quoted_zero.get(key, 0) + out.quoted_zero.get(key, 0)
+        for key, acc in out.quoted_wait.items():
+            total.quoted_wait.setdefault(key, Accuracy()).merge(acc)
+        for key, acc in out.before.items():
+            total.before.setdefault(key, Accuracy()).merge(acc)
         for tier, acc in out.engine.items():
             total.engine.setdefault(tier, Accuracy()).merge(acc)
     print(
