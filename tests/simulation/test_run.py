@@ -102,7 +102,7 @@ def test_more_agents_never_lower_the_service_level_for_the_same_calls() -> None:
     assert level[8] is not None and level[12] is not None and level[12] >= level[8]
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 10_000), agents=st.integers(1, 12), patience=st.sampled_from([None, 30.0, 300.0]))
 def test_every_call_ends_somewhere_and_seeds_decide(seed: int, agents: int, patience: float | None) -> None:
     """Accounting: arrived = answered + abandoned + overflowed + waiting at the end, per tier,

@@ -230,3 +230,22 @@ async def test_the_openapi_document_declares_the_routes(make_client: MakeClient)
     assert set(job["responses"]) >= {"200", "404"}
     plan = doc["paths"]["/admin/forecast/plan"]["get"]
     assert {p["name"] for p in plan["parameters"]} >= {"date", "queue", "aht_s", "model", "patience_s"}
+
+
+async def test_arrivals_from_the_observed_window_or_an_archived_day(make_client: MakeClient) -> None:
+    client = await make_client(archive=True)
+    for n in range(6):
+        status, _ = await client.call("POST", "/v1/calls", {"call_id": f"o-{n}", "caller": f"+49301{n:04d}"}, IVR)
+        assert status == 201
+        client.clock.advance(100)
+    observed = {"arrivals_from": "observed", "observed_intervals": 8, "aht_s": 180,
+                "staffing_csv": "start,end,agents\n00:00,23:45,3", "replications": 1}  # fmt: skip
+    status, job = await client.call("POST", "/admin/simulate", observed)
+    assert status == 202, job
+    # 6 calls in the 600 s the store has counted: 9 per 15-minute interval, 8 intervals.
+    assert job["arrivals_source"] == "observed" and job["expected_calls"] == pytest.approx(72.0, abs=0.01)
+    archived = {"arrivals_from": "archive", "date": "2026-11-23", "replications": 1,
+                "staffing_csv": "start,end,agents\n00:00,24:00,4"}  # fmt: skip
+    status, job = await client.call("POST", "/admin/simulate", archived)
+    assert status == 202, job
+    assert job["arrivals_source"] == "archive:2026-11-23" and job["expected_calls"] == 96.0  # AHT from the archive
