@@ -150,13 +150,15 @@ def main() -> int:
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - started
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mib = usage.ru_maxrss / 1024
+        cpu_s = usage.ru_utime + usage.ru_stime
         if done.returncode != 0:
             print(done.stdout, done.stderr, file=sys.stderr)
             return 1
         print(done.stdout.split("\nRFM")[0])
         print(
-            f"aggregate + grade + tier file: {elapsed:.1f} s wall, peak RSS {peak_mib:,.0f} MiB,"
+            f"aggregate + grade + tier file: {elapsed:.1f} s wall, {cpu_s:.1f} s CPU, peak RSS {peak_mib:,.0f} MiB,"
             f" tier file {out.stat().st_size / 2**20:,.0f} MiB"
         )
         if args.record_memory:
