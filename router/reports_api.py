@@ -186,9 +186,9 @@ async def get_agent_report(request: web.Request) -> web.Response:
     query=(QueryParam("mask", "true: caller numbers show their last four digits only", enum=FLAGS),),
 )
 async def get_call_history(request: web.Request) -> web.Response:
+    call_id = path_param(request, "call_id")  # a malformed id is 422 whether history is on or not
     svc = services(request)
     archive = _history(svc)
-    call_id = path_param(request, "call_id")
     mask = _flag(request, "mask")
     calls = await _read(lambda: reports.call_history(archive, call_id, mask=mask))
     return json_response(reports.CallHistory(call_id=call_id, masked=mask, calls=calls))
