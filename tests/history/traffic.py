@@ -57,7 +57,7 @@ def _callback(
 ) -> Iterator[ev.Event]:
     callback = {**base, "callback_id": "cb-" + base["call_id"]}
     deadline = at + 3600
-    yield ev.CallbackCreated(id=ids.next(), at=at, reason="max_wait", deadline=deadline, **callback)
+    yield ev.CallbackCreated(id=ids.next(), at=at, reason="max_wait", deadline=deadline, merged=False, **callback)
     agent = rng.choice(agents)
     later = at + rng.uniform(60, 5400)  # some past the deadline
     yield ev.CallbackAssigned(id=ids.next(), at=later, agent=agent, attempt=1, **callback)
