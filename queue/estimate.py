@@ -35,7 +35,9 @@ engine in a hash per queue, with the same arithmetic in queue/estimate.lua):
 - λ_j: arrivals into the line per tier, an exponentially decayed count (time constant
   `ARRIVAL_TAU_S`) divided by what a steady rate of 1/s would have built up since the store
   began (at least `ARRIVAL_MIN_SPAN_S`): an unbiased rate that forgets in minutes.
-- AHT: the mean handle time of the queue's last `AHT_CALLS` ended calls (a running mean).
+- AHT: the queue's mean handle time, a running mean of its ended calls: a plain mean up to
+  `AHT_CALLS` calls, then each new call weighs 1/`AHT_CALLS` (about the last 100 calls; the
+  steady scenario in BENCHMARKS.md showed a shorter memory biasing deep quotes upwards).
 - T: agents on an answered call of the queue now; I: idle agents that asked for this queue.
 
 Not in the model: abandons and overflows ahead (they shorten the wait), aging of standard
