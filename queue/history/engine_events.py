@@ -10,9 +10,10 @@ field names of its struct, in the order of `FIGURES`.
 from __future__ import annotations
 
 import itertools
+import typing
 from collections import deque
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -40,22 +41,28 @@ assert set(FIGURES) == set(ev.KINDS)
 Raw = tuple[int, str, float, str | None, str | None, str | None, str | None, str | None, str | None, tuple[object, ...]]
 
 
+# kind → its struct, for building events straight from the engines' raw tuples.
+CLASSES: Final[dict[str, type[ev.Event]]] = {str(cls.__struct_config__.tag): cls for cls in typing.get_args(ev.Event)}
+assert set(CLASSES) == set(ev.KINDS)
+
+
 def from_raw(epoch: int, raw: Raw) -> ev.Event:
     seq, kind, at, call_id, callback_id, caller, tier, queue, agent, figures = raw
-    fields: dict[str, object] = {
-        "kind": kind,
-        "id": (epoch, seq),
-        "at": at,
-        "call_id": call_id,
-        "callback_id": callback_id,
-        "caller": caller,
-        "tier": tier,
-        "queue": queue,
-        "agent": agent,
-    }
-    fields.update(zip(FIGURES[kind], figures, strict=True))
-    event: ev.Event = msgspec.convert(fields, ev.Event)
-    return event
+    named: dict[str, Any] = dict(zip(FIGURES[kind], figures, strict=True))  # typed by the kind's struct
+    # Built by the struct itself, not by msgspec.convert from a dict: the engine made these
+    # values (there is no text to parse or check), and converting cost more than all else of
+    # archiving a memory store's event (loadtest/bench_archive_cost.py).
+    return CLASSES[kind](
+        id=ev.EventId(epoch, seq),
+        at=at,
+        call_id=call_id,
+        callback_id=callback_id,
+        caller=caller,
+        tier=tier,
+        queue=queue,
+        agent=agent,
+        **named,
+    )
 
 
 def from_fields(event_id: ev.EventId, fields: Mapping[str, str]) -> ev.Event:

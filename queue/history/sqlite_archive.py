@@ -71,10 +71,9 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     ),
 )
 
-_EVENT_INSERT: Final = (
-    "INSERT OR IGNORE INTO events (epoch, seq, at, kind, call_id, callback_id, caller, tier, queue, agent, body)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_EVENT_COLUMNS: Final = "events (epoch, seq, at, kind, call_id, callback_id, caller, tier, queue, agent, body)"
+_EVENT_INSERT: Final = f"INSERT OR IGNORE INTO {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_EVENT_INSERT_NEW: Final = f"INSERT INTO {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _TALLY_UPSERT: Final = (
     f"INSERT INTO interval_tallies (interval, queue, tier, {', '.join(TALLY_FIELDS)})"
     f" VALUES (?, ?, ?, {', '.join('?' for _ in TALLY_FIELDS)})"
@@ -243,28 +242,39 @@ def _migrate(db: sqlite3.Connection) -> list[int]:
     return applied
 
 
+def _row(event: ev.Event) -> tuple[object, ...]:
+    return (
+        event.id.epoch,
+        event.id.seq,
+        event.at,
+        ev.kind_of(event),
+        event.call_id,
+        event.callback_id,
+        event.caller,
+        event.tier,
+        event.queue,
+        event.agent,
+        ev.encode(event).decode(),
+    )
+
+
 def _ingest(db: sqlite3.Connection, batch: Sequence[ev.Event]) -> int:
-    inserted: list[ev.Event] = []
+    rows = [_row(event) for event in batch]
     with _transaction(db):
-        for event in batch:
-            cursor = db.execute(
-                _EVENT_INSERT,
-                (
-                    event.id.epoch,
-                    event.id.seq,
-                    event.at,
-                    ev.kind_of(event),
-                    event.call_id,
-                    event.callback_id,
-                    event.caller,
-                    event.tier,
-                    event.queue,
-                    event.agent,
-                    ev.encode(event).decode(),
-                ),
-            )
-            if cursor.rowcount == 1:
-                inserted.append(event)
+        # Optimistic: a batch is nearly always new, and one executemany of plain INSERTs costs
+        # a fraction of a statement per event (the memory store archives in the serving
+        # process). A batch seen before (sent again after a failure) fails on its first known
+        # id and is then inserted event by event, keeping only the new ones.
+        db.execute("SAVEPOINT batch")
+        try:
+            db.executemany(_EVENT_INSERT_NEW, rows)
+            inserted: Sequence[ev.Event] = batch
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK TO batch")
+            inserted = [
+                event for event, row in zip(batch, rows, strict=True) if db.execute(_EVENT_INSERT, row).rowcount
+            ]
+        db.execute("RELEASE batch")
         lanes, agents = tally(inserted)
         db.executemany(_TALLY_UPSERT, [(*key, *(getattr(t, f) for f in TALLY_FIELDS)) for key, t in lanes.items()])
         db.executemany(_AGENT_UPSERT, [(*key, *(getattr(t, f) for f in AGENT_FIELDS)) for key, t in agents.items()])
