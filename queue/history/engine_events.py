@@ -51,7 +51,7 @@ def from_raw(epoch: int, raw: Raw) -> ev.Event:
     named: dict[str, Any] = dict(zip(FIGURES[kind], figures, strict=True))  # typed by the kind's struct
     # Built by the struct itself, not by msgspec.convert from a dict: the engine made these
     # values (there is no text to parse or check), and converting cost more than all else of
-    # archiving a memory store's event (loadtest/bench_archive_cost.py).
+    # archiving a memory store's event. tests/history/test_tallies.py holds the two equal.
     return CLASSES[kind](
         id=ev.EventId(epoch, seq),
         at=at,
