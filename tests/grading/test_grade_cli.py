@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import sys
 from pathlib import Path
@@ -176,8 +177,14 @@ async def test_exit_codes_and_refusals(tmp_path: Path) -> None:
     broken = tmp_path / "tx-bad.csv"
     broken.write_text(tx.read_text() + "C1,someday,5\nC2,2026-11-01,lots\n")
     out_file = tmp_path / "tiers.csv"
+    report = tmp_path / "report.json"
     code, out, err = await grade(
-        "--config", str(config), "--transactions", str(broken), "--customers", str(customers), "--output", str(out_file)
+        *("--config", str(config), "--transactions", str(broken), "--customers", str(customers)),
+        *("--output", str(out_file), "--report", str(report)),
     )
     assert code == 1 and "rows are rejected" in err and not out_file.exists()
     assert "tx-bad.csv:" in out and "at 'someday' is not a date or time" in out
+    kept = json.loads(report.read_text())
+    # 12 customer rows, 34 transactions and the 2 bad ones.
+    assert kept["refused"] == ["2 of 48 rows are rejected (more than max_reject_ratio 0.01)"]
+    assert kept["rejected_rows"] == 2 and kept["rfm"]["cutoffs"]["M"][0]["score"] == 1
