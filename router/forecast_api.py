@@ -6,6 +6,7 @@ the README. Erlang A's observed patience reads the history archive's waits when 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Final, Literal
 
@@ -159,7 +160,10 @@ async def get_forecast(request: web.Request) -> web.Response:
     if model == "erlang_a" and patience is None and svc.history is not None:
         seen = waits_seen(await svc.history.events(traffic.start, traffic.now), queue)
     try:
-        outcome = plan(
+        # The maths is CPU-bound (Erlang A at hundreds of agents takes seconds): a thread keeps
+        # the serving loop turning (it gets the GIL back every switch interval).
+        outcome = await asyncio.to_thread(
+            plan,
             traffic,
             WINDOWS[window],
             svc.settings,

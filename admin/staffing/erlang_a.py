@@ -32,7 +32,7 @@ Per tier (`class_fates`), strict non-preemptive priority, exactly — not an app
   The chances of ending answered or abandoned, and the mean wait of those answered, solve
   tridiagonal systems; the chances by a time T come by uniformisation (a Poisson sum over
   the steps of the discrete chain), both on levels 0..L with L where the start law is below
-  1e-16 plus a margin (tests/staffing check against the closed form for one class and a
+  1e-14 plus a margin (tests/staffing check against the closed form for one class and a
   simulation for several). What *is* outside the model: tiers with different patience,
   overflow after `overflow_after_s`, callbacks, aging.
 Cost: O(L·q·T) per class (q the uniformisation rate): about 1–50 ms at tens of agents,
@@ -51,7 +51,7 @@ from tierline.admin.staffing import checks
 
 SlaFormula = Literal["default", "answered_only", "all_offered", "abandons_in_threshold_good"]
 
-START_FLOOR: Final = 1e-16  # the queue-ahead law is cut where its terms fall below this
+START_FLOOR: Final = 1e-14  # the queue-ahead law is cut where the rest of it falls below this share
 LEVEL_MARGIN: Final = 40  # levels above the cut, room for the higher classes' arrivals
 POISSON_SPREAD: Final = 9.0
 
@@ -87,33 +87,51 @@ def _check(agents: int, aht_s: float, patience_s: float, threshold_s: float, sho
     checks.seconds(short_abandon_s, "short_abandon_s")
 
 
-def _busy_law(agents: int, load: float) -> float:
-    """Σ_{n<N} π_n / π_N for the pool (the part below every agent busy)."""
-    below = 0.0
-    ratio = 1.0
+def _log_below(agents: int, load: float) -> float:
+    """log Σ_{n<N} π_n / π_N (the pool's states with an agent free, relative to all busy); +inf
+    without load. In logs: with a light load π_N is tiny and the ratio overflows a float."""
+    if load == 0.0:
+        return math.inf
+    log_ratio, acc = 0.0, -math.inf
     for n in range(agents, 0, -1):
-        if load == 0.0:
-            return math.inf
-        ratio *= n / load
-        below += ratio
-        if ratio > 1e300:
-            return math.inf
-    return below
+        log_ratio += math.log(n / load)
+        acc = _log_add(acc, log_ratio)
+    return acc
 
 
-def _queue_law(rate_per_s: float, pool_per_s: float, theta: float) -> list[float]:
-    """Unnormalised Π_{i=1..j} rate/(pool + iθ), j = 0.., cut where a term is < START_FLOOR of the sum."""
-    terms = [1.0]
-    total = 1.0
-    w = 1.0
+def _queue_law(rate_per_s: float, pool_per_s: float, theta: float) -> tuple[list[float], float]:
+    """π_{N+j} / π_N = Π_{i=1..j} rate/(pool + iθ) for j = 0.., as (terms / their largest, log of
+    the largest), cut where the rest falls below START_FLOOR of the sum. In logs: an overloaded
+    pool's terms climb past a float's range before they fall."""
+    logs = [0.0]
+    log_w, log_total = 0.0, 0.0
+    floor = math.log(START_FLOOR)
     j = 0
     while True:
         j += 1
-        w *= rate_per_s / (pool_per_s + j * theta)
-        if w < START_FLOOR * total and (j * theta > rate_per_s or w == 0.0):
-            return terms
-        terms.append(w)
-        total += w
+        ratio = rate_per_s / (pool_per_s + j * theta)
+        if ratio == 0.0:
+            break
+        log_w += math.log(ratio)
+        # Once the terms fall (ratio < 1) the rest is below w·ratio/(1 − ratio).
+        if ratio < 1.0 and log_w + math.log(ratio / (1.0 - ratio)) < floor + log_total:
+            break
+        logs.append(log_w)
+        log_total = _log_add(log_total, log_w)
+    top = max(logs)
+    return [math.exp(x - top) for x in logs], top
+
+
+def _log_add(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    return a if b == -math.inf else a + math.log1p(math.exp(b - a))
+
+
+def _busy_share(log_below: float, terms: list[float], log_top: float) -> float:
+    """The weight of the free-agent states on the scale of `terms` (0.0 when negligible)."""
+    gap = log_below - log_top
+    return math.inf if gap > 700 else math.exp(gap)
 
 
 def pooled(
@@ -130,8 +148,8 @@ def pooled(
     theta = 1.0 / patience_s
     pool = agents / aht_s
     load = arrivals_per_s * aht_s
-    below = _busy_law(agents, load)
-    above = _queue_law(arrivals_per_s, pool, theta)
+    above, log_top = _queue_law(arrivals_per_s, pool, theta)
+    below = _busy_share(_log_below(agents, load), above, log_top)
     if math.isinf(below):
         return Fates(
             p_wait=0.0,
@@ -199,8 +217,10 @@ def class_fates(
     patience_s: float,
     thresholds_s: Sequence[float],
     short_abandon_s: float = 0.0,
+    only: int | None = None,
 ) -> list[Fates | None]:
-    """Each class's fates under strict priority (highest first); None for a class without arrivals."""
+    """Each class's fates under strict priority (highest first); None for a class without arrivals
+    (and for every class but `only`, when given: a search that needs one class's figure)."""
     checks.agents(agents)
     checks.aht(aht_s)
     checks.patience(patience_s)
@@ -213,14 +233,15 @@ def class_fates(
     theta = 1.0 / patience_s
     pool = agents / aht_s
     load = math.fsum(rates_per_s) * aht_s
-    below = _busy_law(agents, load)
-    total_above = math.fsum(_queue_law(math.fsum(rates_per_s), pool, theta))
+    above_all, log_top = _queue_law(math.fsum(rates_per_s), pool, theta)
+    below = _busy_share(_log_below(agents, load), above_all, log_top)
+    total_above = math.fsum(above_all)
     p_busy = 0.0 if math.isinf(below) else total_above / (below + total_above)
     out: list[Fates | None] = []
     above = 0.0
-    for rate, threshold in zip(rates_per_s, thresholds_s, strict=True):
+    for k, (rate, threshold) in enumerate(zip(rates_per_s, thresholds_s, strict=True)):
         upto = above + rate
-        if rate == 0.0:
+        if rate == 0.0 or (only is not None and k != only):
             out.append(None)
         elif p_busy == 0.0:
             out.append(
@@ -229,7 +250,7 @@ def class_fates(
                 )
             )
         else:
-            start = _queue_law(upto, pool, theta)
+            start, _ = _queue_law(upto, pool, theta)
             norm = math.fsum(start)
             out.append(_walk(p_busy, [w / norm for w in start], above, pool, theta, threshold, short_abandon_s))
         above = upto
@@ -307,32 +328,38 @@ def _by_time(
     theta: float,
     times: Sequence[float],
 ) -> list[tuple[float, float]]:
-    """(P(answered by t), P(abandoned by t)) for each t, by uniformisation of the walk."""
+    """(P(answered by t), P(abandoned by t)) for each t, by uniformisation of the walk.
+
+    Every caller abandons at the same θ whatever its level, so the surviving mass is carried as
+    one number and the level vector only as far as the remaining steps can still bring a call
+    down to an answer: the work is Σ_n min(L, steps − n), one list comprehension a step.
+    """
     q = up + down[-1] + theta
     horizon = max(times)
     qt_max = q * horizon
     steps = int(qt_max + POISSON_SPREAD * math.sqrt(qt_max) + 10)
-    stay = [1.0 - (up + d + theta) / q for d in down]
     p_up, p_kill = up / q, theta / q
     p_down = [d / q for d in down]
+    stay = [1.0 - (up + d + theta) / q for d in down]
+    down_next = [*p_down[1:], 0.0]  # at i: what comes down from i + 1
     v = start + [0.0] * (levels - len(start))
     served_by = [0.0]
     abandoned_by = [0.0]
     served = abandoned = 0.0
     alive = 1.0
-    for _ in range(steps):
+    for n in range(steps):
         if alive < 1e-15:
             break
-        served += v[0] * p_down[0]
+        width = min(len(v), steps - n + 1)
+        if width < len(v):
+            v = v[:width]
+        answered_now = v[0] * p_down[0]
+        served += answered_now
         abandoned += alive * p_kill
-        nv = [v[i] * stay[i] for i in range(levels)]
-        for i in range(1, levels):
-            nv[i - 1] += v[i] * p_down[i]
-        for i in range(levels - 1):
-            nv[i + 1] += v[i] * p_up
-        nv[-1] += v[-1] * p_up  # the top level reflects
-        v = nv
-        alive = math.fsum(v)
+        alive -= answered_now + alive * p_kill
+        below = [0.0, *v[:-1]]
+        above = [*v[1:], 0.0]
+        v = [x * st + a * pd + b * p_up for x, st, a, pd, b in zip(v, stay, above, down_next, below, strict=False)]
         served_by.append(served)
         abandoned_by.append(abandoned)
     out = []

@@ -219,11 +219,16 @@ def _outlook_a(
 
 
 def tier_levels(
-    agents: int, demands: Sequence[TierDemand], aht_s: float, assumptions: Assumptions = ERLANG_C
+    agents: int,
+    demands: Sequence[TierDemand],
+    aht_s: float,
+    assumptions: Assumptions = ERLANG_C,
+    only: int | None = None,
 ) -> list[float | None]:
     """Each tier's service level at N agents, tiers in rank order; None: no calls, or unstable.
 
     The one figure the interval plan and the agents-needed search compare with the targets.
+    `only` (an index in rank order): Erlang A computes that tier alone (the others None).
     """
     ordered = ordered_demands(demands)
     rates = [d.arrivals_per_s for d in ordered]
@@ -231,7 +236,7 @@ def tier_levels(
     if assumptions.model == "erlang_a":
         assert assumptions.patience_s is not None
         fates = erlang_a.class_fates(
-            agents, rates, aht_s, assumptions.patience_s, thresholds, assumptions.short_abandon_s
+            agents, rates, aht_s, assumptions.patience_s, thresholds, assumptions.short_abandon_s, only
         )
         return [None if f is None else f.level(assumptions.formula) for f in fates]
     return [w.service_level for w in priority.class_waits(agents, rates, aht_s, thresholds)]
@@ -253,14 +258,17 @@ def agents_needed(
     rates = [d.arrivals_per_s for d in ordered]
     checks.aht(aht_s)
     checks.rates(rates)
-    cache: dict[int, list[float | None]] = {}
+    cache: dict[tuple[int, int | None], list[float | None]] = {}
 
-    def levels_at(n: int) -> list[float | None]:
-        if n not in cache:
-            cache[n] = tier_levels(n, ordered, aht_s, assumptions)
-        return cache[n]
+    def levels_at(n: int, i: int) -> list[float | None]:
+        key = (n, i if assumptions.model == "erlang_a" else None)  # Erlang C: every tier at once is cheap
+        if key not in cache:
+            cache[key] = tier_levels(n, ordered, aht_s, assumptions, only=key[1])
+        return cache[key]
 
     guesses = _guesses(ordered, aht_s, max_agents)
+    if assumptions.model == "erlang_a":
+        guesses = _pooled_a_guesses(ordered, aht_s, assumptions, guesses, max_agents)
     found: dict[Tier, int | None] = {d.tier: None for d in ordered}
     for i, demand in enumerate(ordered):
         target = demand.target
@@ -271,7 +279,7 @@ def agents_needed(
             lowest = math.floor(math.fsum(rates[: i + 1]) * aht_s) + 1
 
         def meets(n: int, i: int = i, target: float = target) -> bool:
-            level = levels_at(n)[i]
+            level = levels_at(n, i)[i]
             return level is not None and level >= target
 
         found[demand.tier] = _smallest(meets, lowest, max(guesses[i], lowest), max_agents)
@@ -346,6 +354,30 @@ def _guesses(ordered: list[TierDemand], aht_s: float, max_agents: int) -> list[i
                     out[i] = n
                     pending.discard(i)
             before = upto
+    return out
+
+
+def _pooled_a_guesses(
+    ordered: list[TierDemand], aht_s: float, assumptions: Assumptions, start: list[int], max_agents: int
+) -> list[int]:
+    """Per tier, the smallest N at which pooled Erlang A (closed form, cheap) meets the tier's
+    target at its threshold: where the exact per-tier search starts."""
+    assert assumptions.patience_s is not None
+    patience = assumptions.patience_s
+    total = math.fsum(d.arrivals_per_s for d in ordered)
+    out = list(start)
+    for i, d in enumerate(ordered):
+        target = d.target
+        if target is None or d.arrivals_per_s == 0:
+            continue
+
+        def meets(n: int, threshold: float = d.threshold_s, target: float = target) -> bool:
+            level = erlang_a.pooled(n, total, aht_s, patience, threshold, assumptions.short_abandon_s).level(
+                assumptions.formula
+            )
+            return level is not None and level >= target
+
+        out[i] = _smallest(meets, 1, start[i], max_agents) or start[i]
     return out
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.http.conftest import Api, ApiFactory
+from tierline.admin.staffing import erlang_a as ea
 from tierline.admin.staffing import outlook as so
 from tierline.tiers.model import TIERS, Tier
 
@@ -284,3 +286,112 @@ async def test_cli_unreachable_exits_3() -> None:
         port = sock.getsockname()[1]
     code, _, err = await run_cli("--url", f"http://127.0.0.1:{port}")
     assert code == 3 and "cannot reach" in err
+
+
+# --- Erlang A (issue 18 item 4) and refusals (item 9) --------------------------------------------
+
+
+async def test_erlang_a_with_given_patience(api: Api) -> None:
+    """The reference case through HTTP: 14 agents, 200 calls/h, AHT 180 s, patience 300 s."""
+    await api.post("/v1/calls", {"call_id": "a1", "caller": "+8613900000001"})  # the mix: all standard
+    api.clock.advance(60)
+    query = "agents=14&arrivals_per_hour=200&aht_s=180&model=erlang_a&patience_s=300"
+    status, body = await api.get(f"/admin/forecast?{query}")
+    assert status == 200, body
+    assert body["model"] == "erlang_a" and "Erlang A" in body["model_text"]
+    assert body["service_level_formula"] == "default"
+    assert body["inputs"]["patience_s"] == 300.0 and body["inputs"]["patience_source"] == "given"
+    assert body["p_abandon"] == pytest.approx(0.013984, abs=1e-6) and body["stable"] is True
+    row = {r["tier"]: r for r in body["tiers"]}["standard"]
+    fates = ea.pooled(14, 200 / 3600, 180.0, 300.0, 20.0, short_abandon_s=5.0)
+    assert row["service_level"] == pytest.approx(fates.level("default"), abs=1e-6)
+    assert row["service_level"] > 0.916792  # the default formula leaves short abandons out
+    assert row["p_abandon"] == pytest.approx(0.013984, abs=1e-6) and row["asa_s"] is not None
+    assert body["agents_needed"] == so.staffing(
+        expected_demands({"vip": 0.0, "mid": 0.0, "standard": 200.0, "blacklisted": 0.0}),
+        180.0,
+        so.Assumptions(model="erlang_a", patience_s=300.0),
+    )
+
+
+async def test_erlang_a_under_the_all_offered_formula(make_api: ApiFactory) -> None:
+    api = await make_api('sla_formula = "all_offered"\n')
+    await api.post("/v1/calls", {"call_id": "a1", "caller": "+8613900000001"})
+    api.clock.advance(60)
+    status, body = await api.get(
+        "/admin/forecast?agents=14&arrivals_per_hour=200&aht_s=180&model=erlang_a&patience_s=300"
+    )
+    assert status == 200, body
+    assert body["service_level_formula"] == "all_offered"
+    assert {r["tier"]: r for r in body["tiers"]}["standard"]["service_level"] == pytest.approx(0.916792, abs=1e-6)
+
+
+async def test_erlang_a_observes_patience_in_the_history(make_api: ApiFactory, tmp_path: Path) -> None:
+    """Patience = every finished wait / abandons, read from the archived events (the memory
+    store's default archive, a SQLite file)."""
+    api = await make_api(env={"TIERLINE_DATA_DIR": str(tmp_path)})
+    archive = api.services.history
+    assert archive is not None
+    await archive.open()  # what the app's archiver does when it runs (not in these servers)
+    for call_id, caller in (("p1", "+8613900000001"), ("p2", "+8613900000002"), ("p3", "+8613900000003")):
+        assert (await api.post("/v1/calls", {"call_id": call_id, "caller": caller}))[0] == 201
+    api.clock.advance(30)
+    assert (await api.post("/v1/calls/p1/answer", {"agent_id": "a"}))[0] == 200  # waited 30 s
+    api.clock.advance(60)
+    assert (await api.post("/v1/calls/p2/abandon"))[0] == 200  # gave up after 90 s
+    api.clock.advance(30)
+    assert (await api.post("/v1/calls/p3/abandon"))[0] == 200  # gave up after 120 s
+    assert (await api.post("/v1/calls/p1/end"))[0] == 200
+    after = None
+    while batch := await api.services.calls.read_events(after, 500):
+        await archive.ingest(batch)
+        after = batch[-1].id
+    status, body = await api.get("/admin/forecast?model=erlang_a")
+    assert status == 200, body
+    inputs = body["inputs"]
+    assert inputs["patience_source"] == "observed"
+    assert inputs["patience_s"] == pytest.approx((30 + 90 + 120) / 2)  # the answered wait is censored
+    assert body["p_abandon"] is not None and body["agents"] is not None
+    await archive.close()
+
+
+async def test_erlang_a_without_patience_says_what_is_missing(make_api: ApiFactory) -> None:
+    api = await make_api(env={"TIERLINE_HISTORY": "off"})
+    assert api.services.history is None
+    await api.post("/v1/calls", {"call_id": "n1", "caller": "+8613900000001"})
+    api.clock.advance(60)
+    status, body = await api.get("/admin/forecast?model=erlang_a&aht_s=180")
+    assert status == 200, body
+    assert body["inputs"]["patience_s"] is None and body["agents"] is None
+    assert any("history is off" in note and "patience_s" in note for note in body["notes"])
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("model=erlang_b", "invalid_query"),
+        ("model=erlang_a&patience_s=0", "invalid_query"),
+        ("model=erlang_a&patience_s=-5", "invalid_query"),
+        ("model=erlang_a&patience_s=1e9", "invalid_query"),
+        ("model=erlang_a&patience_s=nan", "invalid_query"),
+        ("patience_s=300", "invalid_query"),  # patience without erlang_a
+        ("aht_s=90000", "invalid_query"),
+        ("arrivals_per_hour=1e7", "invalid_query"),
+        ("arrivals_per_hour=1000000&aht_s=86400", "invalid_forecast"),  # 24 million Erlangs
+        ("arrivals_per_hour=1000000&aht_s=1&model=erlang_a&patience_s=86400", "invalid_forecast"),
+    ],
+)
+async def test_absurd_inputs_are_422(api: Api, query: str, code: str) -> None:
+    status, body = await api.get(f"/admin/forecast?{query}")
+    assert status == 422 and body["error"]["code"] == code, body
+    assert body["error"]["message"]
+
+
+async def test_cli_erlang_a(api: Api) -> None:
+    await make_traffic(api)
+    code, out, err = await run_cli(
+        "--url", api.base, "--queue", "default", "--model", "erlang_a", "--patience-s", "300", "--aht-s", "180"
+    )
+    assert code == 0, err
+    assert "model erlang_a: Erlang A (abandons)" in out and "patience 300 s (given)" in out
+    assert "abandon" in out and "abandons" in out
