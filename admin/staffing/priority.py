@@ -31,8 +31,8 @@ The wait of a class-k call, exactly:
 * Class k is stable while σ_k < 1, whatever the classes below it do.
 
 The former approximation (the waiting time taken as exponential with Cobham's mean) understated
-the lowest tier's service level by up to 6.4 points: its true conditional wait is more
-variable, with more calls answered quickly and a longer tail.
+the lowest tier's service level by several points (up to 6.4 in issue 18's measurements): its
+true conditional wait is more variable, with more calls answered quickly and a longer tail.
 """
 
 from __future__ import annotations
