@@ -36,9 +36,12 @@ WINDOWS: Final[dict[str, float]] = {"15m": 15 * 60.0, "60m": 60 * 60.0}
 MAX_PER_HOUR: Final = 1_000_000.0
 MAX_AHT_S: Final = 86_400.0
 MAX_PATIENCE_S: Final = 86_400.0
-# Erlang A follows every caller who could be waiting: beyond this many arrivals in one mean
-# patience the exact method would walk millions of levels, so such a query is refused (422).
-MAX_CALLS_PER_PATIENCE: Final = 20_000.0
+# Erlang A follows every caller who could be waiting, level by level, step by step: beyond this
+# many arrivals in one mean patience, or this much work for one evaluation (levels × steps, see
+# erlang_a._by_time; the whole forecast then takes up to ~4 s here), a query is refused (422)
+# rather than left to run.
+MAX_CALLS_PER_PATIENCE: Final = 2_000.0
+MAX_ERLANG_A_WORK: Final = 2e6
 Source = Literal["observed", "given", "split"]  # split: a share of the given total, by the observed mix
 
 
@@ -106,7 +109,8 @@ def plan(
     rates, sources = _arrival_rates(traffic, total, per_tier, policy.default_tier, notes)
     aht, aht_source = _handle_time(traffic, aht_given, notes)
     patience, patience_source = _patience(model, patience_given, waits, notes)
-    _refuse_absurd(sum(rates.values()) / 3600, aht, patience)
+    longest = max(policy.tier(tier).sla_threshold_s for tier in TIERS)
+    _refuse_absurd(sum(rates.values()) / 3600, aht, patience, agents, longest)
     formula = policy.sla_formula if model == "erlang_a" else "any (no abandons in Erlang C)"
     demands = [
         so.TierDemand(
@@ -151,15 +155,27 @@ def _overload_notes(outlook: so.Outlook, notes: list[str]) -> None:
     )
 
 
-def _refuse_absurd(per_s: float, aht: float | None, patience: float | None) -> None:
+def _refuse_absurd(
+    per_s: float, aht: float | None, patience: float | None, agents: int | None, threshold_s: float
+) -> None:
     if aht is not None and per_s * aht > so.MAX_AGENTS:
         raise ValueError(
             f"{per_s * aht:.0f} Erlangs of offered load: more than the {so.MAX_AGENTS} agents a forecast considers"
         )
-    if patience is not None and per_s * patience > MAX_CALLS_PER_PATIENCE:
+    if patience is None or aht is None:
+        return
+    if per_s * patience > MAX_CALLS_PER_PATIENCE:
         raise ValueError(
             f"{per_s * patience:.0f} calls arrive within one mean patience: more than the "
-            f"{MAX_CALLS_PER_PATIENCE:.0f} Erlang A can follow; check the rates and patience_s"
+            f"{MAX_CALLS_PER_PATIENCE:.0f} Erlang A can follow; check the rates and patience_s, or use erlang_c"
+        )
+    # Levels: the callers who could be waiting; steps: events within the longest threshold.
+    pool = max(agents or 0, per_s * aht + 1) / aht
+    work = (per_s * patience + 60) * ((2 * per_s + pool) * threshold_s + 10)
+    if work > MAX_ERLANG_A_WORK:
+        raise ValueError(
+            "Erlang A at this size would take too long here (calls in one patience × events within the "
+            "threshold); use erlang_c, or the what-if simulator"
         )
 
 
