@@ -14,8 +14,16 @@ counting. Query parameters override what was observed:
   tiers' rates, the other tiers staying as observed (not together with `arrivals_per_hour`).
 `agents` asks for the figures at that many agents; without it the answer uses the agents
 needed to meet every tier's target. Every answer lists the inputs it used, where each came
-from, and the model (`tierline.queue.forecast`). Without an AHT (nothing ended in the window
+from, and the model (`tierline.admin.staffing`). Without an AHT (nothing ended in the window
 and no `aht_s`) the figures are null and `notes` says why.
+
+`model`: `erlang_c` (the default: no abandons) or `erlang_a` (callers give up with exponential
+patience). Erlang A's mean patience is `patience_s` when given, else observed in the window as
+the total time every finished call waited / the number of abandons, from the history archive
+(`waits_seen`; the maximum-likelihood estimate: answered and overflowed calls are censored
+observations of patience, not patience); with history off or no abandon seen there is no
+estimate and `notes` says so. Its service level follows the service's `sla_formula` (with
+`short_abandon_s`), named in the answer.
 """
 
 from __future__ import annotations
