@@ -504,6 +504,7 @@ class RedisLink:
             return False
 
     async def close(self) -> None:
+        _LINKS.discard(self)  # a closed link has no breaker to report, even before it is collected
         if self._primary_watch is not None:
             self._primary_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
