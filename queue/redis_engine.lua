@@ -829,9 +829,10 @@ function ops.sweep(now)
   return { "ok", num(now) }
 end
 
--- Per queue × tier: waiting now, the oldest arrival, callbacks active and overdue, after the sweep.
+-- Per queue × tier: waiting now, the oldest arrival, callbacks active and overdue, after the sweep;
+-- then, apart, each lane's estimate-accuracy counters.
 function ops.lanes(now, ...)
-  local out = {}
+  local out, acc = {}, {}
   for _, queue in ipairs({ ... }) do
     for rank = 0, 3 do
       local k = lane_key(queue, rank)
@@ -845,27 +846,21 @@ function ops.lanes(now, ...)
       out[#out + 1] = {
         queue, TIER_OF[rank], count, oldest, redis.call("ZCARD", cbl), redis.call("ZCOUNT", cbl, "-inf", "(" .. num(now)),
       }
+      -- the quotes' accuracy counters of the lane (queue/wait_accuracy.py), in the same order
+      acc[#acc + 1] = redis.call("HGETALL", acc_key(queue, TIER_OF[rank]))
     end
   end
-  return { "lanes", out, num(now) }
-end
-
--- The quotes' accuracy counters per queue × tier (queue/wait_accuracy.py), queues in order, tiers by rank.
-function ops.accuracy(now, ...)
-  local out = {}
-  for _, queue in ipairs({ ... }) do
-    for rank = 0, 3 do out[#out + 1] = redis.call("HGETALL", acc_key(queue, TIER_OF[rank])) end
-  end
-  return { "accuracy", out }
+  return { "lanes", out, num(now), acc }
 end
 
 -- Everything /metrics shows: lanes, lifetime tallies per queue × tier, callback counts.
 function ops.metrics(now, ...)
-  local lanes = ops.lanes(now, ...)[2]
+  local got = ops.lanes(now, ...)
+  local lanes = got[2]
   local life = {}
   for _, lane in ipairs(lanes) do life[#life + 1] = redis.call("HGETALL", life_key(lane[1], lane[2])) end
   local overdue = redis.call("ZCOUNT", K_CBACT, "-inf", "(" .. num(now))
-  return { "metrics", lanes, life, redis.call("HGETALL", K_CBSTAT), overdue, num(now) }
+  return { "metrics", lanes, life, redis.call("HGETALL", K_CBSTAT), overdue, num(now), got[4] }
 end
 
 -- Members compared as Redis orders equal scores: byte by byte (Lua's `<` follows the locale).

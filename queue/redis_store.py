@@ -90,6 +90,11 @@ def callback_from(fields: dict[str, bytes]) -> Callback:
     return msgspec.convert(text, Callback, strict=False)
 
 
+def _accuracy(pairs: Sequence[tuple[str, str]], hashes: Sequence[Any]) -> dict[tuple[str, str], Accuracy]:
+    """Each queue × tier's estimate-accuracy counters, from the lanes' HGETALLs (same order)."""
+    return {pair: Accuracy.from_fields(_pairs(flat)) for pair, flat in zip(pairs, hashes, strict=True)}
+
+
 def tally_from(fields: dict[bytes, bytes]) -> sl.Tally:
     return msgspec.convert({k.decode(): v.decode() for k, v in fields.items()}, sl.Tally, strict=False)
 
@@ -295,7 +300,7 @@ class RedisCallStore:
             for slot in slots
         ]
         tallies = iter(await self._read_hashes(keys))
-        accuracy = await self._accuracy(names)
+        accuracy = _accuracy(pairs, lanes[3])
         formula = self.policy.sla_formula
         rows = []
         for (name, tier), slots, lane in zip(pairs, wanted, lanes[1], strict=True):
@@ -336,7 +341,7 @@ class RedisCallStore:
         return Traffic.of(by_tier, minutes, now, self._started_at)
 
     async def metrics(self) -> mx.MetricsSnapshot:
-        # ["metrics", lanes, lifetime hashes, callback counters, overdue, now]
+        # ["metrics", lanes, lifetime hashes, callback counters, overdue, now, estimate-accuracy hashes]
         reply = await self._op("metrics", *self.policy.queues)
         now = float(reply[5])
         bounds = mx.policy_wait_bounds(self.policy)
@@ -367,17 +372,13 @@ class RedisCallStore:
             callbacks_overdue=int(reply[4]),
             estimate_accuracy=[
                 AccuracyRow(queue=name, tier=tier, accuracy=acc)
-                for (name, tier), acc in (await self._accuracy(list(self.policy.queues))).items()
+                for (name, tier), acc in _accuracy(
+                    [(name, tier) for name in self.policy.queues for tier in TIERS], reply[6]
+                ).items()
                 if acc.n
             ],
             callbacks_at_risk=counts.get("at_risk", 0),
         )
-
-    async def _accuracy(self, names: list[str]) -> dict[tuple[str, str], Accuracy]:
-        """The quotes' accuracy counters of each queue × tier (one script, store-wide)."""
-        reply = await self._op("accuracy", *names)
-        pairs = [(name, tier) for name in names for tier in TIERS]
-        return {pair: Accuracy.from_fields(_pairs(flat)) for pair, flat in zip(pairs, reply[1], strict=True)}
 
     async def _read_hashes(self, keys: list[str]) -> list[sl.Tally]:
         """Many small hashes in one round trip (per node on a cluster)."""
