@@ -10,13 +10,13 @@
 local function est_round_tenth(x) return math.floor(x * 10 + 0.5) / 10 end
 
 local function est_bump(count, at, now)
-  return count * math.exp(-(now - at) / EST.tau) + 1
+  return count * math.exp(-math.max(now - at, 0) / EST.tau) + 1
 end
 
 local function est_arrival_rate(count, at, now, span_s)
   if count <= 0 then return 0.0 end
   local span = math.max(span_s, EST.min_span)
-  return count * math.exp(-(now - at) / EST.tau) / (EST.tau * (1 - math.exp(-span / EST.tau)))
+  return count * math.exp(-math.max(now - at, 0) / EST.tau) / (EST.tau * (1 - math.exp(-span / EST.tau)))
 end
 
 -- Returns the new mean and count.

@@ -90,8 +90,10 @@ def round_tenth(x: float) -> float:
 
 
 def bump(count: float, at: float, now: float) -> float:
-    """The decayed arrival count after one more arrival at `now` (the last one was at `at`)."""
-    return count * math.exp(-(now - at) / ARRIVAL_TAU_S) + 1
+    """The decayed arrival count after one more arrival at `now` (the last one was at `at`).
+
+    A clock set back (now < at) decays nothing rather than inflating the count (exp overflows)."""
+    return count * math.exp(-max(now - at, 0.0) / ARRIVAL_TAU_S) + 1
 
 
 def arrival_rate(count: float, at: float, now: float, span_s: float) -> float:
@@ -99,7 +101,8 @@ def arrival_rate(count: float, at: float, now: float, span_s: float) -> float:
     if count <= 0:
         return 0.0
     span = max(span_s, ARRIVAL_MIN_SPAN_S)
-    return count * math.exp(-(now - at) / ARRIVAL_TAU_S) / (ARRIVAL_TAU_S * (1 - math.exp(-span / ARRIVAL_TAU_S)))
+    decayed = count * math.exp(-max(now - at, 0.0) / ARRIVAL_TAU_S)
+    return decayed / (ARRIVAL_TAU_S * (1 - math.exp(-span / ARRIVAL_TAU_S)))
 
 
 def next_aht(aht: float, calls: int, handle_s: float) -> tuple[float, int]:

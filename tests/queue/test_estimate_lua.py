@@ -69,6 +69,16 @@ def test_the_same_arrival_rate_and_count(
     assert float(lua["bump"](args=_args(count, at, now))) == est.bump(count, at, now)
 
 
+@pytest.mark.parametrize("back_s", [1.0, 3600.0, 30 * 86400.0])
+def test_a_clock_set_back_decays_nothing(lua: dict[str, redis.commands.core.Script], back_s: float) -> None:
+    # now before the last arrival (a clock stepped back): the count is as it was, not inflated
+    # (a month back overflowed exp); both engines the same.
+    at, now = 1_800_000_000.0, 1_800_000_000.0 - back_s
+    assert est.bump(5.0, at, now) == 6.0 == float(lua["bump"](args=_args(5.0, at, now)))
+    rate = est.arrival_rate(5.0, at, now, 3600.0)
+    assert rate == est.arrival_rate(5.0, at, at, 3600.0) == float(lua["rate"](args=_args(5.0, at, now, 3600.0)))
+
+
 @settings(max_examples=100, deadline=None)
 @given(aht=finite, calls=st.integers(0, est.AHT_CALLS), handle=finite)
 def test_the_same_handle_time(
