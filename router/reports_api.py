@@ -117,6 +117,7 @@ def _csv(text: str, name: str) -> web.Response:
     ),
     role="admin",
     responses={200: reports.SlaReport},
+    also_produces=("text/csv",),
     query=SLA_QUERY,
 )
 async def get_sla_report(request: web.Request) -> web.Response:
@@ -158,6 +159,7 @@ async def get_sla_report(request: web.Request) -> web.Response:
     ),
     role="admin",
     responses={200: reports.AgentReport},
+    also_produces=("text/csv",),
     query=(FROM, TO, BY, QueryParam("agent", "only these agents, comma-separated (default: all)"), TZ, FORMAT),
 )
 async def get_agent_report(request: web.Request) -> web.Response:

@@ -55,6 +55,7 @@ class Endpoint:
     responses: dict[int, type | None] = field(default_factory=dict)
     query: tuple[QueryParam, ...] = ()
     produces: str = "application/json"
+    also_produces: tuple[str, ...] = ()  # other media types a 2xx answer may take (e.g. format=csv), as text
 
 
 class EndpointTable:
@@ -73,10 +74,13 @@ class EndpointTable:
         body_media: tuple[str, ...] = ("application/json",),
         query: tuple[QueryParam, ...] = (),
         produces: str = "application/json",
+        also_produces: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
-                Endpoint(method, path, handler, summary, role, body, body_media, responses, query, produces)
+                Endpoint(
+                    method, path, handler, summary, role, body, body_media, responses, query, produces, also_produces
+                )
             )
             return handler
 

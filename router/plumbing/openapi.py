@@ -107,6 +107,9 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
                 answer["content"] = {endpoint.produces: {"schema": ref_of[kind]}}
             elif endpoint.produces != "application/json" and status < 300:
                 answer["content"] = {endpoint.produces: {"schema": {"type": "string"}}}
+            if status < 300:
+                for media in endpoint.also_produces:
+                    answer.setdefault("content", {})[media] = {"schema": {"type": "string"}}
             operation["responses"][str(status)] = answer
         for status, why in _ERRORS.items():
             operation["responses"].setdefault(

@@ -28,9 +28,10 @@ from tierline.queue.history.archive import Archive
 from tierline.queue.history.sqlite_archive import SqliteArchive
 from tierline.queue.service_level import FORMULAS
 from tierline.queue.store import CallStore
-from tierline.router.app import build_app, open_services
+from tierline.router.app import ENDPOINTS, build_app, open_services
 from tierline.router.config import load_settings
 from tierline.router.plumbing.context import Services
+from tierline.router.plumbing.openapi import build_openapi
 
 ADMIN_TOKEN = "report-boss"
 API_TOKEN = "report-ivr"
@@ -387,3 +388,12 @@ async def test_the_openapi_document_declares_the_routes_and_the_event_schema(mak
     for kind in ev.KINDS:
         (name,) = [n for n, s in schemas.items() if s.get("properties", {}).get("kind", {}).get("enum") == [kind]]
         assert {"id", "at", "kind"} <= set(schemas[name]["properties"]), kind
+
+
+def test_the_openapi_document_says_the_reports_also_answer_csv() -> None:
+    paths = build_openapi(ENDPOINTS, "test")["paths"]
+    for path in ("/admin/reports/sla", "/admin/reports/agents"):
+        content = paths[path]["get"]["responses"]["200"]["content"]
+        assert set(content) == {"application/json", "text/csv"}, path
+        assert content["text/csv"] == {"schema": {"type": "string"}}
+    assert set(paths["/admin/calls/{call_id}/history"]["get"]["responses"]["200"]["content"]) == {"application/json"}
