@@ -53,3 +53,16 @@ def test_the_build_tools_are_pinned_alike_for_both_commands() -> None:
     build, dev = pins("build.txt"), pins("dev.txt")
     assert {"setuptools", "wheel"} <= set(build)
     assert {name: dev[name] for name in build} == build
+
+
+def test_every_package_folder_is_installed() -> None:
+    # The editable install finds every folder; a wheel (the container image) holds only what
+    # pyproject lists: a sub-package missing there imports in the tests and fails in the image.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    for name, folder in config["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            if "__pycache__" in init.parts:
+                continue
+            package = ".".join([name, *init.parent.relative_to(ROOT / folder).parts])
+            assert package in listed, f"{package} ({init.parent.relative_to(ROOT)}) is not in pyproject's packages"
