@@ -85,6 +85,24 @@ class Archive(Protocol):
         ...
 
 
+def event_row(event: ev.Event, at: object) -> tuple[object, ...]:
+    """An event as the row both archives store: (at, epoch, seq, kind, call_id, callback_id,
+    caller, tier, queue, agent, body). `at` is given in the archive's own time type."""
+    return (
+        at,
+        event.id.epoch,
+        event.id.seq,
+        ev.kind_of(event),
+        event.call_id,
+        event.callback_id,
+        event.caller,
+        event.tier,
+        event.queue,
+        event.agent,
+        ev.encode(event).decode(),
+    )
+
+
 def sum_into_buckets(rows: Iterable[TallyRow], bounds: Sequence[int]) -> list[TallyRow]:
     """The pure form of `Archive.bucket_tallies`, for archives that sum in Python."""
     sums: dict[tuple[int, str, str], IntervalTally] = {}

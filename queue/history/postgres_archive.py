@@ -29,6 +29,7 @@ from tierline.queue.history.archive import (
     DEFAULT_RETENTION_MONTHS,
     AgentRow,
     TallyRow,
+    event_row,
     month_start,
     retention_cutoff,
 )
@@ -173,22 +174,6 @@ def _hours(lanes: dict[LaneKey, IntervalTally]) -> dict[LaneKey, IntervalTally]:
 
 def partition_name(month: datetime) -> str:
     return f"events_{month.year:04d}_{month.month:02d}"
-
-
-def _record(event: ev.Event) -> tuple[Any, ...]:
-    return (
-        datetime.fromtimestamp(event.at, UTC),
-        event.id.epoch,
-        event.id.seq,
-        ev.kind_of(event),
-        event.call_id,
-        event.callback_id,
-        event.caller,
-        event.tier,
-        event.queue,
-        event.agent,
-        ev.encode(event).decode(),
-    )
 
 
 def _columns_of(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -344,7 +329,7 @@ class PostgresArchive:
         await transaction.start()
         try:
             await conn.execute(_CREATE_STAGING)
-            await _copy(conn, [_record(e) for e in batch])
+            await _copy(conn, [event_row(e, datetime.fromtimestamp(e.at, UTC)) for e in batch])
             new = [by_id[(r[0], r[1])] for r in await conn.fetch(_MOVE)]
             lanes, agents = tally(new)
             if lanes:

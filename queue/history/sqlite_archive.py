@@ -20,6 +20,7 @@ from tierline.queue.history.archive import (
     DEFAULT_RETENTION_MONTHS,
     AgentRow,
     TallyRow,
+    event_row,
     retention_cutoff,
     sum_into_buckets,
 )
@@ -71,7 +72,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     ),
 )
 
-_EVENT_COLUMNS: Final = "events (epoch, seq, at, kind, call_id, callback_id, caller, tier, queue, agent, body)"
+_EVENT_COLUMNS: Final = "events (at, epoch, seq, kind, call_id, callback_id, caller, tier, queue, agent, body)"
 _EVENT_INSERT: Final = f"INSERT OR IGNORE INTO {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _EVENT_INSERT_NEW: Final = f"INSERT INTO {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _TALLY_UPSERT: Final = (
@@ -242,24 +243,8 @@ def _migrate(db: sqlite3.Connection) -> list[int]:
     return applied
 
 
-def _row(event: ev.Event) -> tuple[object, ...]:
-    return (
-        event.id.epoch,
-        event.id.seq,
-        event.at,
-        ev.kind_of(event),
-        event.call_id,
-        event.callback_id,
-        event.caller,
-        event.tier,
-        event.queue,
-        event.agent,
-        ev.encode(event).decode(),
-    )
-
-
 def _ingest(db: sqlite3.Connection, batch: Sequence[ev.Event]) -> int:
-    rows = [_row(event) for event in batch]
+    rows = [event_row(event, event.at) for event in batch]
     with _transaction(db):
         # Optimistic: a batch is nearly always new, and one executemany of plain INSERTs costs
         # a fraction of a statement per event (the memory store archives in the serving
