@@ -13,6 +13,14 @@ outcome again — a retry after a lost answer, or two posts racing — is recogn
 answered with the callback as it is, changing nothing: no second attempt is used. The rule
 is data, `decisions.OUTCOMES`, which the Redis engine (`ops.outcome` in redis_engine.lua)
 receives and looks up as the memory store does here.
+
+A callback carries what the back office needs once the call behind it is forgotten (after
+retention): the overflowed call's context, copied at creation (`call_arrived_at`, `waited_s`,
+beside `queue`, `reason` and `created_at`, when it overflowed), and its attempt log: one
+`Attempt` per ended attempt or reschedule (when, who, the outcome, the note, when it is due
+again), at most `ATTEMPT_LOG_CAP`, oldest dropped first. `rescheduled` (the customer asked to be
+called at `call_at`) uses no attempt: the callback is back in the pool from `call_at`, which
+`CALL_AT_CHECKS` holds to the future, the deadline and the queue's opening hours.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from typing import Literal, NamedTuple
 import msgspec
 
 from tierline.queue.decisions import (
+    ATTEMPT_LOG_CAP,
+    CALL_AT_CHECKS,
     GIVE_UP_STATUS,
     OUTCOMES,
     RESOLVED_BY_INBOUND,
@@ -32,14 +42,27 @@ from tierline.queue.decisions import (
 )
 from tierline.queue.decisions import CallbackStatus as CallbackStatus
 from tierline.queue.decisions import Outcome as Outcome
-from tierline.queue.errors import Conflict
-from tierline.queue.hours import Window, after_open, next_open, open_seconds
+from tierline.queue.errors import Conflict, Invalid
+from tierline.queue.hours import Window, after_open, is_open, next_open, open_seconds
 from tierline.queue.policy import CallbackPolicy
 from tierline.tiers.model import Tier, TierRecord
 
 CallbackReason = Literal["queue_full", "max_wait", "abandoned", "closed"]
 
 ACTIVE: frozenset[CallbackStatus] = frozenset({"open", "assigned"})
+
+
+class Attempt(msgspec.Struct, kw_only=True):
+    """One ended attempt (or a reschedule) of a callback: when its outcome was posted, by whom."""
+
+    at: float
+    agent_id: str
+    outcome: Outcome
+    taken_at: float | None = None  # when the agent was handed the callback
+    note: str | None = None
+    # When the callback is due again: the retry of a no_answer, the customer's time of a
+    # rescheduled; None when the outcome closed it.
+    next_attempt_at: float | None = None
 
 
 class Callback(msgspec.Struct, kw_only=True):
@@ -63,6 +86,11 @@ class Callback(msgspec.Struct, kw_only=True):
     # The outcome that ended the last attempt and the agent that posted it, until the next hand-out.
     last_outcome: Outcome | None = None
     last_outcome_agent: str | None = None
+    # The overflowed call, copied at creation: when it arrived and how long it waited.
+    call_arrived_at: float | None = None
+    waited_s: float | None = None
+    assigned_at: float | None = None  # when the agent holding it now was handed it
+    attempt_log: list[Attempt] = msgspec.field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -109,8 +137,11 @@ def new_callback(
     at: float,
     policy: CallbackPolicy,
     given: Terms | None = None,
+    call_arrived_at: float | None = None,
+    waited_s: float | None = None,
 ) -> Callback:
-    """`given`: the terms from the queue's opening hours; by default those of a queue always open."""
+    """`given`: the terms from the queue's opening hours; by default those of a queue always open.
+    `call_arrived_at`, `waited_s`: the overflowed call's arrival and wait."""
     given = given or terms(None, at, policy)
     return Callback(
         callback_id=callback_id,
@@ -125,6 +156,8 @@ def new_callback(
         next_attempt_at=given.due,
         record=record,
         at_risk=given.at_risk,
+        call_arrived_at=call_arrived_at,
+        waited_s=waited_s,
     )
 
 
@@ -135,10 +168,11 @@ def merge_overflow(existing: Callback, at: float, policy: CallbackPolicy, given:
     existing.deadline = min(existing.deadline, given.deadline)
 
 
-def assign(callback: Callback, agent_id: str) -> None:
+def assign(callback: Callback, agent_id: str, now: float) -> None:
     """A new attempt: the agent now holds the callback, and no outcome ended this attempt yet."""
     callback.status = "assigned"
     callback.agent_id = agent_id
+    callback.assigned_at = now
     callback.last_outcome = None
     callback.last_outcome_agent = None
 
@@ -162,6 +196,37 @@ def decide_outcome(callback: Callback, outcome: Outcome, agent_id: str | None) -
     return None
 
 
+def _instant(t: float) -> str:
+    return f"{t:.17g}"
+
+
+def call_at_fault(
+    callback: Callback, call_at: float | None, now: float, window: Window | None
+) -> tuple[str, str] | None:
+    """The first of `CALL_AT_CHECKS` that `call_at` fails, as (code, message); None when it
+    passes them all. `window`: the opening hours of the callback's queue (None: always open)."""
+    for check, code, message in CALL_AT_CHECKS:
+        if check == "given":
+            failed = call_at is None
+        else:
+            assert call_at is not None
+            if check == "future":
+                failed = call_at <= now
+            elif check == "by_deadline":
+                failed = call_at > callback.deadline
+            else:
+                failed = window is not None and not is_open(window, call_at)
+        if failed:
+            text = message.format(
+                call_at=_instant(call_at or 0.0),
+                now=_instant(now),
+                deadline=_instant(callback.deadline),
+                queue=repr(callback.queue),
+            )
+            return code, text
+    return None
+
+
 def check_outcome(callback: Callback, outcome: Outcome, agent_id: str | None) -> bool:
     """True: the outcome ends the current attempt. False: a retried outcome, a no-op. Else `Conflict`."""
     return decide_outcome(callback, outcome, agent_id) is not None
@@ -174,27 +239,41 @@ def apply_outcome(
     now: float,
     policy: CallbackPolicy,
     note: str | None = None,
+    call_at: float | None = None,
+    window: Window | None = None,
 ) -> bool:
-    """End the current attempt (True), or change nothing for a retried outcome (False)."""
+    """End the current attempt (True), or change nothing for a retried outcome (False).
+    `call_at`, `window`: a rescheduled outcome's asked time and its queue's opening hours;
+    a `call_at` that fails `CALL_AT_CHECKS` is `Invalid`, before anything changes."""
     decision = decide_outcome(callback, outcome, agent_id)
     if decision is None:
         return False
+    if decision.due == "asked" and (fault := call_at_fault(callback, call_at, now, window)) is not None:
+        raise Invalid(fault[1], code=fault[0])
+    assert agent_id is not None  # only the holder's outcome applies
     if note is not None:
         callback.note = note
+    taken_at = callback.assigned_at
     callback.agent_id = None
+    callback.assigned_at = None
     callback.last_outcome = outcome
     callback.last_outcome_agent = agent_id
     if decision.attempt:
         callback.attempts += 1
+    due: float | None = None
     if decision.closes is not None:
         _close(callback, decision.closes, now)
-        return True
-    retry_at = now + policy.retry_delay_s
-    if callback.attempts >= policy.max_attempts or retry_at > callback.deadline:
+    elif decision.due == "asked":
+        assert call_at is not None
+        callback.status = RETRY_STATUS
+        callback.next_attempt_at = due = call_at
+    elif callback.attempts >= policy.max_attempts or now + policy.retry_delay_s > callback.deadline:
         _close(callback, GIVE_UP_STATUS, now)
     else:
         callback.status = RETRY_STATUS
-        callback.next_attempt_at = retry_at
+        callback.next_attempt_at = due = now + policy.retry_delay_s
+    entry = Attempt(at=now, agent_id=agent_id, outcome=outcome, taken_at=taken_at, note=note, next_attempt_at=due)
+    callback.attempt_log = [*callback.attempt_log[-(ATTEMPT_LOG_CAP - 1) :], entry]
     return True
 
 

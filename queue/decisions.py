@@ -27,7 +27,7 @@ from tierline.tiers.model import TIER_RANK, TIERS, Tier
 
 CallStatus = Literal["waiting", "offered", "answered", "abandoned", "overflowed", "ended"]
 CallbackStatus = Literal["open", "assigned", "completed", "cancelled", "resolved_inbound", "unreached"]
-Outcome = Literal["completed", "no_answer", "cancelled"]
+Outcome = Literal["completed", "no_answer", "cancelled", "rescheduled"]
 EventKind = Literal["arrived", "answered", "abandoned", "overflowed", "ended"]
 
 CallAction = Literal["answer", "requeue", "abandon", "end"]
@@ -65,12 +65,15 @@ class Apply(NamedTuple):
     """The outcome ends the callback's current attempt.
 
     `attempt`: it uses one of the callback's attempts. `closes`: the status it closes with;
-    None retries later (`RETRY_STATUS` after the retry delay) unless that was the last
-    attempt or the retry would fall after the deadline (then `GIVE_UP_STATUS`).
+    None sends it back to the pool (`RETRY_STATUS`) until its next attempt is due. `due`
+    says when: "retry", after the retry delay, unless that was the last attempt or the retry
+    would fall after the deadline (then `GIVE_UP_STATUS`); "asked", at the time the customer
+    asked for (the outcome's `call_at`, checked by `CALL_AT_CHECKS` first).
     """
 
     attempt: bool
     closes: CallbackStatus | None
+    due: Literal["retry", "asked"] = "retry"
 
 
 CallDecision = Move | Noop | Refuse
@@ -162,6 +165,8 @@ _APPLY: Final[dict[Outcome, Apply]] = {
     "completed": Apply(attempt=True, closes="completed"),
     "no_answer": Apply(attempt=True, closes=None),
     "cancelled": Apply(attempt=False, closes="cancelled"),
+    # The customer asked to be called at another time: back to the pool from then, no attempt used.
+    "rescheduled": Apply(attempt=False, closes=None, due="asked"),
 }
 _TAKES_NONE: Final = Refuse("invalid_state", "callback {callback} is {status}: it takes no outcome")
 _NOT_HANDED_OUT: Final = Refuse(
@@ -204,6 +209,23 @@ def outcome_poster(
         return "repeat"
     return "holder" if agent_id == holder else "other"
 
+
+# What the `call_at` of an outcome whose Apply is due "asked" must satisfy, checked in this order
+# after the outcome is found to apply (a refused or repeated one is not checked): the check's
+# name, the code of the refusal (422) and its message. `{call_at}`, `{now}` and `{deadline}` are
+# filled with instants as epoch seconds, `{queue}` with the quoted queue. Each engine tests
+# the named condition (callbacks.call_at_fault, redis_engine.lua's `call_at_fault`).
+CallAtCheck = Literal["given", "future", "by_deadline", "open"]
+CALL_AT_CHECKS: Final[tuple[tuple[CallAtCheck, str, str], ...]] = (
+    ("given", "call_at_missing", "a rescheduled outcome needs call_at: when the customer asked to be called"),
+    ("future", "call_at_past", "call_at {call_at} is not after now ({now})"),
+    ("by_deadline", "call_at_after_deadline", "call_at {call_at} is after the callback's deadline {deadline}"),
+    ("open", "call_at_closed", "queue {queue} is closed at call_at {call_at}"),
+)
+
+# A callback keeps the entries of its last this many ended attempts (and reschedules) in its
+# attempt log, oldest dropped first: a log read with every hand-out stays bounded.
+ATTEMPT_LOG_CAP: Final = 20
 
 # Callback statuses an inbound answer from the same caller closes as `resolved_inbound`: an open
 # callback is moot; one an agent holds stays with the agent.

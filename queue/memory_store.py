@@ -43,6 +43,7 @@ from tierline.queue.store import (
     SlaRow,
     Traffic,
     Work,
+    WorkKind,
 )
 from tierline.queue.wait_accuracy import Accuracy, AccuracyRow
 from tierline.queue.wait_accuracy import figures as accuracy_figures
@@ -215,14 +216,14 @@ class MemoryCallStore:
             self._finish("call", call_id)
         return self._snapshot(call, now)
 
-    async def next_work(self, agent_id: str, queues: list[str] | None) -> Work | None:
+    async def next_work(self, agent_id: str, queues: list[str] | None, only: WorkKind | None = None) -> Work | None:
         names = self._queue_names(queues)
         now = self._tick()
         held = self._holding.get(agent_id)
         if held is not None:
-            return self._held_work(agent_id, held, now)
+            return self._held_work(agent_id, held, now, only)
         best = None
-        for name in names:
+        for name in names if only != "callbacks" else ():
             head = self._queues[name].head_key(now)
             if head is not None and (best is None or head[0] < best[1][0]):
                 best = (name, head)
@@ -231,7 +232,8 @@ class MemoryCallStore:
         pick = next_pick(rank, None if ready is None else ready[0][0], now, self.policy.callback_urgent_s)
         if pick == "callback":
             assert ready is not None
-            self._mark_agent(agent_id, names, False, now)
+            if only is None:  # a back-office agent is no line agent of the wait estimate
+                self._mark_agent(agent_id, names, False, now)
             return self._assign_callback(agent_id, ready, now)
         if best is not None:
             name, (_, tier, place) = best
@@ -245,20 +247,27 @@ class MemoryCallStore:
             self._emit("offer", now, call.call_id, None, call.caller, call.tier, name, agent_id)
             self._mark_agent(agent_id, names, False, now)
             return Work(call=self._snapshot(call, now), record=self._records.get(call.call_id))
-        self._mark_agent(agent_id, names, True, now)
+        if only is None:
+            self._mark_agent(agent_id, names, True, now)
         return None
 
     # --- callbacks ------------------------------------------------------------------------
 
     async def callback_outcome(
-        self, callback_id: str, outcome: Outcome, agent_id: str | None, note: str | None
+        self,
+        callback_id: str,
+        outcome: Outcome,
+        agent_id: str | None,
+        note: str | None,
+        call_at: float | None = None,
     ) -> Callback:
         now = self._tick()
         callback = self._callbacks.get(callback_id)
         if callback is None:
             raise NotFound(f"no callback {callback_id!r}", code="callback_not_found")
         holder = callback.agent_id
-        if not cb.apply_outcome(callback, outcome, agent_id, now, self.policy.callbacks, note):
+        window = self._hours.window(callback.queue, now)
+        if not cb.apply_outcome(callback, outcome, agent_id, now, self.policy.callbacks, note, call_at, window):
             return callback  # a retried outcome: the callback as it is
         # Only the holder's outcome is applied: the callback was assigned, on no work list.
         assert holder is not None
@@ -533,6 +542,8 @@ class MemoryCallStore:
             at=at,
             policy=self.policy.callbacks,
             given=self._terms(call.queue, at),
+            call_arrived_at=call.arrived_at,
+            waited_s=call.waited(at),
         )
         self._callbacks[callback.callback_id] = callback
         self._index.opened(callback)
@@ -584,16 +595,18 @@ class MemoryCallStore:
         key, name = best
         self._ready[name].remove(key)
         callback = self._callbacks[key[2]]
-        cb.assign(callback, agent_id)
+        cb.assign(callback, agent_id, now)
         self._index.status_changed(callback, "open")
         self._holding[agent_id] = ("callback", callback.callback_id)
         self._emit_callback("callback_assigned", now, callback, agent_id, callback.attempts + 1)
         return Work(callback=callback)
 
-    def _held_work(self, agent_id: str, held: Holding, now: float) -> Work:
+    def _held_work(self, agent_id: str, held: Holding, now: float, only: WorkKind | None) -> Work:
         kind, item_id = held
         if kind == "callback":
             return Work(callback=self._callbacks[item_id])
+        if only == "callbacks":
+            raise Conflict(f"agent {agent_id!r} holds call {item_id!r}: not a callback", code="agent_busy")
         call = self._calls[item_id]
         if call.status != "offered":
             raise Conflict(f"agent {agent_id!r} is on call {item_id!r}: end it first", code="agent_busy")

@@ -38,6 +38,10 @@
 --   seconds, with every request (ARGV[4], see the dispatch).
 -- - the tier record blob `route_lookup` decodes (tiers/codec.py):
 --   tests/redis/test_hot_path_and_restart.py.
+-- - the four conditions of a rescheduled outcome's call_at (`RULES.call_at_checks` names them
+--   and gives their codes; callbacks.call_at_fault: `call_at_fault` below) and the attempt log
+--   entry an outcome appends (callbacks.apply_outcome): tests/queue/test_callback_attempts.py
+--   on every store.
 -- - the refusal messages' quoting of ids (Python's repr, here '<id>'): the codes are checked
 --   by tests/queue/test_decision_tables.py, the texts are not.
 --
@@ -406,7 +410,8 @@ local function open_callback(c, reason, at)
   redis.call("HSET", cb_key(id),
     "callback_id", id, "caller", c.caller, "tier", c.tier, "queue", c.queue, "call_id", c.call_id,
     "reason", reason, "status", "open", "created_at", num(at), "deadline", num(deadline),
-    "next_attempt_at", num(due), "attempts", 0, "record", c.record, "at_risk", at_risk and "true" or "false")
+    "next_attempt_at", num(due), "attempts", 0, "record", c.record, "at_risk", at_risk and "true" or "false",
+    "call_arrived_at", num(c.arrived), "waited_s", num(waited(c, at)))
   emit("callback_created", at, c.call_id, id, c.caller, c.tier, c.queue, nil, "reason", reason, "deadline", num(deadline))
   redis.call("HINCRBY", K_CBSTAT, "open", 1)
   if at_risk then redis.call("HINCRBY", K_CBSTAT, "at_risk", 1) end
@@ -718,12 +723,17 @@ local function mark_agent(agent, queues, idle, now)
 end
 
 -- {"work", call reply|false, callback fields|false}; a call's reply carries its record blob.
-function ops.next(now, agent, ...)
+-- `only`: "callbacks" for the back office (store.WorkKind): never a call, and not counted idle.
+function ops.next(now, agent, only, ...)
   local queues = { ... }
+  local callbacks_only = only == "callbacks"
   local held = redis.call("HGET", K_HOLD, agent)
   if held then
     local kind, id = held:sub(1, 1), held:sub(3)
     if kind == "b" then return { "work", false, redis.call("HGETALL", cb_key(id)) } end
+    if callbacks_only then
+      return fail("agent_busy", "agent '" .. agent .. "' holds call '" .. id .. "': not a callback")
+    end
     local c = load_call(id)
     if c.status ~= "offered" then
       return fail("agent_busy", "agent '" .. agent .. "' is on call '" .. id .. "': end it first")
@@ -731,7 +741,7 @@ function ops.next(now, agent, ...)
     return { "work", call_reply(c, now), false }
   end
   local best, best_queue = nil, nil
-  for _, queue in ipairs(queues) do
+  for _, queue in ipairs(callbacks_only and {} or queues) do
     local h = head(queue, now)
     if h and (not best or h[1] < best[1] or (h[1] == best[1] and h[2] < best[2])) then
       best, best_queue = h, queue
@@ -768,15 +778,15 @@ function ops.next(now, agent, ...)
     return { "work", call_reply(c, now), false }
   end
   if not pick then
-    mark_agent(agent, queues, true, now)
+    if not callbacks_only then mark_agent(agent, queues, true, now) end
     return { "none" }
   end
-  mark_agent(agent, queues, false, now)
+  if not callbacks_only then mark_agent(agent, queues, false, now) end
   local id = cb_best[1]
   redis.call("ZREM", ready_key(cb_best[2]), id)
   local b = load_cb(id)
   cb_status(b, "assigned", now)
-  redis.call("HSET", cb_key(id), "agent_id", agent)
+  redis.call("HSET", cb_key(id), "agent_id", agent, "assigned_at", num(now))
   redis.call("HDEL", cb_key(id), "last_outcome", "last_outcome_agent")  -- a new attempt
   redis.call("HSET", K_HOLD, agent, "b:" .. id)
   emit_cb("callback_assigned", now, b, agent, "attempt", tonumber(b.attempts) + 1)
@@ -791,10 +801,34 @@ local function outcome_poster(agent, outcome, b)
   return "other"
 end
 
+-- callbacks.call_at_fault: the first of RULES.call_at_checks a rescheduled outcome's call_at
+-- fails (its code and filled message), or nil. `call_at` is nil when the request gave none.
+local function call_at_fault(b, call_at, now)
+  local deadline = tonumber(b.deadline)
+  for _, check in ipairs(RULES.call_at_checks) do
+    local name, failed = check[1], false
+    if name == "given" then
+      failed = call_at == nil
+    elseif name == "future" then
+      failed = call_at <= now
+    elseif name == "by_deadline" then
+      failed = call_at > deadline
+    else
+      local w = window(b.queue)
+      failed = w ~= nil and not w_is_open(w, call_at)
+    end
+    if failed then
+      local vars = { call_at = num(call_at or 0), now = num(now), deadline = num(deadline), queue = quoted(b.queue) }
+      return fail(check[2], (check[3]:gsub("{([%a_]+)}", vars)))
+    end
+  end
+  return nil
+end
+
 -- Owned and idempotent per attempt (queue/callbacks.py): RULES.outcome decides. `agent` is ""
 -- when the request named none; `has_note` is "1" when it carried a note (any text, even ""
--- or "\0": no value of the note itself stands for "no note").
-function ops.outcome(now, id, outcome, agent, note, has_note)
+-- or "\0": no value of the note itself stands for "no note"); `call_at` is "" when none was given.
+function ops.outcome(now, id, outcome, agent, note, has_note, call_at)
   local b = load_cb(id)
   if not b then return fail("callback_not_found", "no callback '" .. id .. "'") end
   local k = cb_key(id)
@@ -805,23 +839,37 @@ function ops.outcome(now, id, outcome, agent, note, has_note)
   if d.kind == "refuse" then
     return refusal(d, { callback = quoted(id), status = b.status, holder = quoted(b.agent_id), agent = quoted(agent) })
   end
+  local asked = tonumber(call_at or "")
+  if d.due == "asked" then
+    local fault = call_at_fault(b, asked, now)
+    if fault then return fault end
+  end
   if has_note == "1" then redis.call("HSET", k, "note", note) end
   redis.call("HDEL", K_HOLD, b.agent_id)
-  redis.call("HDEL", k, "agent_id")
+  redis.call("HDEL", k, "agent_id", "assigned_at")
   redis.call("HSET", k, "last_outcome", outcome, "last_outcome_agent", agent)
   local attempts = tonumber(b.attempts)
   if d.attempt then attempts = redis.call("HINCRBY", k, "attempts", 1) end
   emit_cb("callback_outcome", now, b, agent, "outcome", outcome, "attempts", attempts)
   local retry_at = now + CFG.cb_retry
+  local due = nil
   if d.closes then
     cb_close(b, d.closes, now, agent)
-  elseif attempts >= CFG.cb_attempts or retry_at > tonumber(b.deadline) then
+  elseif d.due ~= "asked" and (attempts >= CFG.cb_attempts or retry_at > tonumber(b.deadline)) then
     cb_close(b, RULES.give_up_status, now, agent)
   else
+    due = d.due == "asked" and asked or retry_at
     cb_status(b, RULES.retry_status, now)
-    redis.call("HSET", k, "next_attempt_at", num(retry_at))
-    redis.call("ZADD", K_SNOOZED, num(retry_at), id)
+    redis.call("HSET", k, "next_attempt_at", num(due))
+    redis.call("ZADD", K_SNOOZED, num(due), id)
   end
+  -- The attempt log (callbacks.Attempt), JSON in the hash, instants as text (cjson keeps 14
+  -- digits of a number), at most RULES.attempt_log_cap entries.
+  local log = b.attempt_log and cjson.decode(b.attempt_log) or {}
+  log[#log + 1] = { at = num(now), agent_id = agent, outcome = outcome, taken_at = b.assigned_at,
+    note = has_note == "1" and note or nil, next_attempt_at = due and num(due) or nil }
+  while #log > RULES.attempt_log_cap do table.remove(log, 1) end
+  redis.call("HSET", k, "attempt_log", cjson.encode(log))
   return { "callback", redis.call("HGETALL", k) }
 end
 

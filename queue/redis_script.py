@@ -141,6 +141,8 @@ def rules_view() -> dict[str, object]:
         "next_order": d.NEXT_ORDER,
         "give_up_status": d.GIVE_UP_STATUS,
         "call": d.CALL_MOVES,
+        "call_at_checks": d.CALL_AT_CHECKS,
+        "attempt_log_cap": d.ATTEMPT_LOG_CAP,
         "outcome": d.OUTCOMES,
     }
 

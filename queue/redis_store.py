@@ -19,9 +19,10 @@ from tierline.queue import metrics as mx
 from tierline.queue import paging
 from tierline.queue import redis_keys as rk
 from tierline.queue import service_level as sl
-from tierline.queue.callbacks import Callback, Outcome
+from tierline.queue.callbacks import Attempt, Callback, Outcome
 from tierline.queue.calls import Call
 from tierline.queue.clock import Clock
+from tierline.queue.decisions import CALL_AT_CHECKS
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
 from tierline.queue.history import events as ev
 from tierline.queue.history.archiver_redis import StreamFigures
@@ -40,6 +41,7 @@ from tierline.queue.store import (
     SlaRow,
     Traffic,
     Work,
+    WorkKind,
 )
 from tierline.queue.wait_accuracy import Accuracy, AccuracyRow
 from tierline.queue.wait_accuracy import figures as accuracy_figures
@@ -55,6 +57,7 @@ _ERRORS: Final[dict[str, type[EngineError]]] = {
     "invalid_state": Conflict,
     "agent_busy": Conflict,
     "not_assigned": Conflict,
+    **{code: Invalid for _, code, _ in CALL_AT_CHECKS},
 }
 
 
@@ -74,8 +77,12 @@ def _pairs(flat: Sequence[bytes]) -> dict[str, bytes]:
 
 
 def _text(fields: dict[str, bytes]) -> dict[str, object]:
-    """A call or callback hash as text, leaving out its binary `record` (a msgpack TierRecord)."""
-    return {k: v.decode() for k, v in fields.items() if k != "record"}
+    """A call or callback hash as text, leaving out its binary `record` (a msgpack TierRecord)
+    and a callback's `attempt_log` (JSON)."""
+    return {k: v.decode() for k, v in fields.items() if k != "record" and k != "attempt_log"}
+
+
+_attempt_log_decoder: Final = msgspec.json.Decoder(list[Attempt], strict=False)
 
 
 # Redis hands back every field as text; msgspec's lax mode turns "1700000000.5" into a float
@@ -87,7 +94,10 @@ def call_from(fields: dict[str, bytes]) -> Call:
 def callback_from(fields: dict[str, bytes]) -> Callback:
     text = _text(fields)
     text["record"] = _record_decoder.decode(fields["record"])
-    return msgspec.convert(text, Callback, strict=False)
+    callback = msgspec.convert(text, Callback, strict=False)
+    if (log := fields.get("attempt_log")) is not None:
+        callback.attempt_log = _attempt_log_decoder.decode(log)
+    return callback
 
 
 def _accuracy(pairs: Sequence[tuple[str, str]], hashes: Sequence[Any]) -> dict[tuple[str, str], Accuracy]:
@@ -242,9 +252,9 @@ class RedisCallStore:
     async def end(self, call_id: str) -> CallSnapshot:
         return self._snapshot(await self._op("end", call_id))
 
-    async def next_work(self, agent_id: str, queues: list[str] | None) -> Work | None:
+    async def next_work(self, agent_id: str, queues: list[str] | None, only: WorkKind | None = None) -> Work | None:
         names = [self._queue(q) for q in queues] if queues else list(self.policy.queues)
-        reply = await self._op("next", agent_id, *names)
+        reply = await self._op("next", agent_id, only or "", *names)
         if reply[0] == b"none":
             return None
         if reply[1]:
@@ -255,10 +265,16 @@ class RedisCallStore:
     # --- callbacks ----------------------------------------------------------------------------
 
     async def callback_outcome(
-        self, callback_id: str, outcome: Outcome, agent_id: str | None, note: str | None
+        self,
+        callback_id: str,
+        outcome: Outcome,
+        agent_id: str | None,
+        note: str | None,
+        call_at: float | None = None,
     ) -> Callback:
         has_note = "" if note is None else "1"
-        reply = await self._op("outcome", callback_id, outcome, agent_id or "", note or "", has_note)
+        asked = "" if call_at is None else repr(float(call_at))
+        reply = await self._op("outcome", callback_id, outcome, agent_id or "", note or "", has_note, asked)
         return callback_from(_pairs(reply[1]))
 
     async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]:

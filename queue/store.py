@@ -21,6 +21,8 @@ from tierline.queue.wait_accuracy import AccuracyFigures
 from tierline.tiers.model import Tier, TierRecord
 
 CallbackFilter = Literal["open", "overdue", "done"]
+# `next` restricted to one kind of work: "callbacks" (the back office) never takes a call.
+WorkKind = Literal["callbacks"]
 
 
 class CallSnapshot(msgspec.Struct, kw_only=True):
@@ -157,11 +159,21 @@ class CallStore(Protocol):
 
     async def end(self, call_id: str) -> CallSnapshot: ...
 
-    async def next_work(self, agent_id: str, queues: list[str] | None) -> Work | None: ...
+    async def next_work(self, agent_id: str, queues: list[str] | None, only: WorkKind | None = None) -> Work | None:
+        """`only` "callbacks": the callback due soonest that may be handed out now, never a
+        call (`agent_busy` for an agent holding one); such an agent is not counted idle."""
+        ...
 
     async def callback_outcome(
-        self, callback_id: str, outcome: Outcome, agent_id: str | None, note: str | None
-    ) -> Callback: ...
+        self,
+        callback_id: str,
+        outcome: Outcome,
+        agent_id: str | None,
+        note: str | None,
+        call_at: float | None = None,
+    ) -> Callback:
+        """`call_at`: when the customer asked to be called (a `rescheduled` outcome)."""
+        ...
 
     async def callbacks(self, which: CallbackFilter, limit: int) -> list[Callback]:
         """The first page of `callback_page` (limit ≤ paging.MAX_PAGE)."""

@@ -527,7 +527,7 @@ def test_pure_outcome_rules() -> None:
         "x", record=record("+1"), tier="mid", queue="q", call_id="c", reason="abandoned", at=0.0, policy=policy
     )
     assert (made.deadline, made.next_attempt_at, made.active) == (3600.0, 0.0, True)
-    cb.assign(made, "b1")
+    cb.assign(made, "b1", 0.0)
     assert made.active and made.status == "assigned"
     assert not cb.resolve_inbound(made, 10.0)  # assigned: left alone
     cb.apply_outcome(made, "no_answer", "b1", 100.0, policy)
@@ -537,7 +537,7 @@ def test_pure_outcome_rules() -> None:
     with pytest.raises(Conflict) as unheld:
         cb.apply_outcome(made, "no_answer", "b2", 800.0, policy)
     assert unheld.value.code == "not_assigned"
-    cb.assign(made, "b2")
+    cb.assign(made, "b2", 0.0)
     assert cb.apply_outcome(made, "no_answer", "b2", 800.0, policy)
     assert (made.status, made.attempts, made.closed_at) == ("unreached", 2, 800.0)
     assert not made.active and not made.overdue(1e9)
@@ -555,7 +555,7 @@ def test_pure_outcome_rules() -> None:
     late = cb.new_callback(
         "z", record=record("+3"), tier="mid", queue="q", call_id="c", reason="max_wait", at=0.0, policy=policy
     )
-    cb.assign(late, "b3")
+    cb.assign(late, "b3", 0.0)
     cb.apply_outcome(late, "completed", "b3", 3600.0, policy)
     assert late.completed_in_time()  # at the deadline counts as in time
     late.closed_at = 3600.5

@@ -235,9 +235,10 @@ async def test_every_callback_outcome_does_what_the_table_says(make_store: MakeS
             decision = d.OUTCOMES[outcome][status][who]
             case = (state, outcome, poster_name, who)
             ran.add((outcome, status, who))
+            call_at = clock.now() + 60 if outcome == "rescheduled" else None
             if isinstance(decision, d.Refuse):
                 with pytest.raises(Conflict) as refused:
-                    await store.callback_outcome(callback_id, outcome, agent, None)
+                    await store.callback_outcome(callback_id, outcome, agent, None, call_at)
                 assert refused.value.code == decision.code, case
                 message = decision.message.format(
                     callback=repr(callback_id), status=status, holder=repr(before.agent_id), agent=repr(agent)
@@ -245,13 +246,16 @@ async def test_every_callback_outcome_does_what_the_table_says(make_store: MakeS
                 assert refused.value.message == message, case
                 assert builtins(await current(store, call_id)) == builtins(before), case
                 continue
-            after = await store.callback_outcome(callback_id, outcome, agent, None)
+            after = await store.callback_outcome(callback_id, outcome, agent, None, call_at)
             if isinstance(decision, d.Noop):
                 assert builtins(after) == builtins(before), case
                 continue
             assert after.attempts == before.attempts + decision.attempt, case
             if decision.closes is not None:
                 expected = decision.closes
+            elif decision.due == "asked":
+                expected = d.RETRY_STATUS
+                assert after.next_attempt_at == call_at, case
             elif after.attempts >= POLICY.callbacks.max_attempts:
                 expected = d.GIVE_UP_STATUS
             else:
@@ -347,7 +351,7 @@ def _decision(decision: object) -> dict[str, object]:
     if isinstance(decision, d.Refuse):
         return {"kind": "refuse", "code": decision.code, "message": decision.message}
     if isinstance(decision, d.Apply):
-        fields: dict[str, object] = {"kind": "apply", "attempt": decision.attempt}
+        fields: dict[str, object] = {"kind": "apply", "attempt": decision.attempt, "due": decision.due}
         return fields if decision.closes is None else {**fields, "closes": decision.closes}
     assert isinstance(decision, d.Noop)
     return {"kind": "noop"}
@@ -378,6 +382,8 @@ async def test_the_lua_engine_receives_exactly_the_python_tables(redis_url: str)
         action: {status: {who: _decision(x) for who, x in by_who.items()} for status, by_who in by_status.items()}
         for action, by_status in d.CALL_MOVES.items()
     }
+    assert rules["call_at_checks"] == [list(check) for check in d.CALL_AT_CHECKS]
+    assert rules["attempt_log_cap"] == d.ATTEMPT_LOG_CAP
     assert rules["outcome"] == {
         outcome: {status: {who: _decision(x) for who, x in by_who.items()} for status, by_who in by_status.items()}
         for outcome, by_status in d.OUTCOMES.items()
@@ -396,6 +402,8 @@ async def test_the_lua_engine_receives_exactly_the_python_tables(redis_url: str)
         "next_order",
         "call",
         "outcome",
+        "call_at_checks",
+        "attempt_log_cap",
     }
     key, slots = msgspec.msgpack.decode(keys)
     assert key == {name: rk.engine_key("ns", name) for name in rk.ENGINE} | {
