@@ -24,9 +24,11 @@ from zoneinfo import ZoneInfo
 import msgspec
 from aiohttp import web
 
-from tierline.admin.simulation import curves
+from tierline.admin.simulation import curves, samples
 from tierline.admin.simulation import scenario as sc
+from tierline.admin.simulation.draws import Distributions, choose
 from tierline.admin.simulation.interval_plan import DayPlan, day_plan
+from tierline.admin.simulation.samples import Sources
 from tierline.admin.simulation.summary import Outcome
 from tierline.admin.simulation.worker import lower_priority, run_job, warm_up
 from tierline.admin.staffing import outlook as staffing
@@ -40,6 +42,7 @@ from tierline.router.plumbing.params import path_param
 simulate_api = EndpointTable()
 
 KEEP_JOBS: Final = 32  # finished jobs kept for polling, oldest forgotten first
+SAMPLE_WINDOW_S: Final = 86_400.0  # arrivals not from an archived day: draws from the last 24 h
 MAX_PENDING: Final = 4  # jobs queued or running at once; more is 409 simulations_busy
 JobStatus = Literal["running", "done", "failed"]  # running: queued for the worker or on it
 
@@ -57,8 +60,11 @@ class SimulateBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     observed_window: Literal["15m", "60m"] = "60m"
     observed_intervals: Annotated[int, msgspec.Meta(ge=1, le=sc.MAX_INTERVALS)] = 32
     staffing_csv: str
-    aht_s: float | None = None  # default: the observed window's or the archived day's
-    patience_s: float | None = None  # mean patience; none: nobody hangs up
+    aht_s: float | None = None  # exponential mean; default: drawn from the archive, else its observed mean
+    patience_s: float | None = None  # exponential mean; default: drawn from the archive, else nobody hangs up
+    # Where handle times and patience are drawn from (admin/simulation/draws.py): auto = the
+    # archive when history is on and has enough (the archived day replayed, else the last 24 h).
+    distributions: Distributions = "auto"
     callback_handle_s: float | None = None  # default: aht_s
     callback_reach: float = 1.0
     policy: sc.PolicyTry = sc.PolicyTry()
@@ -75,6 +81,7 @@ class JobView(msgspec.Struct, kw_only=True):
     href: str
     arrivals_source: str
     expected_calls: float  # per replication
+    sources: Sources  # where handle times and patience are drawn from
     result: Outcome | None = None  # when done
     error: str | None = None  # when failed
 
@@ -93,6 +100,7 @@ class Job:
     submitted_at: float
     source: str
     expected_calls: float
+    sources: Sources
     future: asyncio.Future[bytes] | None = None
     finished_at: float | None = None
     result: Outcome | None = None
@@ -163,7 +171,7 @@ async def post_simulate(request: web.Request) -> web.Response:
         raise ApiError(422, exc.code, exc.message) from None
     now = svc.clock.now()
     expected = sum(sum(counts.values()) for counts in scenario.arrivals.intervals)
-    job = Job(uuid.uuid4().hex, now, scenario.arrivals.source, expected)
+    job = Job(uuid.uuid4().hex, now, scenario.arrivals.source, expected, scenario.sources)
     payload = msgspec.json.encode(scenario)
     job.future = asyncio.get_running_loop().run_in_executor(jobs.executor(), run_job, payload)
     job.future.add_done_callback(lambda done: _finished(jobs, job, done, svc.clock.now()))
@@ -256,11 +264,14 @@ def _date(raw: str | None) -> date | None:
 async def _scenario(request: web.Request, body: SimulateBody) -> sc.Scenario:
     svc = services(request)
     zone = svc.settings.timezone
-    aht = body.aht_s
+    now = svc.clock.now()
+    known: float | None = None  # the mean handle time the arrivals' source observed
+    known_from = "observed"
+    sample_window = (now - SAMPLE_WINDOW_S, now)
     if body.arrivals_from == "csv":
         if body.arrivals_csv is None:
             raise sc.ScenarioError("invalid_field", "arrivals_csv is required with arrivals_from csv")
-        day = body.date or datetime.fromtimestamp(svc.clock.now(), ZoneInfo(zone)).date()
+        day = body.date or datetime.fromtimestamp(now, ZoneInfo(zone)).date()
         start = curves.day_bounds(day, zone)[0]
         curve = sc.parse_arrivals(body.arrivals_csv, start)
     elif body.arrivals_from == "archive":
@@ -269,17 +280,30 @@ async def _scenario(request: web.Request, body: SimulateBody) -> sc.Scenario:
         if svc.history is None:
             raise sc.ScenarioError("no_history", "the history archive is off: give an arrivals CSV")
         start = curves.day_bounds(body.date, zone)[0]
+        sample_window = curves.day_bounds(body.date, zone)
         history = await curves.past_day(svc.history, body.date, zone, body.queue)
-        curve, aht = history.curve, aht if aht is not None else history.aht_s
+        curve, known, known_from = history.curve, history.aht_s, "archive"
     else:
         window = 900.0 if body.observed_window == "15m" else 3600.0
         traffic = await svc.calls.traffic(body.queue, window)  # an undeclared queue: 422 via the gate
-        now = svc.clock.now()
         start = now - now % sc.INTERVAL_S + sc.INTERVAL_S  # the next interval
         curve = curves.observed(traffic, start, body.observed_intervals)
-        if aht is None and traffic.ended:
-            aht = traffic.handle_sum_s / traffic.ended
-    if aht is None:
+        if traffic.ended:
+            known = traffic.handle_sum_s / traffic.ended
+    seen = None
+    if svc.history is not None and body.distributions != "exponential":
+        seen = await samples.from_archive(svc.history, *sample_window, body.queue)
+    span = "/".join(ts(at).isoformat() for at in sample_window)
+    draws = choose(
+        body.distributions,
+        seen,
+        span,
+        aht_given=body.aht_s,
+        aht_known=known,
+        aht_known_from=known_from,
+        patience_given=body.patience_s,
+    )
+    if draws.aht_s is None:
         raise sc.ScenarioError("no_aht", "no handle time was observed for these arrivals: give aht_s")
     shifts = sc.parse_staffing(body.staffing_csv, start)
     policy = sc.try_policy(svc.settings, body.policy)
@@ -287,13 +311,16 @@ async def _scenario(request: web.Request, body: SimulateBody) -> sc.Scenario:
         curve,
         shifts,
         policy,
-        aht_s=aht,
-        patience_s=body.patience_s,
+        aht_s=draws.aht_s,
+        patience_s=draws.patience_s,
         callback_handle_s=body.callback_handle_s,
         callback_reach=body.callback_reach,
         seed=body.seed,
         replications=body.replications,
         warmup_intervals=body.warmup_intervals,
+        handle_sample=draws.handle_sample,
+        patience_law=draws.patience_law,
+        sources=draws.sources,
     )
 
 
@@ -321,6 +348,7 @@ def _view(job: Job, request: web.Request) -> JobView:
         href=f"/admin/simulate/{job.job_id}",
         arrivals_source=job.source,
         expected_calls=round(job.expected_calls, 3),
+        sources=job.sources,
         result=job.result,
         error=job.error,
     )

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
 import msgspec
 
+from tierline.admin.simulation.samples import draw_patience
 from tierline.admin.simulation.scenario import INTERVAL_S, Scenario
 from tierline.queue import service_level as sl
 from tierline.queue.callbacks import Callback
@@ -129,6 +130,22 @@ class _Loop:
         )
         self.handles = handles
         self.patience = patience
+        # Handle times and patience: drawn from the archive's samples where the scenario has
+        # them (admin/simulation/samples.py), else exponential with the scenario's mean.
+        sample = scenario.handle_sample
+        if sample is not None:
+            choice = handles.choice
+            self.handle_time: Callable[[], float] = lambda: choice(sample)
+        else:
+            rate, draw = 1.0 / scenario.aht_s, handles.expovariate
+            self.handle_time = lambda: draw(rate)
+        law = scenario.patience_law
+        self.patience_of: Callable[[], float] | None = None
+        if law is not None:
+            self.patience_of = lambda: draw_patience(law, patience)
+        elif scenario.patience_s is not None:
+            rate_p, draw_p = 1.0 / scenario.patience_s, patience.expovariate
+            self.patience_of = lambda: draw_p(rate_p)
         # (at, kind, order, subject, agent): agent only for the ends of work
         self.agenda: list[tuple[float, int, int, str, str]] = []
         self.order = 0
@@ -161,8 +178,7 @@ class _Loop:
         for shift in s.staffing:
             self.push(shift.start, _SHIFT, str(shift.agents))
         self.push(s.staffing[-1].end, _SHIFT, "end")
-        mean_patience = s.patience_s
-        patience = self.patience.expovariate
+        patience = self.patience_of
         route, agenda, waiting, push = store.route, self.agenda, self.waiting, self.push
         i, n = 0, len(calls_in)
         while i < n or agenda:
@@ -187,8 +203,8 @@ class _Loop:
                     limit = self.overflow_after[tier]
                     if limit is not None:
                         push(at + limit, _OVERFLOW, call_id)
-                    if mean_patience is not None:
-                        push(at + patience(1.0 / mean_patience), _PATIENCE, call_id)
+                    if patience is not None:
+                        push(at + patience(), _PATIENCE, call_id)
                 continue
             at, kind, _, subject, agent = heapq.heappop(agenda)
             clock.set(at)
@@ -260,7 +276,7 @@ class _Loop:
         step(self.store.answer(call.call_id, agent))
         assert call.answered_at is not None
         self.count(call.tier, "answered", now, call.answered_at - call.arrived_at)
-        self.push(now + self.handles.expovariate(1.0 / self.s.aht_s), _END, call.call_id, agent)
+        self.push(now + self.handle_time(), _END, call.call_id, agent)
 
     def freed(self, agent: str) -> None:
         if self.on_duty > self.wanted:

@@ -20,6 +20,7 @@ from typing import Annotated, Final
 
 import msgspec
 
+from tierline.admin.simulation.samples import PatienceLaw, PatienceSource, Sources
 from tierline.queue.policy import Policy, TierPolicy
 from tierline.tiers.model import TIERS, Tier, parse_tier
 
@@ -86,6 +87,9 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     seed: int
     replications: int
     warmup_intervals: int = 0  # left out of the period totals: steady-state figures
+    handle_sample: list[float] | None = None  # drawn with replacement instead of Exp(aht_s)
+    patience_law: PatienceLaw | None = None  # drawn from instead of Exp(patience_s)
+    sources: Sources = Sources()
 
 
 def check_number(name: str, value: float, low: float, high: float, code: str = "invalid_field") -> float:
@@ -236,11 +240,19 @@ def scenario(
     seed: int,
     replications: int,
     warmup_intervals: int = 0,
+    handle_sample: list[float] | None = None,
+    patience_law: PatienceLaw | None = None,
+    sources: Sources | None = None,
 ) -> Scenario:
-    """A checked scenario, or ScenarioError."""
+    """A checked scenario, or ScenarioError. Without `sources`, they are worked out from what is
+    given (a sample or law given is the archive's; a mean, given)."""
     check_number("aht_s", aht_s, 1.0, MAX_SECONDS, "invalid_aht")
     if patience_s is not None:
         check_number("patience_s", patience_s, 1.0, MAX_SECONDS, "invalid_patience")
+    if handle_sample is not None and not (
+        handle_sample and all(math.isfinite(h) and 0.0 <= h <= MAX_SECONDS for h in handle_sample)
+    ):
+        raise ScenarioError("invalid_aht", f"handle times to sample must be 0..{MAX_SECONDS:g} s, and some")
     handle = (
         aht_s if callback_handle_s is None else check_number("callback_handle_s", callback_handle_s, 1.0, MAX_SECONDS)
     )
@@ -264,4 +276,18 @@ def scenario(
         seed=seed,
         replications=replications,
         warmup_intervals=warmup_intervals,
+        handle_sample=handle_sample,
+        patience_law=patience_law,
+        sources=sources or _sources(handle_sample, patience_s, patience_law),
+    )
+
+
+def _sources(handle: list[float] | None, patience_s: float | None, law: PatienceLaw | None) -> Sources:
+    patience: PatienceSource = "archive" if law is not None else "none" if patience_s is None else "exponential"
+    return Sources(
+        handle="exponential" if handle is None else "archive",
+        handle_from="given" if handle is None else "archive",
+        handle_samples=0 if handle is None else len(handle),
+        patience=patience,
+        patience_from=None if patience == "none" else "given" if law is None else "archive",
     )

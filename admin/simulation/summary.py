@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from tierline.admin.simulation.run import Replication
+from tierline.admin.simulation.samples import Sources
 from tierline.admin.simulation.scenario import INTERVAL_S, Scenario
 from tierline.queue import service_level as sl
 from tierline.tiers.model import TIERS, Tier
@@ -93,6 +94,7 @@ class Outcome(msgspec.Struct, kw_only=True):
     warmup_intervals: int
     waiting_at_end: dict[Tier, float]  # mean calls still waiting when the plan ended
     calls_simulated: int  # over all replications
+    sources: Sources  # where handle times and patience came from (exponential, archive, none)
 
 
 def _cell(
@@ -180,6 +182,7 @@ def summarise(scenario: Scenario, runs: Sequence[Replication]) -> Outcome:
         warmup_intervals=scenario.warmup_intervals,
         waiting_at_end={tier: round(statistics.fmean(r.waiting_at_end[tier] for r in runs), 3) for tier in TIERS},
         calls_simulated=sum(r.calls for r in runs),
+        sources=scenario.sources,
     )
 
 

@@ -249,3 +249,30 @@ async def test_arrivals_from_the_observed_window_or_an_archived_day(make_client:
     status, job = await client.call("POST", "/admin/simulate", archived)
     assert status == 202, job
     assert job["arrivals_source"] == "archive:2026-11-23" and job["expected_calls"] == 96.0  # AHT from the archive
+
+
+async def test_handle_times_and_patience_say_where_they_are_drawn_from(make_client: MakeClient) -> None:
+    client = await make_client(archive=True)
+    day = {"arrivals_from": "archive", "date": "2026-11-23", "replications": 1,
+           "staffing_csv": "start,end,agents\n00:00,24:00,4"}  # fmt: skip
+    status, job = await client.call("POST", "/admin/simulate", day)
+    assert status == 202, job
+    # The archived day's 96 ended calls are drawn from; no wait was archived: nobody hangs up.
+    sources = job["sources"]
+    assert (sources["handle"], sources["handle_samples"], sources["patience"]) == ("archive", 96, "none")
+    assert sources["window"].startswith("2026-11-23T00:00:00")
+    body = await finished(client, job["job_id"])
+    assert body["status"] == "done" and body["result"]["sources"] == sources
+    status, job = await client.call("POST", "/admin/simulate", day | {"distributions": "exponential"})
+    assert status == 202 and job["sources"]["handle"] == "exponential"
+    assert job["sources"]["handle_from"] == "archive" and job["sources"]["window"] is None
+    csv = {"arrivals_csv": ARRIVALS, "staffing_csv": STAFFING, "aht_s": 180, "patience_s": 90, "replications": 1}
+    status, job = await client.call("POST", "/admin/simulate", csv)
+    assert status == 202 and job["sources"]["handle_from"] == "given" and job["sources"]["patience"] == "exponential"
+    # Drawing from the archive is asked for, but nothing ended in the last 24 hours.
+    del csv["aht_s"]
+    status, body = await client.call("POST", "/admin/simulate", csv | {"distributions": "archive"})
+    assert (status, body["error"]["code"]) == (422, "no_samples"), body
+    no_history = await make_client()
+    status, body = await no_history.call("POST", "/admin/simulate", csv | {"distributions": "archive"})
+    assert (status, body["error"]["code"]) == (422, "no_history"), body
