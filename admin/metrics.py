@@ -104,6 +104,16 @@ COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("tierline_calls_abandoned", "abandoned", "Calls the caller hung up while waiting (short abandons included)"),
     ("tierline_calls_short_abandoned", "short_abandoned", "Abandons with a wait under short_abandon_s"),
     ("tierline_calls_overflowed", "overflowed", "Calls overflowed (queue full or waited too long)"),
+    (
+        "tierline_calls_callback_requested",
+        "callback_requested",
+        "Calls that took the callback offer and left the line, their place held (counted apart from abandons)",
+    ),
+    (
+        "tierline_calls_resumed",
+        "resumed",
+        "Abandoned calls whose caller called again within resume_window_s and took the place back",
+    ),
 )
 
 
@@ -127,6 +137,11 @@ class StoreCollector(Collector):
             yield counter
 
         waiting = GaugeMetricFamily("tierline_calls_waiting", "Calls waiting in the queue now", labels=LABELS)
+        held = GaugeMetricFamily(
+            "tierline_calls_held",
+            "Places held in line now for a requested callback (not in tierline_calls_waiting)",
+            labels=LABELS,
+        )
         oldest = GaugeMetricFamily(
             "tierline_oldest_wait_seconds", "Wait so far of the oldest waiting call (0 if none)", labels=LABELS
         )
@@ -139,11 +154,12 @@ class StoreCollector(Collector):
         for row in snap.rows:
             labels = [row.queue, row.tier]
             waiting.add_metric(labels, float(row.waiting_now))
+            held.add_metric(labels, float(row.held_now))
             oldest.add_metric(labels, row.oldest_wait_now_s or 0.0)
             threshold.add_metric(labels, row.threshold_s)
             if row.target is not None:
                 target.add_metric(labels, row.target)
-        yield from (waiting, oldest, threshold, target)
+        yield from (waiting, held, oldest, threshold, target)
 
         histogram = HistogramMetricFamily(
             "tierline_answered_wait_seconds",

@@ -47,7 +47,8 @@ from tierline.queue.hours import Window, after_open, is_open, next_open, open_se
 from tierline.queue.policy import CallbackPolicy
 from tierline.tiers.model import Tier, TierRecord
 
-CallbackReason = Literal["queue_full", "max_wait", "abandoned", "closed"]
+# `requested`: the caller took the callback offer from the line (issue 16 item 3).
+CallbackReason = Literal["queue_full", "max_wait", "abandoned", "closed", "requested"]
 
 ACTIVE: frozenset[CallbackStatus] = frozenset({"open", "assigned"})
 
@@ -80,6 +81,9 @@ class Callback(msgspec.Struct, kw_only=True):
     attempts: int = 0
     # Its deadline leaves less than `min_open_s` of the queue's opening hours (set at creation).
     at_risk: bool = False
+    # A requested callback whose place still waits in line: it is handed out when the place is
+    # first (then, or when the place's wait runs out, it is an ordinary callback).
+    held: bool = False
     agent_id: str | None = None
     closed_at: float | None = None
     note: str | None = None

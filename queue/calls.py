@@ -37,6 +37,8 @@ class Call(msgspec.Struct, kw_only=True):
     ended_at: float | None = None
     overflow_reason: OverflowReason | None = None
     callback_id: str | None = None
+    # The abandoned call whose place and tier this call took back (issue 16 item 4).
+    resumed_from: str | None = None
 
     @property
     def place(self) -> Place:
@@ -76,6 +78,10 @@ def check_abandon(call: Call) -> bool:
 
 def check_end(call: Call) -> bool:
     return decide("end", call) is not None
+
+
+def check_callback(call: Call) -> bool:
+    return decide("callback", call) is not None
 
 
 def check_same_call(call: Call, caller: str, queue: str) -> None:

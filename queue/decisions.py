@@ -25,12 +25,14 @@ from typing import Final, Literal, NamedTuple, get_args
 
 from tierline.tiers.model import TIER_RANK, TIERS, Tier
 
-CallStatus = Literal["waiting", "offered", "answered", "abandoned", "overflowed", "ended"]
+# `callback_requested`: the caller took the callback offer and left the line; the call's place
+# stays in the line, held for its callback until it is first (issue 16 item 3).
+CallStatus = Literal["waiting", "offered", "answered", "abandoned", "overflowed", "ended", "callback_requested"]
 CallbackStatus = Literal["open", "assigned", "completed", "cancelled", "resolved_inbound", "unreached"]
 Outcome = Literal["completed", "no_answer", "cancelled", "rescheduled"]
-EventKind = Literal["arrived", "answered", "abandoned", "overflowed", "ended"]
+EventKind = Literal["arrived", "answered", "abandoned", "overflowed", "ended", "callback_requested", "resumed"]
 
-CallAction = Literal["answer", "requeue", "abandon", "end"]
+CallAction = Literal["answer", "requeue", "abandon", "end", "callback"]
 # Who asks for a call action, against the agent the call names: that agent, another one, or no
 # agent at all (a requeue by the system, a hang-up, an end). See `poster`.
 Poster = Literal["same", "other", "none"]
@@ -88,6 +90,7 @@ POSTERS: Final[dict[CallAction, tuple[Poster, ...]]] = {
     "requeue": ("same", "other", "none"),
     "abandon": ("none",),
     "end": ("none",),
+    "callback": ("none",),
 }
 
 
@@ -106,6 +109,7 @@ _CALL_RULES: Final[dict[CallAction, dict[CallStatus, CallDecision | dict[Poster,
         "abandoned": _refused("answered"),
         "overflowed": _refused("answered"),
         "ended": _refused("answered"),
+        "callback_requested": _refused("answered"),
     },
     "requeue": {
         "waiting": NOOP,
@@ -114,12 +118,15 @@ _CALL_RULES: Final[dict[CallAction, dict[CallStatus, CallDecision | dict[Poster,
         "abandoned": _refused("requeued"),
         "overflowed": _refused("requeued"),
         "ended": _refused("requeued"),
+        "callback_requested": _refused("requeued"),
     },
     "abandon": {
         "waiting": Move("abandoned"),
         "offered": Move("abandoned"),
         # An IVR retries on time-outs: a repeated hang-up report is answered, not refused.
         "abandoned": NOOP,
+        # The IVR hangs up once the caller took the callback: that is the call's end, not an abandon.
+        "callback_requested": NOOP,
         "answered": _refused("abandoned"),
         "overflowed": _refused("abandoned"),
         "ended": _refused("abandoned"),
@@ -131,6 +138,17 @@ _CALL_RULES: Final[dict[CallAction, dict[CallStatus, CallDecision | dict[Poster,
         "offered": _refused("ended"),
         "abandoned": _refused("ended"),
         "overflowed": _refused("ended"),
+        "callback_requested": _refused("ended"),
+    },
+    # The callback offer (issue 16 item 3): only a waiting call takes it; a repeat is answered.
+    "callback": {
+        "waiting": Move("callback_requested"),
+        "callback_requested": NOOP,
+        "offered": Refuse("not_waiting", "call {call} is offered to an agent: only a waiting call takes a callback"),
+        "answered": Refuse("not_waiting", "call {call} is answered: only a waiting call takes a callback"),
+        "abandoned": Refuse("not_waiting", "call {call} is abandoned: only a waiting call takes a callback"),
+        "overflowed": Refuse("not_waiting", "call {call} is overflowed: only a waiting call takes a callback"),
+        "ended": Refuse("not_waiting", "call {call} is ended: only a waiting call takes a callback"),
     },
 }
 
@@ -248,11 +266,26 @@ TALLY_MOVES: Final[dict[EventKind, tuple[tuple[str, Amount], ...]]] = {
     "abandoned": (("abandoned", "one"), ("abandoned_within", "within"), ("short_abandoned", "short")),
     "overflowed": (("overflowed", "one"),),
     "ended": (("ended", "one"), ("handle_sum", "value")),
+    # Counted apart: in no service-level formula's numerator or denominator (service_level.FORMULAS).
+    "callback_requested": (("callback_requested", "one"),),
+    # A caller who abandoned came back within resume_window_s and took the place back (issue 16
+    # item 4); the value is the abandoned call's wait. The abandon stays counted; the default
+    # formula leaves resumed abandons out (short ones are out already: `resumed_short`).
+    "resumed": (("resumed", "one"), ("resumed_short", "short")),
 }
 
 # The fields of TALLY_MOVES the lifetime (/metrics) tally keeps. The Redis engine adds every
 # move to its lifetime hash; the others lie there unread.
-LIFETIME_FIELDS: Final = ("arrived", "answered", "answered_within", "abandoned", "short_abandoned", "overflowed")
+LIFETIME_FIELDS: Final = (
+    "arrived",
+    "answered",
+    "answered_within",
+    "abandoned",
+    "short_abandoned",
+    "overflowed",
+    "callback_requested",
+    "resumed",
+)
 LIFETIME_SUMS: Final = ("answer_wait_sum",)
 LIFETIME_MOVES: Final[dict[EventKind, tuple[tuple[str, Amount], ...]]] = {
     kind: tuple(m for m in moves if m[0] in LIFETIME_FIELDS + LIFETIME_SUMS) for kind, moves in TALLY_MOVES.items()
@@ -283,6 +316,13 @@ CALLBACK_TIERS: Final[frozenset[Tier]] = frozenset({"mid"})
 # Tiers admitted to a queue already at its max_waiting (the rest overflow as `queue_full`).
 ADMITTED_WHEN_FULL: Final[frozenset[Tier]] = frozenset({"vip"})
 
+# Tiers offered a callback that keeps their place (issue 16 item 3) by default; policy.TierPolicy's
+# `offer_callback` changes it per tier. The offer is shown when the wait quoted exceeds the tier's
+# `offer_callback_after_s` (`offers_callback`).
+OFFER_TIERS: Final[frozenset[Tier]] = frozenset({"mid"})
+# The reason of a callback the caller asked for from the line.
+REQUESTED_REASON: Final = "requested"
+
 # The reason a call that arrives while its queue is closed overflows with (every tier: no agent
 # works a closed queue); a tier of CALLBACK_TIERS gets a callback due from the next opening.
 CLOSED_REASON: Final = "closed"
@@ -295,9 +335,9 @@ assert set(RANK) == set(TIERS)
 # calls rank as mid, ordering.effective_rank), across the asked queues by tier then arrival.
 # ("callbacks", "urgent"): the callback due soonest among those handed out now (next attempt
 # come, queue open) when it is within `callback_urgent_s` of its deadline; ("callbacks",
-# "rest"): that callback whatever its deadline. A held place (issue 16 item 3, not built) is
-# meant to be an entry of the waiting line in its tier lane, so it is picked by its
-# ("calls", rank) step and becomes a callback task when it is first: no step of its own.
+# "rest"): that callback whatever its deadline. A held place (issue 16 item 3) is an entry of
+# the waiting line in its tier lane, so it is picked by its ("calls", rank) step and becomes a
+# callback task (handed to the agent as the callback's attempt) when it is first: no step of its own.
 NextStep = tuple[Literal["calls"], int] | tuple[Literal["callbacks"], Literal["urgent", "rest"]]
 NEXT_ORDER: Final[tuple[NextStep, ...]] = (
     ("calls", RANK["vip"]),
@@ -326,3 +366,15 @@ def next_pick(call_rank: int | None, callback_deadline: float | None, now: float
         elif callback_deadline is not None and (which == "rest" or is_urgent(callback_deadline, now, urgent_s)):
             return "callback"
     return None
+
+
+# --- the callback offer (issue 16 item 3) ----------------------------------------------------
+
+
+def offers_callback(
+    offered: bool, status: CallStatus, estimate: float | None, after_s: float, caller_has_callback: bool
+) -> bool:
+    """Whether a call's answer carries `offer_callback: true`: its tier is offered one, it
+    waits, the wait quoted exceeds `after_s`, and the caller holds no active callback already
+    (one callback per caller). Applied in Python to what either engine answers."""
+    return offered and status == "waiting" and estimate is not None and estimate > after_s and not caller_has_callback

@@ -24,7 +24,14 @@ from tierline.queue.callback_index import CallbackIndex
 from tierline.queue.callbacks import Callback, CallbackReason, Outcome
 from tierline.queue.calls import Call, OverflowReason
 from tierline.queue.clock import Clock
-from tierline.queue.decisions import ADMITTED_WHEN_FULL, CALLBACK_TIERS, CLOSED_REASON, next_pick
+from tierline.queue.decisions import (
+    ADMITTED_WHEN_FULL,
+    CALLBACK_TIERS,
+    CLOSED_REASON,
+    REQUESTED_REASON,
+    next_pick,
+    offers_callback,
+)
 from tierline.queue.errors import Conflict, Invalid, NotFound
 from tierline.queue.estimate import QueueLoad, announce
 from tierline.queue.history import events as ev
@@ -108,6 +115,10 @@ class MemoryCallStore:
         self._settled = SettledDay(policy)
         self._last_prune = self._started_at
         self._hours = policy.hours_book()  # opening-hour windows per queue (queue/hours.py)
+        # Places held in line for a requested callback (issue 16 item 3): call_id -> callback_id
+        # while the place waits, and how many per queue × tier.
+        self._held: dict[str, str] = {}
+        self._held_count: dict[tuple[str, Tier], int] = {}
 
     # --- IVR ------------------------------------------------------------------------------
 
@@ -166,6 +177,33 @@ class MemoryCallStore:
             if call.tier in CALLBACK_TIERS and not short:
                 self._open_callback(call, "abandoned", now)
             self._finish("call", call_id)
+        return self._snapshot(call, now)
+
+    async def request_callback(self, call_id: str) -> CallSnapshot:
+        now = self._tick()
+        call = self._call(call_id)
+        move = calls.decide("callback", call)
+        if move is None:
+            return self._snapshot(call, now)
+        self._check_no_callback(call.caller)
+        # The place stays in its lane: the call leaves the line, its callback keeps the place.
+        call.status = move.to
+        call.left_at = now
+        wait = call.waited(now)
+        self._ledger.record(call.queue, call.tier, "callback_requested", now, wait)
+        self._emit("callback_request", now, call_id, None, call.caller, call.tier, call.queue, None, wait)
+        self._open_callback(call, REQUESTED_REASON, now)
+        assert call.callback_id is not None
+        callback = self._callbacks[call.callback_id]
+        # Not on a work list: it is handed out when its place is first (`next_work`).
+        self._ready[callback.queue].discard(_ready_key(callback))
+        self._snoozed.discard((callback.next_attempt_at, callback.callback_id))
+        callback.held = True
+        self._held[call_id] = callback.callback_id
+        lane = (call.queue, call.tier)
+        self._held_count[lane] = self._held_count.get(lane, 0) + 1
+        self._quoted.pop(call_id, None)
+        self._announced.pop(call_id, None)
         return self._snapshot(call, now)
 
     # --- agents ---------------------------------------------------------------------------
@@ -239,6 +277,12 @@ class MemoryCallStore:
             name, (_, tier, place) = best
             self._queues[name].remove(tier, place)
             call = self._calls[place.call_id]
+            if call.status == "callback_requested":  # a held place is first: its callback is the work
+                callback = self._release_hold(call, now, "handed_out")
+                self._mark_agent(agent_id, names, False, now)
+                key = _ready_key(callback)
+                self._ready[name].add(key)  # handed out as any ready callback is
+                return self._assign_callback(agent_id, (key, name), now)
             call.status = "offered"
             call.agent_id = agent_id
             call.offered_at = now
@@ -313,13 +357,15 @@ class MemoryCallStore:
                 else:
                     tally = self._ledger.rolling(name, tier, window, now)
                 oldest = waitlist.oldest(tier)
+                held = self._held_count.get((name, tier), 0)
                 callbacks_open, callbacks_overdue = self._index.lane(name, tier, now)
                 rows.append(
                     SlaRow(
                         queue=name,
                         tier=tier,
                         figures=sl.figures(tally, policy, formula),
-                        waiting_now=waitlist.count(tier),
+                        waiting_now=waitlist.count(tier) - held,
+                        held=held,
                         oldest_wait_now_s=None if oldest is None else round(now - oldest.arrived_at, 3),
                         intervals=intervals,
                         callbacks_open=callbacks_open,
@@ -337,6 +383,7 @@ class MemoryCallStore:
             for tier in TIERS:
                 policy = self.policy.tier(tier)
                 oldest = waitlist.oldest(tier)
+                held = self._held_count.get((name, tier), 0)
                 rows.append(
                     metrics_row(
                         name,
@@ -345,8 +392,9 @@ class MemoryCallStore:
                         len(bounds),
                         threshold_s=policy.sla_threshold_s,
                         target=policy.sla_target,
-                        waiting_now=waitlist.count(tier),
+                        waiting_now=waitlist.count(tier) - held,
                         oldest_wait_now_s=None if oldest is None else round(now - oldest.arrived_at, 3),
+                        held_now=held,
                     )
                 )
         return MetricsSnapshot(
@@ -415,7 +463,11 @@ class MemoryCallStore:
                 if oldest is None or oldest.arrived_at > now - limit:
                     continue
                 for place in waitlist.expire(tier, now - limit):
-                    self._overflow(self._calls[place.call_id], "max_wait", place.arrived_at + limit)
+                    expired = self._calls[place.call_id]
+                    if expired.status == "callback_requested":  # the place's wait ran out: an ordinary callback
+                        self._release_hold(expired, place.arrived_at + limit, "expired")
+                    else:
+                        self._overflow(expired, "max_wait", place.arrived_at + limit)
         while self._snoozed and self._snoozed[0][0] <= now:
             _, callback_id = self._snoozed.pop(0)
             callback = self._callbacks[callback_id]
@@ -555,6 +607,30 @@ class MemoryCallStore:
         call.callback_id = callback.callback_id
         self._emit_callback("callback_created", at, callback, None, reason, callback.deadline, False)
 
+    def _check_no_callback(self, caller: str) -> None:
+        """One callback per caller: a caller with an active one is not given a second."""
+        active = self._active_callback.get(caller)
+        if active is not None:
+            raise Conflict(f"caller {caller!r} already has callback {active!r} active", code="callback_exists")
+
+    def _release_hold(self, call: Call, at: float, how: str) -> Callback:
+        """The held place of `call` (already out of its lane) stops holding: its callback is
+        handed out now (`handed_out`), goes to the callback lists by its deadline (`expired`:
+        the place's wait ran out), or was closed (`resolved`: the caller got through)."""
+        callback_id = self._held.pop(call.call_id)
+        lane = (call.queue, call.tier)
+        self._held_count[lane] -= 1
+        callback = self._callbacks[callback_id]
+        callback.held = False
+        self._emit_callback("hold_released", at, callback, None, how)
+        if how == "expired" and callback.active:
+            if callback.next_attempt_at <= self.clock.now():
+                self._ready[callback.queue].add(_ready_key(callback))
+            else:
+                self._snoozed.add((callback.next_attempt_at, callback_id))
+        self._finish("call", call.call_id)
+        return callback
+
     def _resolve_inbound(self, caller: str, now: float) -> None:
         callback_id = self._active_callback.get(caller)
         if callback_id is None:
@@ -565,6 +641,10 @@ class MemoryCallStore:
             self._index.status_changed(callback, "open")
             self._ready[callback.queue].discard(key)
             self._snoozed.discard(snooze)
+            held = self._calls.get(callback.call_id)
+            if callback.held and held is not None:  # its place leaves the line too
+                self._queues[held.queue].remove(held.tier, held.place)
+                self._release_hold(held, now, "resolved")
             self._close_callback(callback, now, None)
 
     def _close_callback(self, callback: Callback, now: float, agent_id: str | None) -> None:
@@ -621,6 +701,9 @@ class MemoryCallStore:
             estimate = self._loads[call.queue].estimate(position, call.tier, now, now - self._started_at)
             announced = self._announced[call.call_id] = announce(self._announced.get(call.call_id), position)
         callback = self._callbacks.get(call.callback_id) if call.callback_id else None
+        tier = self.policy.tier(call.tier)
+        has_callback = call.caller in self._active_callback
+        offer = offers_callback(tier.offer_callback, call.status, estimate, tier.offer_callback_after_s, has_callback)
         return CallSnapshot(
             call=call,
             now=now,
@@ -628,6 +711,7 @@ class MemoryCallStore:
             estimated_wait_s=estimate,
             announce_position=announced,
             callback=callback,
+            offer_callback=offer,
         )
 
     def _accuracy_of(self, queue: str, tier: Tier) -> Accuracy:

@@ -61,6 +61,8 @@ class LifetimeTally(msgspec.Struct, kw_only=True):
     abandoned: int = 0  # short abandons included
     short_abandoned: int = 0
     overflowed: int = 0
+    callback_requested: int = 0  # took the callback offer: counted apart (issue 16 item 3)
+    resumed: int = 0  # abandons taken back by a re-call within resume_window_s (item 4)
     answer_wait_sum: float = 0.0
     answer_wait_buckets: list[int] = msgspec.field(default_factory=list)  # len(bounds) + 1, not cumulative
 
@@ -144,6 +146,9 @@ class MetricsRow(msgspec.Struct, kw_only=True):
     target: float | None
     waiting_now: int
     oldest_wait_now_s: float | None
+    callback_requested: int = 0
+    resumed: int = 0
+    held_now: int = 0  # places held in line for a callback (issue 16 item 3), not in waiting_now
 
 
 class MetricsSnapshot(msgspec.Struct, kw_only=True):
@@ -169,6 +174,7 @@ def metrics_row(
     target: float | None,
     waiting_now: int,
     oldest_wait_now_s: float | None,
+    held_now: int = 0,
 ) -> MetricsRow:
     buckets = list(tally.answer_wait_buckets) or [0] * (n_bounds + 1)
     return MetricsRow(
@@ -187,4 +193,7 @@ def metrics_row(
         target=target,
         waiting_now=waiting_now,
         oldest_wait_now_s=oldest_wait_now_s,
+        callback_requested=tally.callback_requested,
+        resumed=tally.resumed,
+        held_now=held_now,
     )

@@ -11,6 +11,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from tierline.queue.decisions import OFFER_TIERS
 from tierline.queue.hours import HoursBook, Schedule
 from tierline.tiers.model import DEFAULT_TIER, TIERS, Tier
 from tierline.tiers.reload import DEFAULT_MAX_REJECT_RATIO
@@ -27,12 +28,19 @@ class TierPolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sla_threshold_s: Seconds | None = None
     sla_target: Share | None = None  # 0 = no target
     overflow_after_s: Seconds | None = None  # 0 = never overflows on wait
+    # The callback offer that keeps the place (issue 16 item 3): whether this tier is offered
+    # one (default: the tiers of decisions.OFFER_TIERS, mid), once the wait quoted exceeds
+    # offer_callback_after_s (default: the tier's sla_threshold_s).
+    offer_callback: bool | None = None
+    offer_callback_after_s: Seconds | None = None
 
 
 class ResolvedTierPolicy(msgspec.Struct, frozen=True):
     sla_threshold_s: float
     sla_target: float | None
     overflow_after_s: float | None
+    offer_callback: bool = False
+    offer_callback_after_s: float = 0.0
 
 
 TIER_DEFAULTS: Final[dict[Tier, ResolvedTierPolicy]] = {
@@ -83,6 +91,9 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
     callback_urgent_s: Seconds = 2 * 3600.0
     timezone: str = "UTC"
     sla_formula: SlaFormula = "default"
+    # A caller who abandoned and calls the same queue again within this many seconds takes back
+    # the original place and tier (issue 16 item 4); 0 = off.
+    resume_window_s: Seconds = 0.0
     retain_finished_s: Annotated[float, msgspec.Meta(gt=0)] = 24 * 3600.0
     reload_max_reject_ratio: Share = DEFAULT_MAX_REJECT_RATIO
 
@@ -94,11 +105,14 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
             base, given = TIER_DEFAULTS[tier], self.tiers.get(tier, TierPolicy())
             target = base.sla_target if given.sla_target is None else given.sla_target
             overflow = base.overflow_after_s if given.overflow_after_s is None else given.overflow_after_s
+            threshold = base.sla_threshold_s if given.sla_threshold_s is None else given.sla_threshold_s
             resolved[tier] = ResolvedTierPolicy(
-                sla_threshold_s=base.sla_threshold_s if given.sla_threshold_s is None else given.sla_threshold_s,
+                sla_threshold_s=threshold,
                 sla_target=target or None,
                 # VIPs are never overflowed, whatever a config says.
                 overflow_after_s=None if tier == "vip" else (overflow or None),
+                offer_callback=tier in OFFER_TIERS if given.offer_callback is None else given.offer_callback,
+                offer_callback_after_s=threshold if (after := given.offer_callback_after_s) is None else after,
             )
         self._resolved: dict[Tier, ResolvedTierPolicy] = resolved
         # A HoursError (a ValueError) here is a validation error of the config, naming the queue.

@@ -66,6 +66,7 @@ local K_DUE, K_OFFERS, K_HOLD = KEY.due, KEY.offers, KEY.holding
 local K_CBACTIVE, K_SNOOZED, K_FINISHED = KEY.cbactive, KEY.snoozed, KEY.finished
 local K_CBACT, K_CBDONE, K_CBSTAT = KEY.cbact, KEY.cbdone, KEY.cbstat
 local K_EVENTS, K_EVEPOCH, K_EVSEQ = KEY.events, KEY.evepoch, KEY.evseq
+local K_HELD = KEY.held
 
 local function call_key(id) return KEY.call .. ":" .. id end
 local function cb_key(id) return KEY.callback .. ":" .. id end
@@ -426,11 +427,38 @@ local function open_callback(c, reason, at)
   set_call(c, { callback_id = id })
 end
 
+-- A held place (issue 16 item 3), already out of its lane, stops holding: its callback is
+-- handed out now ("handed_out"), joins the callbacks by deadline ("expired": the place's wait
+-- ran out) or was closed ("resolved"). MemoryCallStore._release_hold, written a second time.
+local function release_hold(c, at, how)
+  local id = c.callback_id
+  redis.call("HSET", cb_key(id), "held", "false")
+  redis.call("HINCRBY", K_HELD, c.queue .. "|" .. c.tier, -1)
+  local b = load_cb(id)
+  emit_cb("hold_released", at, b, nil, "how", how)
+  if how == "expired" and (b.status == "open" or b.status == "assigned") then
+    local due = tonumber(b.next_attempt_at)
+    if due <= NOW then
+      redis.call("ZADD", ready_key(b.queue), b.deadline, id)
+    else
+      redis.call("ZADD", K_SNOOZED, num(due), id)
+    end
+  end
+  finish("c", c.call_id, at)
+end
+
 local function resolve_inbound(caller, now)
   local id = redis.call("HGET", K_CBACTIVE, caller)
   if not id then return end
   local b = load_cb(id)
-  if RULES.resolved_by_inbound[b.status] then cb_close(b, "resolved_inbound", now, nil) end
+  if RULES.resolved_by_inbound[b.status] then
+    if b.held == "true" then  -- its place leaves the line too
+      local h = load_call(b.call_id)
+      lane_remove(h)
+      release_hold(h, now, "resolved")
+    end
+    cb_close(b, "resolved_inbound", now, nil)
+  end
 end
 
 -- --- moves shared by several ops ------------------------------------------------------------
@@ -498,7 +526,11 @@ local function tick(given)
   for i = 1, #due, 2 do
     local c = load_call(due[i])
     lane_remove(c)
-    overflow(c, "max_wait", tonumber(due[i + 1]))
+    if c.status == "callback_requested" then  -- a held place's wait ran out: an ordinary callback
+      release_hold(c, tonumber(due[i + 1]), "expired")
+    else
+      overflow(c, "max_wait", tonumber(due[i + 1]))
+    end
   end
   for _, id in ipairs(redis.call("ZRANGEBYSCORE", K_SNOOZED, "-inf", num(now))) do
     redis.call("ZREM", K_SNOOZED, id)
@@ -541,7 +573,9 @@ local function call_reply(c, now, known_position, known_estimate)
   end
   local cb = false
   if c.callback_id then cb = redis.call("HGETALL", cb_key(c.callback_id)) end
-  return { "call", redis.call("HGETALL", call_key(c.call_id)), pos, estimate, cb, num(now) }
+  -- whether the caller holds an active callback: the offer is shown only to one who does not
+  local has_cb = c.status == "waiting" and redis.call("HEXISTS", K_CBACTIVE, c.caller) or 0
+  return { "call", redis.call("HGETALL", call_key(c.call_id)), pos, estimate, cb, num(now), has_cb }
 end
 
 local function existing_call(id)
@@ -689,6 +723,31 @@ function ops.abandon(now, call_id)
   return call_reply(c, now)
 end
 
+-- The callback offer taken (issue 16 item 3): the call leaves the line as callback_requested;
+-- its place stays in its lane (and in K_DUE: when that wait runs out the hold is released),
+-- held for a callback (reason `requested`) that `next` hands out when the place is first.
+function ops.callback(now, call_id)
+  local c, err = existing_call(call_id)
+  if not c then return err end
+  local move, reply = decide("callback", c, "", now)
+  if not move then return reply end
+  local active = redis.call("HGET", K_CBACTIVE, c.caller)
+  if active then
+    return fail("callback_exists", "caller '" .. c.caller .. "' already has callback '" .. active .. "' active")
+  end
+  set_call(c, { status = move.to, left_at = num(now), quoted = false, announce = false })
+  local wait = waited(c, now)
+  record(c.queue, c.tier, "callback_requested", now, wait)
+  emit_call("callback_request", now, c, nil, "wait_s", num(wait))
+  open_callback(c, RULES.requested_reason, now)
+  local id = c.callback_id
+  redis.call("ZREM", ready_key(c.queue), id)  -- on no work list while its place waits
+  redis.call("ZREM", K_SNOOZED, id)
+  redis.call("HSET", cb_key(id), "held", "true")
+  redis.call("HINCRBY", K_HELD, c.queue .. "|" .. c.tier, 1)
+  return call_reply(c, now)
+end
+
 ops["end"] = function(now, call_id)
   local c, err = existing_call(call_id)
   if not c then return err end
@@ -766,6 +825,13 @@ function ops.next(now, agent, only, ...)
     elseif cb_best and (step[2] == "rest" or (CFG.cb_urgent > 0 and cb_score - now <= CFG.cb_urgent)) then
       pick = "callback"; break
     end
+  end
+  if pick == "call" and redis.call("HGET", call_key(best[3]), "status") == "callback_requested" then
+    -- a held place is first: it leaves the line and its callback is the work, handed out below
+    local c = load_call(best[3])
+    lane_remove(c)
+    release_hold(c, now, "handed_out")
+    pick, cb_best = "callback", { c.callback_id, best_queue }
   end
   if pick == "call" then
     local c = load_call(best[3])
@@ -893,6 +959,7 @@ function ops.lanes(now, ...)
       local cbl = cb_lane_key(queue, TIER_OF[rank])
       out[#out + 1] = {
         queue, TIER_OF[rank], count, oldest, redis.call("ZCARD", cbl), redis.call("ZCOUNT", cbl, "-inf", "(" .. num(now)),
+        tonumber(redis.call("HGET", K_HELD, queue .. "|" .. TIER_OF[rank]) or "0"),  -- held places, in count
       }
       -- the quotes' accuracy counters of the lane (queue/wait_accuracy.py), in the same order
       acc[#acc + 1] = redis.call("HGETALL", acc_key(queue, TIER_OF[rank]))

@@ -55,6 +55,8 @@ ENGINE: Final[dict[str, str]] = {
     "evarchived": "events:archived",
     # Tokens of tier-edit outbox entries already appended to the stream (tiers/redis_events.py).
     "evmoved": "events:moved",
+    # Places held in line for a requested callback, counted per "<queue>|<tier>" (issue 16 item 3).
+    "held": "held",
 }
 
 # The consumer group every archiver on a store joins (queue/history/archiver_redis.py).

@@ -138,6 +138,7 @@ def rules_view() -> dict[str, object]:
         "histogram_kind": d.HISTOGRAM_KIND,
         "retry_status": d.RETRY_STATUS,
         "closed_reason": d.CLOSED_REASON,
+        "requested_reason": d.REQUESTED_REASON,
         "next_order": d.NEXT_ORDER,
         "give_up_status": d.GIVE_UP_STATUS,
         "call": d.CALL_MOVES,

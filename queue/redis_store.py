@@ -22,7 +22,7 @@ from tierline.queue import service_level as sl
 from tierline.queue.callbacks import Attempt, Callback, Outcome
 from tierline.queue.calls import Call
 from tierline.queue.clock import Clock
-from tierline.queue.decisions import CALL_AT_CHECKS
+from tierline.queue.decisions import CALL_AT_CHECKS, offers_callback
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
 from tierline.queue.history import events as ev
 from tierline.queue.history.archiver_redis import StreamFigures
@@ -57,6 +57,8 @@ _ERRORS: Final[dict[str, type[EngineError]]] = {
     "invalid_state": Conflict,
     "agent_busy": Conflict,
     "not_assigned": Conflict,
+    "not_waiting": Conflict,
+    "callback_exists": Conflict,
     **{code: Invalid for _, code, _ in CALL_AT_CHECKS},
 }
 
@@ -202,13 +204,18 @@ class RedisCallStore:
         call = call_from(fields)
         position = reply[2]
         announced = fields.get("announce")
+        estimate = None if reply[3] is None else float(reply[3])
+        tier = self.policy.tier(call.tier)
+        # reply[6]: whether the caller holds an active callback (one per caller)
+        offer = offers_callback(tier.offer_callback, call.status, estimate, tier.offer_callback_after_s, bool(reply[6]))
         return CallSnapshot(
             call=call,
             now=float(reply[5]),
             position=position,
-            estimated_wait_s=None if reply[3] is None else float(reply[3]),
+            estimated_wait_s=estimate,
             announce_position=None if position is None or announced is None else int(announced),
             callback=callback_from(_pairs(reply[4])) if reply[4] else None,
+            offer_callback=offer,
         )
 
     def _queue(self, queue: str) -> str:
@@ -251,6 +258,9 @@ class RedisCallStore:
 
     async def end(self, call_id: str) -> CallSnapshot:
         return self._snapshot(await self._op("end", call_id))
+
+    async def request_callback(self, call_id: str) -> CallSnapshot:
+        return self._snapshot(await self._op("callback", call_id))
 
     async def next_work(self, agent_id: str, queues: list[str] | None, only: WorkKind | None = None) -> Work | None:
         names = [self._queue(q) for q in queues] if queues else list(self.policy.queues)
@@ -328,12 +338,14 @@ class RedisCallStore:
             else:
                 tally = sl.total(fetched.values())
             oldest = lane[3]
+            held = int(lane[6])  # places held for a callback, in the lane's count
             rows.append(
                 SlaRow(
                     queue=name,
                     tier=tier,
                     figures=sl.figures(tally, policy, formula),
-                    waiting_now=int(lane[2]),
+                    waiting_now=int(lane[2]) - held,
+                    held=held,
                     oldest_wait_now_s=None if oldest is None else round(now - float(oldest), 3),
                     intervals=intervals,
                     callbacks_open=int(lane[4]),
@@ -374,8 +386,9 @@ class RedisCallStore:
                     len(bounds),
                     threshold_s=policy.sla_threshold_s,
                     target=policy.sla_target,
-                    waiting_now=int(lane[2]),
+                    waiting_now=int(lane[2]) - int(lane[6]),
                     oldest_wait_now_s=None if oldest is None else round(now - float(oldest), 3),
+                    held_now=int(lane[6]),
                 )
             )
         counts = {k: int(v) for k, v in _pairs(reply[3]).items()}

@@ -38,11 +38,23 @@ class Tally(msgspec.Struct, kw_only=True):
     answer_wait_max: float = 0.0
     ended: int = 0
     handle_sum: float = 0.0
+    # Calls that took the callback offer and left the line (issue 16 item 3): counted apart, in
+    # no formula. Abandons taken back by a re-call within resume_window_s (item 4), and of
+    # those the short ones (already left out as short abandons).
+    callback_requested: int = 0
+    resumed: int = 0
+    resumed_short: int = 0
 
     @property
     def offered(self) -> int:
-        """Calls whose wait ended here, however it ended."""
+        """Calls whose wait ended here answered, abandoned or overflowed (a callback taken from
+        the line is counted apart: `callback_requested`)."""
         return self.answered + self.abandoned + self.overflowed
+
+    @property
+    def resumed_long(self) -> int:
+        """Resumed abandons that were not short: what the default formula leaves out beside the short ones."""
+        return self.resumed - self.resumed_short
 
     def add(self, other: Tally) -> None:
         for field in _SUMMED:
@@ -84,8 +96,10 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 FORMULAS: Final[dict[SlaFormula, tuple[str, Callable[[Tally], float | None]]]] = {
     "default": (
-        "answered within threshold / (answered + abandoned + overflowed - short abandons)",
-        lambda t: _ratio(t.answered_within, t.answered + t.abandoned + t.overflowed - t.short_abandoned),
+        "answered within threshold / (answered + abandoned + overflowed - short abandons - resumed abandons)",
+        lambda t: _ratio(
+            t.answered_within, t.answered + t.abandoned + t.overflowed - t.short_abandoned - t.resumed_long
+        ),
     ),
     "answered_only": (
         "answered within threshold / answered",
@@ -112,6 +126,8 @@ class Figures(msgspec.Struct, kw_only=True):
     short_abandoned: int
     overflowed: int
     arrived: int
+    callback_requested: int
+    resumed: int
     service_level: float | None
     threshold_s: float
     target: float | None
@@ -132,6 +148,8 @@ def figures(tally: Tally, tier: ResolvedTierPolicy, formula: SlaFormula) -> Figu
         short_abandoned=tally.short_abandoned,
         overflowed=tally.overflowed,
         arrived=tally.arrived,
+        callback_requested=tally.callback_requested,
+        resumed=tally.resumed,
         service_level=None if level is None else round(level, 6),
         threshold_s=tier.sla_threshold_s,
         target=tier.sla_target,

@@ -36,6 +36,9 @@ class CallSnapshot(msgspec.Struct, kw_only=True):
     # arriving push the true position up; a caller hears it only go down).
     announce_position: int | None = None
     callback: Callback | None = None
+    # The callback offer (decisions.offers_callback): shown while the wait quoted exceeds the
+    # tier's offer_callback_after_s and the caller holds no active callback.
+    offer_callback: bool = False
 
 
 class Work(msgspec.Struct, kw_only=True):
@@ -58,6 +61,9 @@ class SlaRow(msgspec.Struct, kw_only=True):
     waiting_now: int
     oldest_wait_now_s: float | None
     intervals: list[IntervalFigures] | None = None
+    # Places held in line for a requested callback (issue 16 item 3): not in waiting_now, but in
+    # the positions of the calls behind them and in max_waiting.
+    held: int = 0
     # Callbacks of this queue × tier now, active (open or assigned) and active past their
     # deadline: kept by the engine as indexes that move with each callback, read in O(log n).
     callbacks_open: int = 0
@@ -158,6 +164,12 @@ class CallStore(Protocol):
     async def abandon(self, call_id: str) -> CallSnapshot: ...
 
     async def end(self, call_id: str) -> CallSnapshot: ...
+
+    async def request_callback(self, call_id: str) -> CallSnapshot:
+        """The waiting caller takes the callback offer: the call leaves the line as
+        `callback_requested`, a callback (reason `requested`) keeps its place (issue 16 item 3).
+        Idempotent; `Conflict` not_waiting or callback_exists, before anything changes."""
+        ...
 
     async def next_work(self, agent_id: str, queues: list[str] | None, only: WorkKind | None = None) -> Work | None:
         """`only` "callbacks": the callback due soonest that may be handed out now, never a

@@ -99,6 +99,21 @@ async def abandon_call(request: web.Request) -> web.Response:
 
 @v1.route(
     "POST",
+    "/v1/calls/{call_id}/callback",
+    summary="The waiting caller takes the callback offer: the call leaves the line as callback_requested and a "
+    "callback (reason requested) keeps its place (idempotent; 409 not_waiting, 409 callback_exists)",
+    role="api",
+    body=EmptyBody,
+    responses={200: CallView},
+)
+async def request_callback(request: web.Request) -> web.Response:
+    await read_json(request, EmptyBody)
+    snapshot = await services(request).calls.request_callback(path_param(request, "call_id"))
+    return json_response(call_view(snapshot))
+
+
+@v1.route(
+    "POST",
     "/v1/calls/{call_id}/end",
     summary="An answered call ended",
     role="api",

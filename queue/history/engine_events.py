@@ -32,6 +32,9 @@ FIGURES: Final[dict[str, tuple[str, ...]]] = {
     "callback_assigned": ("attempt",),
     "callback_outcome": ("outcome", "attempts"),
     "callback_closed": ("reason", "deadline"),
+    "callback_request": ("wait_s",),
+    "hold_released": ("how",),
+    "resume": ("resumed_from", "position"),
     "tiers_reloaded": ("version", "counts"),
     "tier_edited": ("edit", "version"),
 }

@@ -119,6 +119,32 @@ class CallbackClosed(EventBase, frozen=True, tag="callback_closed"):
     deadline: float
 
 
+class CallbackRequest(EventBase, frozen=True, tag="callback_request"):
+    """The waiting caller took the callback offer after `wait_s`: the call left the line, its
+    place stays held for the callback (a `callback_created` with reason `requested` follows)."""
+
+    wait_s: float
+
+
+HoldHow = Literal["handed_out", "expired", "resolved"]
+
+
+class HoldReleased(EventBase, frozen=True, tag="hold_released"):
+    """A held place left the line: it was first and its callback went to `agent` (`handed_out`,
+    a `callback_assigned` follows), its wait ran out and the callback joined the others by
+    deadline (`expired`), or the caller got through inbound (`resolved`)."""
+
+    how: HoldHow
+
+
+class Resume(EventBase, frozen=True, tag="resume"):
+    """A caller who abandoned `resumed_from` called the same queue again within
+    resume_window_s: this call took back that call's place and tier, at `position`."""
+
+    resumed_from: str
+    position: int
+
+
 class TiersReloaded(EventBase, frozen=True, tag="tiers_reloaded"):
     """A full tier reload swapped in `version`; `counts` holds its callers per tier."""
 
@@ -145,6 +171,9 @@ Event = (
     | CallbackAssigned
     | CallbackOutcomeEvent
     | CallbackClosed
+    | CallbackRequest
+    | HoldReleased
+    | Resume
     | TiersReloaded
     | TierEdited
 )
@@ -163,6 +192,9 @@ KINDS: Final[tuple[str, ...]] = tuple(
         CallbackAssigned,
         CallbackOutcomeEvent,
         CallbackClosed,
+        CallbackRequest,
+        HoldReleased,
+        Resume,
         TiersReloaded,
         TierEdited,
     )

@@ -151,6 +151,13 @@ class CallbackView(Struct, kw_only=True):
     ]
     closed_at: datetime | UnsetType = UNSET
     note: str | UnsetType = UNSET
+    held: Annotated[
+        bool,
+        Meta(
+            description="a requested callback whose place still waits in line: handed out when the place is first "
+            "(README: Callback offer that keeps the place)"
+        ),
+    ] = False
 
 
 class CallView(Struct, kw_only=True):
@@ -176,6 +183,18 @@ class CallView(Struct, kw_only=True):
             "announced before while the call waits (VIPs arriving do not move it up); null when not waiting"
         ),
     ] = None
+    offer_callback: Annotated[
+        bool,
+        Meta(
+            description="offer the caller a callback that keeps the place (POST /v1/calls/{call_id}/callback): the "
+            "tier is offered one, the call waits, estimated_wait_s exceeds the tier's offer_callback_after_s and "
+            "the caller has no active callback"
+        ),
+    ] = False
+    resumed_from: Annotated[
+        str | UnsetType,
+        Meta(description="the abandoned call whose place and tier this call took back (resume_window_s)"),
+    ] = UNSET
     arrived_at: datetime
     waited_s: float
     agent_id: str | None
@@ -202,6 +221,13 @@ class SlaRowView(Figures, kw_only=True):
     queue: str
     tier: Tier
     waiting_now: int
+    held: Annotated[
+        int,
+        Meta(
+            description="places held in line now for a requested callback: not in waiting_now, but counted in the "
+            "positions of the callers behind them and in max_waiting"
+        ),
+    ]
     oldest_wait_now_s: float | None
     callbacks_open: Annotated[int, Meta(description="callbacks of this queue × tier open or assigned now")]
     callbacks_overdue: Annotated[int, Meta(description="of those, the ones past their deadline")]
@@ -285,6 +311,7 @@ def callback_view(callback: Callback) -> CallbackView:
         at_risk=callback.at_risk,
         closed_at=UNSET if callback.closed_at is None else ts(callback.closed_at),
         note=UNSET if callback.note is None else callback.note,
+        held=callback.held,
     )
 
 
@@ -300,6 +327,8 @@ def call_view(snapshot: CallSnapshot) -> CallView:
         ahead=None if snapshot.position is None else snapshot.position - 1,
         estimated_wait_s=snapshot.estimated_wait_s,
         announce_position=snapshot.announce_position,
+        offer_callback=snapshot.offer_callback,
+        resumed_from=UNSET if call.resumed_from is None else call.resumed_from,
         arrived_at=ts(call.arrived_at),
         waited_s=round(call.waited(now), 3),
         agent_id=call.agent_id,
@@ -337,6 +366,7 @@ def sla_view(report: SlaReport, formula: str, formula_text: str, timezone: str, 
                 queue=row.queue,
                 tier=row.tier,
                 waiting_now=row.waiting_now,
+                held=row.held,
                 oldest_wait_now_s=row.oldest_wait_now_s,
                 callbacks_open=row.callbacks_open,
                 callbacks_overdue=row.callbacks_overdue,

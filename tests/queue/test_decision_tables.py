@@ -60,7 +60,10 @@ def builtins(value: Any) -> Any:
 
 # A waiting call names no agent (a requeue clears it) and an overflowed one never had one or
 # lost it when it went back to the queue: no agent can be "the same" for them.
-UNREACHABLE_CALLS = {(a, s, "same") for a in ("answer", "requeue") for s in ("waiting", "overflowed")}
+# A call that took the callback offer was waiting, so it names no agent either.
+UNREACHABLE_CALLS = {
+    (a, s, "same") for a in ("answer", "requeue") for s in ("waiting", "overflowed", "callback_requested")
+}
 
 
 async def call_in(store: CallStore, status: d.CallStatus, queue: str, n: str) -> str:
@@ -78,6 +81,8 @@ async def call_in(store: CallStore, status: d.CallStatus, queue: str, n: str) ->
         await store.abandon(call_id)
     if status == "ended":
         await store.end(call_id)
+    if status == "callback_requested":
+        await store.request_callback(call_id)
     got = (await store.get_call(call_id)).call
     assert got.status == status
     return call_id
@@ -91,6 +96,8 @@ async def act(store: CallStore, action: d.CallAction, call_id: str, agent: str |
         return await store.requeue(call_id, agent)
     if action == "abandon":
         return await store.abandon(call_id)
+    if action == "callback":
+        return await store.request_callback(call_id)
     return await store.end(call_id)
 
 
@@ -377,6 +384,7 @@ async def test_the_lua_engine_receives_exactly_the_python_tables(redis_url: str)
         d.GIVE_UP_STATUS,
     )
     assert rules["closed_reason"] == d.CLOSED_REASON
+    assert rules["requested_reason"] == d.REQUESTED_REASON
     assert rules["next_order"] == [list(step) for step in d.NEXT_ORDER]
     assert rules["call"] == {
         action: {status: {who: _decision(x) for who, x in by_who.items()} for status, by_who in by_status.items()}
@@ -399,6 +407,7 @@ async def test_the_lua_engine_receives_exactly_the_python_tables(redis_url: str)
         "retry_status",
         "give_up_status",
         "closed_reason",
+        "requested_reason",
         "next_order",
         "call",
         "outcome",

@@ -350,8 +350,17 @@ def test_formulas_by_hand_and_zero_denominators() -> None:
     assert fn["answered_only"](only_short) is None
     assert fn["all_offered"](only_short) == 0.0
     assert fn["abandons_in_threshold_good"](only_short) == 1.0
-    text = "answered within threshold / (answered + abandoned + overflowed - short abandons)"
+    text = "answered within threshold / (answered + abandoned + overflowed - short abandons - resumed abandons)"
     assert sl.FORMULAS["default"][0] == text
+    # Resumed abandons (issue 16 item 4) leave the default denominator as short ones do, each
+    # once; the other formulas count them as abandons. Callbacks taken from the line
+    # (item 3) are in no formula.
+    resumed = sl.Tally(
+        answered=4, answered_within=3, abandoned=3, short_abandoned=1, resumed=2, resumed_short=1, callback_requested=5
+    )
+    assert fn["default"](resumed) == 3 / (4 + 3 - 1 - 1)
+    assert fn["all_offered"](resumed) == 3 / 7
+    assert fn["answered_only"](resumed) == 3 / 4
 
 
 def test_figures_rounding_and_met() -> None:
