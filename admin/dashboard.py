@@ -22,8 +22,10 @@ ASSET_TYPES = {
     ".js": "text/javascript",
     ".css": "text/css",
     ".svg": "image/svg+xml",
+    ".json": "application/json",  # the language catalogues (i18n.<lang>.json)
 }
 PAGE = "dashboard.html"
+WORKBENCH_PAGE = "workbench.html"  # the back office's page (router/workbench_api.py)
 # No inline script or style, nothing from elsewhere: the page only talks to this service.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

@@ -40,6 +40,7 @@ from tierline.router.public import OPENAPI, public
 from tierline.router.reports_api import reports_api
 from tierline.router.simulate_api import simulate_api, simulation_jobs
 from tierline.router.v1 import v1
+from tierline.router.workbench_api import workbench_api
 from tierline.tiers.memory import MemoryTierStore
 from tierline.tiers.redis_store import RedisTierStore
 
@@ -54,7 +55,7 @@ HISTORY_REDIS_TIMEOUT_S = 2.0  # the archiver's own Redis link: batches, not cal
 HISTORY_START_S = 5.0  # how long start-up waits for the archive before serving without it
 OUTBOX_SWEEP_S = 30.0  # how often the sweeper looks for tier-edit events left in outboxes
 
-TABLES = (v1, admin, forecast_api, reports_api, simulate_api, public)
+TABLES = (v1, admin, forecast_api, reports_api, simulate_api, workbench_api, public)
 ENDPOINTS: list[Endpoint] = [endpoint for table in TABLES for endpoint in table.endpoints]
 
 
@@ -125,6 +126,7 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
         server.admin_token,
         server.max_in_flight,
         2 * server.redis_timeout_s if is_redis_url(server.store) else None,
+        server.backoffice_token,
     )
     app = web.Application(client_max_size=server.max_body_bytes)
     app[SERVICES] = svc

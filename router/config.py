@@ -34,6 +34,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     store: str = "memory"
     api_token: str = ""
     admin_token: str = ""
+    # The back office's token (GET /workbench/): takes and closes callbacks, reads caller
+    # records, nothing else. Optional: the api_token may do all of that too.
+    backoffice_token: str = ""
     insecure: bool = False  # allow a non-loopback bind without tokens
     # "memory", or a Redis URL (queue/redis_urls.py): redis://[user:pass@]host:port/db,
     # rediss://…?ssl_ca_certs=/path/ca.pem (TLS), redis+cluster://host:port,
@@ -87,6 +90,7 @@ _ENV = {
     "STORE": "store",
     "API_TOKEN": "api_token",
     "ADMIN_TOKEN": "admin_token",
+    "BACKOFFICE_TOKEN": "backoffice_token",
     "INSECURE": "insecure",
     "LOG_FORMAT": "log_format",
     "LOG_LEVEL": "log_level",

@@ -11,6 +11,8 @@ from aiohttp import web
 from tierline.router.plumbing.bodies import json_response, read_json
 from tierline.router.plumbing.context import services
 from tierline.router.plumbing.endpoints import EndpointTable
+from tierline.router.plumbing.errors import ApiError
+from tierline.router.plumbing.gate import TOKEN
 from tierline.router.plumbing.messages import (
     AnswerBody,
     CallbackView,
@@ -95,8 +97,6 @@ async def abandon_call(request: web.Request) -> web.Response:
     await read_json(request, EmptyBody)
     snapshot = await services(request).calls.abandon(path_param(request, "call_id"))
     return json_response(call_view(snapshot))
-
-
 @v1.route(
     "POST",
     "/v1/calls/{call_id}/callback",
@@ -110,6 +110,8 @@ async def request_callback(request: web.Request) -> web.Response:
     await read_json(request, EmptyBody)
     snapshot = await services(request).calls.request_callback(path_param(request, "call_id"))
     return json_response(call_view(snapshot))
+
+
 
 
 @v1.route(
@@ -129,15 +131,18 @@ async def end_call(request: web.Request) -> web.Response:
 @v1.route(
     "POST",
     "/v1/agents/{agent_id}/next",
-    summary="A free agent asks for work: the best waiting call, else the callback due soonest",
-    role="api",
+    summary="A free agent asks for work: the best waiting call, else the callback due soonest; "
+    "only: callbacks takes the callback due soonest and never a call (the back office; its token must send it)",
+    role="backoffice",
     body=NextBody,
     responses={200: WorkView, 204: None},
 )
 async def next_work(request: web.Request) -> web.Response:
     body = await read_json(request, NextBody)
     agent_id = path_param(request, "agent_id")
-    work = await services(request).calls.next_work(agent_id, body.queues)
+    if body.only is None and request.get(TOKEN) == "backoffice":
+        raise ApiError(403, "forbidden", "the backoffice token takes callbacks only: send only: callbacks")
+    work = await services(request).calls.next_work(agent_id, body.queues, body.only)
     if work is None:
         return web.Response(status=204)
     return json_response(work_view(work))
@@ -147,7 +152,7 @@ async def next_work(request: web.Request) -> web.Response:
     "GET",
     "/v1/callers/{caller}",
     summary="The caller's tier record (unknown callers get the default tier, known: false)",
-    role="api",
+    role="backoffice",
     responses={200: TierRecordView},
 )
 async def get_caller(request: web.Request) -> web.Response:
@@ -160,14 +165,20 @@ async def get_caller(request: web.Request) -> web.Response:
     "POST",
     "/v1/callbacks/{callback_id}/outcome",
     summary="Record what came of a callback attempt: only by the agent holding it (else 409 not_assigned); "
-    "a retried outcome is a no-op 200",
-    role="api",
+    "a retried outcome is a no-op 200; rescheduled takes call_at (the customer's time, uses no attempt)",
+    role="backoffice",
     body=OutcomeBody,
     responses={200: CallbackView},
 )
 async def callback_outcome(request: web.Request) -> web.Response:
     body = await read_json(request, OutcomeBody)
+    if body.call_at is not None and body.outcome != "rescheduled":
+        raise ApiError(422, "invalid_field", "call_at is given only with the outcome rescheduled")
     callback = await services(request).calls.callback_outcome(
-        path_param(request, "callback_id"), body.outcome, body.agent_id, body.note
+        path_param(request, "callback_id"),
+        body.outcome,
+        body.agent_id,
+        body.note,
+        None if body.call_at is None else body.call_at.timestamp(),
     )
     return json_response(callback_view(callback))

@@ -16,7 +16,20 @@ from aiohttp import web
 from tierline.router.plumbing.params import PATH_PARAMS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Role = Literal["public", "api", "admin"]
+# Who may call an endpoint. "api": the IVR/agent token; "admin": the supervisors' token;
+# "backoffice": the back office's work (take and close callbacks, read caller records), open to
+# the backoffice token and to the IVR/agent token, which keeps everything it did before the
+# backoffice role existed; "public": anyone. `TOKENS_OF` says which tokens each role accepts.
+Role = Literal["public", "api", "admin", "backoffice"]
+TokenName = Literal["api", "admin", "backoffice"]
+# The first token of a role guards it: a role whose first token is not configured is open (the
+# backoffice routes are open exactly when the IVR routes are).
+TOKENS_OF: dict[Role, tuple[TokenName, ...]] = {
+    "public": (),
+    "api": ("api",),
+    "admin": ("admin",),
+    "backoffice": ("api", "backoffice"),
+}
 
 CALL_PATH = "/v1/"  # the IVR/agent surface: api token, admission limit and deadline
 

@@ -4,7 +4,9 @@ Errors: every failure leaves as `{"error": {"code", "message"}}` with the fittin
 Engine refusals, body problems and aiohttp's own HTTP errors (unknown route, wrong method)
 are turned into that shape here, so no handler formats an error itself.
 
-Auth: one bearer token for the IVR/agent API, one for /admin and /metrics. A route's role is
+Auth: one bearer token for the IVR/agent API, one for /admin and /metrics, and one for the back
+office, which may only take and close callbacks and read caller records (routes of role
+"backoffice", which the IVR/agent token may call too: `endpoints.TOKENS_OF`). A route's role is
 the one its endpoint declares (`Gate.wrap` is given it as the table registers the route); a
 request that matches no route (404, 405) meets `no_route`, which has the role of the surface
 its path lies in, so an unauthenticated client learns nothing about which admin paths exist.
@@ -53,7 +55,7 @@ from aiohttp import web
 
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound, Overloaded, Unavailable
 from tierline.queue.redis_link import request_deadline
-from tierline.router.plumbing.endpoints import CALL_PATH, Handler, Role, surface_role
+from tierline.router.plumbing.endpoints import CALL_PATH, TOKENS_OF, Handler, Role, TokenName, surface_role
 from tierline.router.plumbing.errors import ApiError, ClientGone, error_response
 from tierline.router.plumbing.logs import REQUEST
 from tierline.tiers.phone import InvalidCaller
@@ -116,9 +118,14 @@ def error_answer(request: web.Request, exc: Exception) -> web.Response:
 # --- auth -------------------------------------------------------------------------------------
 
 
-def authenticate(request: web.Request, role: Role, tokens: Mapping[Role, bytes]) -> None:
-    """Raise 401/403 unless the request carries the token of `role` (called only when it has one)."""
-    expected = tokens[role]
+# The request item naming the token a request of a "backoffice" route came with (its handler
+# may allow that token less than the IVR's).
+TOKEN: web.RequestKey[str] = web.RequestKey("tierline_token", str)
+
+
+def authenticate(request: web.Request, role: Role, tokens: Mapping[TokenName, bytes]) -> TokenName:
+    """Which of the tokens `role` accepts the request carries; else 401 (none or a wrong one)
+    or 403 (the token of another role). Called only for a guarded role (`TOKENS_OF`)."""
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:
@@ -126,14 +133,20 @@ def authenticate(request: web.Request, role: Role, tokens: Mapping[Role, bytes])
     # aiohttp hands undecodable header bytes over as lone surrogates: turn them back into
     # the bytes that were sent, which then simply fail to match (401, never a 500).
     given_bytes = given.strip().encode("utf-8", "surrogateescape")
-    if not hmac.compare_digest(given_bytes, expected):
-        other = tokens["admin" if role == "api" else "api"]
-        if other and hmac.compare_digest(given_bytes, other):
+    accepted = TOKENS_OF[role]
+    for name in accepted:
+        expected = tokens[name]
+        if expected and hmac.compare_digest(given_bytes, expected):
+            return name
+    for name, other in tokens.items():
+        if name not in accepted and other and hmac.compare_digest(given_bytes, other):
             raise ApiError(403, "forbidden", f"this token is not allowed on {role} routes")
-        raise ApiError(401, "unauthorized", "wrong bearer token")
+    raise ApiError(401, "unauthorized", "wrong bearer token")
 
 
 def open_roles(api_token: str, admin_token: str) -> list[str]:
+    """The roles left open (no token). The backoffice token is optional: without it the back
+    office uses the IVR token, and its routes are guarded (or open) with the IVR routes."""
     return [role for role, token in (("api", api_token), ("admin", admin_token)) if not token]
 
 
@@ -239,8 +252,14 @@ class Gate:
     """Wraps each route's handler. `max_in_flight` 0 = no limit. `budget_s`: the deadline of every
     admitted call-path request (None on the memory store, which makes no Redis calls to bound)."""
 
-    def __init__(self, api_token: str, admin_token: str, max_in_flight: int, budget_s: float | None) -> None:
-        self.tokens: dict[Role, bytes] = {"api": api_token.encode(), "admin": admin_token.encode(), "public": b""}
+    def __init__(
+        self, api_token: str, admin_token: str, max_in_flight: int, budget_s: float | None, backoffice_token: str = ""
+    ) -> None:
+        self.tokens: dict[TokenName, bytes] = {
+            "api": api_token.encode(),
+            "admin": admin_token.encode(),
+            "backoffice": backoffice_token.encode(),
+        }
         self.max_in_flight = max_in_flight
         self.budget_s = budget_s
         self.shed = Shed()
@@ -264,8 +283,11 @@ class Gate:
                 response: web.StreamResponse
                 try:
                     by = surface_role(request.path) if role is None else role
-                    if tokens[by]:
-                        authenticate(request, by, tokens)
+                    guards = TOKENS_OF[by]
+                    if guards and tokens[guards[0]]:
+                        token = authenticate(request, by, tokens)
+                        if by == "backoffice":
+                            request[TOKEN] = token
                     if not admits:
                         response = await handler(request)
                     elif limit and gate.in_flight >= limit:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from tierline.queue.callbacks import Callback, CallbackReason, CallbackStatus, Outcome
+from tierline.queue.callbacks import Attempt, Callback, CallbackReason, CallbackStatus, Outcome
 from tierline.queue.calls import CallStatus, OverflowReason
 from tierline.queue.service_level import Figures, Window
 from tierline.queue.store import CallbackSummary, CallSnapshot, SlaReport, Work
@@ -92,6 +92,13 @@ class EmptyBody(Request):
 
 class NextBody(Request):
     queues: Annotated[list[QueueName], Meta(max_length=64)] | None = None
+    only: Annotated[
+        Literal["callbacks"] | None,
+        Meta(
+            description="callbacks: only the callback due soonest that this agent may work (the back office), "
+            "never a call, whatever the next order; the backoffice token must send it"
+        ),
+    ] = None
 
 
 class OutcomeBody(Request):
@@ -105,6 +112,14 @@ class OutcomeBody(Request):
         ),
     ] = None
     note: Note | None = None
+    call_at: Annotated[
+        Annotated[datetime, Meta(tz=True)] | None,
+        Meta(
+            description="rescheduled only, and required there: when the customer asked to be called; after now, "
+            "not after the deadline, inside the queue's opening hours (else 422 call_at_past, "
+            "call_at_after_deadline, call_at_closed)"
+        ),
+    ] = None
 
 
 class TierEditBody(Request):
@@ -132,12 +147,54 @@ class TierRecordView(Struct, kw_only=True):
     degraded: bool | UnsetType = UNSET
 
 
+class OverflowedCallView(Struct, kw_only=True):
+    """The call that left the callback, as it was when it overflowed (kept after the call is forgotten)."""
+
+    call_id: str
+    held: Annotated[
+        bool,
+        Meta(
+            description="a requested callback whose place still waits in line: handed out when the place is first "
+            "(README: Callback offer that keeps the place)"
+        ),
+    ] = False
+    queue: str
+    reason: CallbackReason
+    overflowed_at: datetime
+    arrived_at: datetime | UnsetType = UNSET
+    waited_s: float | UnsetType = UNSET
+
+
+class AttemptView(Struct, kw_only=True):
+    at: Annotated[datetime, Meta(description="when the outcome was posted")]
+    agent_id: str
+    outcome: Outcome
+    taken_at: datetime | UnsetType = UNSET
+    note: str | UnsetType = UNSET
+    next_attempt_at: Annotated[
+        datetime | UnsetType,
+        Meta(description="when the callback is due again: the retry after no_answer, the customer's time"),
+    ] = UNSET
+
+
 class CallbackView(Struct, kw_only=True):
     callback_id: str
     caller: str
     tier: Tier
     queue: str
     call_id: str
+    offer_callback: Annotated[
+        bool,
+        Meta(
+            description="offer the caller a callback that keeps the place (POST /v1/calls/{call_id}/callback): the "
+            "tier is offered one, the call waits, estimated_wait_s exceeds the tier's offer_callback_after_s and "
+            "the caller has no active callback"
+        ),
+    ] = False
+    resumed_from: Annotated[
+        str | UnsetType,
+        Meta(description="the abandoned call whose place and tier this call took back (resume_window_s)"),
+    ] = UNSET
     reason: CallbackReason
     status: CallbackStatus
     created_at: datetime
@@ -151,13 +208,12 @@ class CallbackView(Struct, kw_only=True):
     ]
     closed_at: datetime | UnsetType = UNSET
     note: str | UnsetType = UNSET
-    held: Annotated[
-        bool,
-        Meta(
-            description="a requested callback whose place still waits in line: handed out when the place is first "
-            "(README: Callback offer that keeps the place)"
-        ),
-    ] = False
+    assigned_at: Annotated[datetime | UnsetType, Meta(description="when the agent holding it took it")] = UNSET
+    overflowed_call: OverflowedCallView | UnsetType = UNSET
+    attempt_log: Annotated[
+        list[AttemptView],
+        Meta(description="the ended attempts and reschedules, oldest first (the last 20)"),
+    ] = []
 
 
 class CallView(Struct, kw_only=True):
@@ -165,6 +221,13 @@ class CallView(Struct, kw_only=True):
     caller: str
     tier: Tier
     queue: str
+    held: Annotated[
+        int,
+        Meta(
+            description="places held in line now for a requested callback: not in waiting_now, but counted in the "
+            "positions of the callers behind them and in max_waiting"
+        ),
+    ]
     status: CallStatus
     position: int | None
     ahead: int | None
@@ -183,18 +246,6 @@ class CallView(Struct, kw_only=True):
             "announced before while the call waits (VIPs arriving do not move it up); null when not waiting"
         ),
     ] = None
-    offer_callback: Annotated[
-        bool,
-        Meta(
-            description="offer the caller a callback that keeps the place (POST /v1/calls/{call_id}/callback): the "
-            "tier is offered one, the call waits, estimated_wait_s exceeds the tier's offer_callback_after_s and "
-            "the caller has no active callback"
-        ),
-    ] = False
-    resumed_from: Annotated[
-        str | UnsetType,
-        Meta(description="the abandoned call whose place and tier this call took back (resume_window_s)"),
-    ] = UNSET
     arrived_at: datetime
     waited_s: float
     agent_id: str | None
@@ -221,13 +272,6 @@ class SlaRowView(Figures, kw_only=True):
     queue: str
     tier: Tier
     waiting_now: int
-    held: Annotated[
-        int,
-        Meta(
-            description="places held in line now for a requested callback: not in waiting_now, but counted in the "
-            "positions of the callers behind them and in max_waiting"
-        ),
-    ]
     oldest_wait_now_s: float | None
     callbacks_open: Annotated[int, Meta(description="callbacks of this queue × tier open or assigned now")]
     callbacks_overdue: Annotated[int, Meta(description="of those, the ones past their deadline")]
@@ -267,6 +311,7 @@ class HistoryHealth(Struct, kw_only=True):
 
     lag_events: int  # events held by the store, not yet archived
     dropped_events: int  # dropped unarchived past the store's cap, since it started
+        held=callback.held,
     archived_events: int  # inserted by this process's archiver
     last_commit_at: float | None  # Unix time of this process's last committed batch
     last_error: str | None  # the archiver's last failure, while it is failing
@@ -282,6 +327,8 @@ class Health(Struct, kw_only=True):
 
 # --- conversions ----------------------------------------------------------------------------
 
+        offer_callback=snapshot.offer_callback,
+        resumed_from=UNSET if call.resumed_from is None else call.resumed_from,
 
 def record_view(record: TierRecord) -> TierRecordView:
     return TierRecordView(
@@ -290,6 +337,17 @@ def record_view(record: TierRecord) -> TierRecordView:
         known=record.known,
         crm=record.crm,
         degraded=True if record.degraded else UNSET,
+    )
+
+
+def attempt_view(attempt: Attempt) -> AttemptView:
+    return AttemptView(
+        at=ts(attempt.at),
+        agent_id=attempt.agent_id,
+        outcome=attempt.outcome,
+        taken_at=UNSET if attempt.taken_at is None else ts(attempt.taken_at),
+        note=UNSET if attempt.note is None else attempt.note,
+        next_attempt_at=UNSET if attempt.next_attempt_at is None else ts(attempt.next_attempt_at),
     )
 
 
@@ -308,10 +366,20 @@ def callback_view(callback: Callback) -> CallbackView:
         next_attempt_at=ts(callback.next_attempt_at),
         agent_id=callback.agent_id,
         record=record_view(callback.record),
+                held=row.held,
         at_risk=callback.at_risk,
         closed_at=UNSET if callback.closed_at is None else ts(callback.closed_at),
         note=UNSET if callback.note is None else callback.note,
-        held=callback.held,
+        assigned_at=UNSET if callback.assigned_at is None else ts(callback.assigned_at),
+        overflowed_call=OverflowedCallView(
+            call_id=callback.call_id,
+            queue=callback.queue,
+            reason=callback.reason,
+            overflowed_at=ts(callback.created_at),
+            arrived_at=UNSET if callback.call_arrived_at is None else ts(callback.call_arrived_at),
+            waited_s=UNSET if callback.waited_s is None else round(callback.waited_s, 3),
+        ),
+        attempt_log=[attempt_view(a) for a in callback.attempt_log],
     )
 
 
@@ -327,8 +395,6 @@ def call_view(snapshot: CallSnapshot) -> CallView:
         ahead=None if snapshot.position is None else snapshot.position - 1,
         estimated_wait_s=snapshot.estimated_wait_s,
         announce_position=snapshot.announce_position,
-        offer_callback=snapshot.offer_callback,
-        resumed_from=UNSET if call.resumed_from is None else call.resumed_from,
         arrived_at=ts(call.arrived_at),
         waited_s=round(call.waited(now), 3),
         agent_id=call.agent_id,
@@ -366,7 +432,6 @@ def sla_view(report: SlaReport, formula: str, formula_text: str, timezone: str, 
                 queue=row.queue,
                 tier=row.tier,
                 waiting_now=row.waiting_now,
-                held=row.held,
                 oldest_wait_now_s=row.oldest_wait_now_s,
                 callbacks_open=row.callbacks_open,
                 callbacks_overdue=row.callbacks_overdue,

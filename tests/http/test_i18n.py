@@ -1,0 +1,73 @@
+"""The two languages (issue 20 item 4): one catalogue per language with the same keys, no
+empty string, the same `{placeholders}` in both, and a catalogue string for every error code
+the API answers with (so the pages never show a bare code or English words in Chinese)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tierline.queue import decisions as d
+from tierline.queue import errors
+from tierline.queue.redis_store import _ERRORS
+from tierline.router.plumbing.gate import _HTTP_CODES
+
+STATIC = Path(__file__).resolve().parents[2] / "admin" / "static"
+LANGS = ("en", "zh-CN")
+SOURCES = [Path(__file__).resolve().parents[2] / part for part in ("router", "queue", "admin", "tiers")]
+
+
+def catalogue(lang: str) -> dict[str, str]:
+    loaded: dict[str, str] = json.loads((STATIC / f"i18n.{lang}.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+def placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\{(\w+)\}", text))
+
+
+def test_the_catalogues_hold_the_same_keys_and_placeholders() -> None:
+    en, zh = catalogue("en"), catalogue("zh-CN")
+    assert set(en) == set(zh), set(en) ^ set(zh)
+    for key in en:
+        assert en[key].strip() and zh[key].strip(), key
+        assert placeholders(en[key]) == placeholders(zh[key]), key
+    # Chinese where Chinese is meant: every string with words has CJK characters, save the few
+    # that are the same in both (names, units of a code).
+    latin_only = [k for k, v in zh.items() if not re.search(r"[\u4e00-\u9fff]", v)]
+    assert latin_only == [], latin_only
+
+
+def codes_in_the_source() -> set[str]:
+    found: set[str] = set()
+    pattern = re.compile(r'(?:code=|ApiError\(\d{3}, |Refuse\()"([a-z_]+)"')
+    for root in SOURCES:
+        for path in root.rglob("*.py"):
+            found |= set(pattern.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_every_error_code_has_words_in_both_languages() -> None:
+    codes = codes_in_the_source()
+    codes |= {code for code, _ in _HTTP_CODES.values()} | set(_ERRORS)
+    codes |= {code for _, code, _ in d.CALL_AT_CHECKS}
+    codes |= {
+        cls.code for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.EngineError)
+    }
+    codes |= {"network", "other"}  # the pages' own: the service unreachable; a code with no words
+    assert {"not_assigned", "call_at_past", "unauthorized", "overloaded"} <= codes
+    for lang in LANGS:
+        words = catalogue(lang)
+        missing = sorted(code for code in codes if f"error.{code}" not in words)
+        assert missing == [], (lang, missing)
+
+
+def test_every_key_the_pages_name_is_in_the_catalogue() -> None:
+    en = catalogue("en")
+    named: set[str] = set()
+    for page in STATIC.glob("*.html"):
+        named |= set(re.findall(r'data-i18n(?:-[a-z-]+)?="([^"]+)"', page.read_text(encoding="utf-8")))
+    for script in STATIC.glob("*.js"):
+        named |= set(re.findall(r'\bt\("([a-z_]+\.[a-z_.]+)"', script.read_text(encoding="utf-8")))
+    assert named and sorted(named - set(en)) == []
