@@ -97,6 +97,8 @@ async def abandon_call(request: web.Request) -> web.Response:
     await read_json(request, EmptyBody)
     snapshot = await services(request).calls.abandon(path_param(request, "call_id"))
     return json_response(call_view(snapshot))
+
+
 @v1.route(
     "POST",
     "/v1/calls/{call_id}/callback",
@@ -110,8 +112,6 @@ async def request_callback(request: web.Request) -> web.Response:
     await read_json(request, EmptyBody)
     snapshot = await services(request).calls.request_callback(path_param(request, "call_id"))
     return json_response(call_view(snapshot))
-
-
 
 
 @v1.route(

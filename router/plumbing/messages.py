@@ -151,13 +151,6 @@ class OverflowedCallView(Struct, kw_only=True):
     """The call that left the callback, as it was when it overflowed (kept after the call is forgotten)."""
 
     call_id: str
-    held: Annotated[
-        bool,
-        Meta(
-            description="a requested callback whose place still waits in line: handed out when the place is first "
-            "(README: Callback offer that keeps the place)"
-        ),
-    ] = False
     queue: str
     reason: CallbackReason
     overflowed_at: datetime
@@ -183,18 +176,6 @@ class CallbackView(Struct, kw_only=True):
     tier: Tier
     queue: str
     call_id: str
-    offer_callback: Annotated[
-        bool,
-        Meta(
-            description="offer the caller a callback that keeps the place (POST /v1/calls/{call_id}/callback): the "
-            "tier is offered one, the call waits, estimated_wait_s exceeds the tier's offer_callback_after_s and "
-            "the caller has no active callback"
-        ),
-    ] = False
-    resumed_from: Annotated[
-        str | UnsetType,
-        Meta(description="the abandoned call whose place and tier this call took back (resume_window_s)"),
-    ] = UNSET
     reason: CallbackReason
     status: CallbackStatus
     created_at: datetime
@@ -214,6 +195,13 @@ class CallbackView(Struct, kw_only=True):
         list[AttemptView],
         Meta(description="the ended attempts and reschedules, oldest first (the last 20)"),
     ] = []
+    held: Annotated[
+        bool,
+        Meta(
+            description="a requested callback whose place still waits in line: handed out when the place is first "
+            "(README: Callback offer that keeps the place)"
+        ),
+    ] = False
 
 
 class CallView(Struct, kw_only=True):
@@ -221,13 +209,6 @@ class CallView(Struct, kw_only=True):
     caller: str
     tier: Tier
     queue: str
-    held: Annotated[
-        int,
-        Meta(
-            description="places held in line now for a requested callback: not in waiting_now, but counted in the "
-            "positions of the callers behind them and in max_waiting"
-        ),
-    ]
     status: CallStatus
     position: int | None
     ahead: int | None
@@ -246,6 +227,18 @@ class CallView(Struct, kw_only=True):
             "announced before while the call waits (VIPs arriving do not move it up); null when not waiting"
         ),
     ] = None
+    offer_callback: Annotated[
+        bool,
+        Meta(
+            description="offer the caller a callback that keeps the place (POST /v1/calls/{call_id}/callback): the "
+            "tier is offered one, the call waits, estimated_wait_s exceeds the tier's offer_callback_after_s and "
+            "the caller has no active callback"
+        ),
+    ] = False
+    resumed_from: Annotated[
+        str | UnsetType,
+        Meta(description="the abandoned call whose place and tier this call took back (resume_window_s)"),
+    ] = UNSET
     arrived_at: datetime
     waited_s: float
     agent_id: str | None
@@ -272,6 +265,13 @@ class SlaRowView(Figures, kw_only=True):
     queue: str
     tier: Tier
     waiting_now: int
+    held: Annotated[
+        int,
+        Meta(
+            description="places held in line now for a requested callback: not in waiting_now, but counted in the "
+            "positions of the callers behind them and in max_waiting"
+        ),
+    ]
     oldest_wait_now_s: float | None
     callbacks_open: Annotated[int, Meta(description="callbacks of this queue × tier open or assigned now")]
     callbacks_overdue: Annotated[int, Meta(description="of those, the ones past their deadline")]
@@ -311,7 +311,6 @@ class HistoryHealth(Struct, kw_only=True):
 
     lag_events: int  # events held by the store, not yet archived
     dropped_events: int  # dropped unarchived past the store's cap, since it started
-        held=callback.held,
     archived_events: int  # inserted by this process's archiver
     last_commit_at: float | None  # Unix time of this process's last committed batch
     last_error: str | None  # the archiver's last failure, while it is failing
@@ -327,8 +326,6 @@ class Health(Struct, kw_only=True):
 
 # --- conversions ----------------------------------------------------------------------------
 
-        offer_callback=snapshot.offer_callback,
-        resumed_from=UNSET if call.resumed_from is None else call.resumed_from,
 
 def record_view(record: TierRecord) -> TierRecordView:
     return TierRecordView(
@@ -366,7 +363,6 @@ def callback_view(callback: Callback) -> CallbackView:
         next_attempt_at=ts(callback.next_attempt_at),
         agent_id=callback.agent_id,
         record=record_view(callback.record),
-                held=row.held,
         at_risk=callback.at_risk,
         closed_at=UNSET if callback.closed_at is None else ts(callback.closed_at),
         note=UNSET if callback.note is None else callback.note,
@@ -380,6 +376,7 @@ def callback_view(callback: Callback) -> CallbackView:
             waited_s=UNSET if callback.waited_s is None else round(callback.waited_s, 3),
         ),
         attempt_log=[attempt_view(a) for a in callback.attempt_log],
+        held=callback.held,
     )
 
 
@@ -395,6 +392,8 @@ def call_view(snapshot: CallSnapshot) -> CallView:
         ahead=None if snapshot.position is None else snapshot.position - 1,
         estimated_wait_s=snapshot.estimated_wait_s,
         announce_position=snapshot.announce_position,
+        offer_callback=snapshot.offer_callback,
+        resumed_from=UNSET if call.resumed_from is None else call.resumed_from,
         arrived_at=ts(call.arrived_at),
         waited_s=round(call.waited(now), 3),
         agent_id=call.agent_id,
@@ -432,6 +431,7 @@ def sla_view(report: SlaReport, formula: str, formula_text: str, timezone: str, 
                 queue=row.queue,
                 tier=row.tier,
                 waiting_now=row.waiting_now,
+                held=row.held,
                 oldest_wait_now_s=row.oldest_wait_now_s,
                 callbacks_open=row.callbacks_open,
                 callbacks_overdue=row.callbacks_overdue,
