@@ -23,7 +23,7 @@ from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULT_URL, DEFAULTS
 from tierline.tiers.grading.config import GradingConfigError, load_grading
 from tierline.tiers.grading.inputs import BadInput, MissingEngine
-from tierline.tiers.grading.run import GradingReport, run_grading, write_tier_file
+from tierline.tiers.grading.run import GradingReport, GradingRun, run_grading
 from tierline.tiers.model import TIERS
 from tierline.tiers.redis_store import LEASE_S
 
@@ -89,6 +89,13 @@ def grade(args: argparse.Namespace) -> int:
             )
     except (BadInput, MissingEngine) as exc:
         return _fail(Exit.USAGE, str(exc))
+    try:
+        return _finish(args, result)
+    finally:
+        result.close()
+
+
+def _finish(args: argparse.Namespace, result: GradingRun) -> int:
     report = result.report
     if args.report:
         args.report.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
@@ -107,20 +114,20 @@ def grade(args: argparse.Namespace) -> int:
         print("dry run: nothing written or applied")
         return Exit.OK
     if args.output:
-        write_tier_file(result.records, args.output, settings)
-        print(f"wrote {len(result.records)} callers to {args.output}")
+        written = result.write_tier_file(args.output)
+        print(f"wrote {written} callers to {args.output}")
     if not args.apply:
         return Exit.OK
     with tempfile.TemporaryDirectory(prefix="tierline-grade-") as scratch:
         path = args.output or Path(scratch) / "tiers.csv"
         if not args.output:
-            write_tier_file(result.records, path, settings)
+            result.write_tier_file(path)
         reload_args = argparse.Namespace(
             file=path,
             store=args.store,
             namespace=args.namespace,
             rollback=False,
-            max_reject_ratio=settings.max_reject_ratio,
+            max_reject_ratio=report.max_reject_ratio,
             lock_lease_s=LEASE_S,
             url=args.url,
             format="csv",

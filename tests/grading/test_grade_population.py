@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+pytest.importorskip("duckdb")  # the extra tierline[grading]; the dev lock installs it
 
 from tierline.router.config import load_settings
 from tierline.tiers.grading.config import (

@@ -50,7 +50,7 @@ def test_transactions_are_summed_per_customer_in_every_format(tmp_path: Path, su
     customers = tmp_path / "customers.csv"
     customers.write_text(CUSTOMERS)
     tx = write_transactions(tmp_path / f"tx{suffix}", TRANSACTIONS)
-    population = read_transactions(tx, customers, SETTINGS)
+    population = read_transactions(tx, customers, SETTINGS).population()
     assert population.ids == ["C1", "C2", "C3"]
     assert population.callers[0] == ["+8613800000001", "+8613800000002"]
     assert population.callers[1] == ["+8613800000003", "+8613800000004"]
@@ -78,7 +78,7 @@ def test_aggregates_file_and_refunds_ignored(tmp_path: Path) -> None:
     ]
     aggregates.write_text("".join(json.dumps(row) + "\n" for row in rows))
     settings = GradingSettings(rfm=RfmSettings(), refunds="ignore")
-    population = read_aggregates(aggregates, settings)
+    population = read_aggregates(aggregates, settings).population()
     assert population.purchases == [3, 0] and population.amount == [900.5, 0.0]
     assert population.last_date == [dt.date(2026, 11, 29), None]
     assert population.columns["segment_hint"] == ["x", ""]
@@ -94,7 +94,7 @@ def test_bad_rows_are_reported_by_file_and_line(tmp_path: Path) -> None:
         "customer_id,at,amount\nC1,2026-11-01,10\nC1,yesterday,10\nC1,2026-11-02,ten\nC9,2026-11-02,5\nC1,2026-11-03,-4\n"
     )
     settings = GradingSettings(rfm=RfmSettings(), refunds="reject")
-    population = read_transactions(tx, customers, settings)
+    population = read_transactions(tx, customers, settings).population()
     reasons = {(p.file, p.line): p.reason for p in population.problems}
     assert reasons[("customers.csv", 3)] == "customer C1 with caller +8613800000001 is a duplicate of line 2"
     assert reasons[("customers.csv", 4)] == "customer C2 has no caller number"

@@ -1,7 +1,8 @@
 """Customer grading (issue 17): the CRM's value data -> tiers, each explained, before a reload.
 
-Pure maths in `rfm`, `scorecard`, `value_share`, `rules` and `migration`; the `[grading]`
-settings in `config`; reading files (DuckDB, the optional extra `tierline[grading]`) in
-`inputs`; one run end to end in `run` (`grade_population`, `run_grading`). Importing this
-package does not import DuckDB: only `inputs` does, when a run reads files.
+The pure reference maths in `rfm`, `scorecard`, `value_share`, `rules` and `migration`; the
+`[grading]` settings in `config`; reading files into DuckDB tables (the optional extra
+`tierline[grading]`) in `inputs`; every method as SQL over those tables in `engine` (held equal
+to the reference by tests/grading/test_engine.py); one run end to end in `run`. Importing this
+package does not import DuckDB: only `inputs` does.
 """

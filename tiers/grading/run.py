@@ -8,9 +8,8 @@ existing reload's job (atomic swap, reject threshold, rollback), fed the file `w
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -21,17 +20,11 @@ import msgspec
 
 from tierline.tiers import codec
 from tierline.tiers.grading import migration
-from tierline.tiers.grading.config import EXPLAIN_FIELDS, PREFIX, GradingSettings
-from tierline.tiers.grading.grade import (
-    Graded,
-    RfmReport,
-    ScorecardReport,
-    ValueShareReport,
-    default_as_of,
-    grade_population,
-    tier_counts,
-)
-from tierline.tiers.grading.inputs import BadInput, Population, Problem, read_aggregates, read_transactions
+from tierline.tiers.grading.config import PREFIX, GradingSettings
+from tierline.tiers.grading.engine import Graded, grade
+from tierline.tiers.grading.figures import RfmReport, ScorecardReport, ValueShareReport
+from tierline.tiers.grading.grade import default_as_of
+from tierline.tiers.grading.inputs import BadInput, Loaded, Problem, read_aggregates, read_transactions
 from tierline.tiers.model import Tier
 from tierline.tiers.parse import TierFileFormat, parse_tier_file
 
@@ -69,10 +62,22 @@ class GradingReport(msgspec.Struct, kw_only=True):
 @dataclass(slots=True)
 class GradingRun:
     report: GradingReport
-    records: Records
+    graded: Graded
+    """The records, held in DuckDB until `close`."""
 
     def may_apply(self, force: bool = False) -> bool:
         return not self.report.refused and (force or not self.report.guard)
+
+    @property
+    def records(self) -> Records:
+        """Every record fetched into Python (small runs: tests, a look by hand)."""
+        return self.graded.records
+
+    def write_tier_file(self, path: Path) -> int:
+        return self.graded.write_csv(path)
+
+    def close(self) -> None:
+        self.graded.close()
 
 
 def run_grading(
@@ -104,22 +109,20 @@ def run_grading(
     else:
         raise BadInput("give --aggregates FILE, or --transactions FILE with --customers FILE")
     step("grading")
-    graded = grade_population(population, settings, as_of)
+    graded = grade(population, settings, as_of)
     report = _report(population, graded, settings)
     if previous is not None:
         step("comparing")
         before = read_tier_file(previous)
         report.migration = migration.compare(
-            {caller: tier for caller, (tier, _) in before.items()},
-            {caller: tier for caller, (tier, _) in graded.records.items()},
-            settings.guard,
+            {caller: tier for caller, (tier, _) in before.items()}, graded.tier_of(), settings.guard
         )
         report.migration.psi = _psi(before, graded)
         report.guard = list(report.migration.refusals)
-    return GradingRun(report=report, records=graded.records)
+    return GradingRun(report=report, graded=graded)
 
 
-def _report(population: Population, graded: Graded, settings: GradingSettings) -> GradingReport:
+def _report(population: Loaded, graded: Graded, settings: GradingSettings) -> GradingReport:
     refused = []
     allowed = Fraction(str(settings.max_reject_ratio)) * population.data_rows
     if population.rejected_rows > allowed:
@@ -127,13 +130,13 @@ def _report(population: Population, graded: Graded, settings: GradingSettings) -
             f"{population.rejected_rows} of {population.data_rows} rows are rejected"
             f" (more than max_reject_ratio {settings.max_reject_ratio:g})"
         )
-    if not graded.records:
+    if not graded.callers:
         refused.append("no customer with a caller number was graded")
     return GradingReport(
         as_of=graded.as_of.isoformat(),
         timezone=settings.timezone,
         customers=len(population),
-        callers=len(graded.records),
+        callers=graded.callers,
         data_rows=population.data_rows,
         rejected_rows=population.rejected_rows,
         max_reject_ratio=settings.max_reject_ratio,
@@ -141,7 +144,7 @@ def _report(population: Population, graded: Graded, settings: GradingSettings) -
         problem_count=population.problem_count,
         conflicts=graded.conflicts,
         conflict_count=graded.conflict_count,
-        tiers=tier_counts(graded.records),
+        tiers=graded.tiers,
         rules=graded.rule_counts,
         rfm=graded.rfm,
         scorecard=graded.scorecard,
@@ -154,16 +157,18 @@ def _psi(before: Records, graded: Graded) -> dict[str, float]:
     """PSI of the RFM total and the scorecard total against the previous run's explanation fields."""
     found: dict[str, float] = {}
     old_rfm = [total for _, crm in before.values() if (total := _rfm_total(crm.get(PREFIX + "rfm", ""))) is not None]
-    if old_rfm and graded.rfm_totals:
-        found["rfm_total"] = migration.psi(old_rfm, graded.rfm_totals, migration.RFM_TOTAL_EDGES)
+    new_rfm = graded.rfm_totals()
+    if old_rfm and new_rfm:
+        found["rfm_total"] = migration.psi(old_rfm, new_rfm, migration.RFM_TOTAL_EDGES)
     old_scores = []
     for _, crm in before.values():
         try:
             old_scores.append(float(crm[PREFIX + "score"]))
         except (KeyError, ValueError):
             continue
-    if old_scores and graded.score_totals:
-        found["score_total"] = migration.psi(old_scores, graded.score_totals, migration.SCORE_EDGES)
+    new_scores = graded.score_totals()
+    if old_scores and new_scores:
+        found["score_total"] = migration.psi(old_scores, new_scores, migration.SCORE_EDGES)
     return found
 
 
@@ -188,20 +193,3 @@ def read_tier_file(path: Path) -> Records:
         record = codec.decode(caller, blob, parsed.fields)
         records[caller] = (record.tier, dict(record.crm))
     return records
-
-
-def write_tier_file(records: Mapping[str, tuple[Tier, dict[str, str]]], path: Path, settings: GradingSettings) -> int:
-    """A CSV tier file `reload-tiers` reads: caller, tier, the CRM columns that travel, grading.*."""
-    columns = ["customer_id", *settings.crm_columns, *(PREFIX + name for name in EXPLAIN_FIELDS)]
-    present: set[str] = set()
-    for _, crm in records.values():
-        present.update(crm)
-        if len(present) >= len(columns):
-            break
-    columns = [column for column in columns if column in present]
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["caller", "tier", *columns])
-        for caller, (tier, crm) in records.items():
-            writer.writerow([caller, tier, *(crm.get(column, "") for column in columns)])
-    return len(records)
