@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -34,22 +35,30 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import asyncpg
+import msgspec
+from aiohttp.test_utils import TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/ when run as a script
 
 from tests.history.traffic import AGENTS, TIERS, call_events
+from tierline.queue.clock import ManualClock
 from tierline.queue.history import events as ev
 from tierline.queue.history import reports
 from tierline.queue.history.archive import Archive
+from tierline.queue.history.buckets import WHOLE_DAYS
 from tierline.queue.history.postgres_archive import PostgresArchive
 from tierline.queue.history.sqlite_archive import SqliteArchive
 from tierline.queue.history.tallies import TALLY_FIELDS
 from tierline.queue.policy import Policy
+from tierline.router.app import build_app, open_services
+from tierline.router.config import load_settings
 
 START = 1_790_000_000.0  # 2026-09-21
 SERVER_MONTH_START = datetime(2026, 10, 1, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()  # a fall-back inside
@@ -131,6 +140,16 @@ FROM interval_tallies GROUP BY 1, 2, 3
 """
 
 
+async def open_with_days(dsn: str) -> PostgresArchive:
+    """The server-made archive as `serve` opens it (daily sums kept for the settings' zone);
+    the first open after a fill sums the days from the 15-minute tallies: timed here."""
+    archive = PostgresArchive(dsn, schema="server_made", timeout_s=600, day_zone="Europe/Berlin")
+    began = time.perf_counter()
+    applied = await archive.open()
+    print(f"opened (migrations applied: {applied or 'none'}) in {time.perf_counter() - began:.1f} s")
+    return archive
+
+
 async def fill_server_side(archive: PostgresArchive, calls: int, start: float, days: int, queues: int) -> float:
     """`calls` calls made by PostgreSQL over `days` days from `start` (see the module docstring).
     Returns the seconds it took."""
@@ -179,7 +198,7 @@ async def time_reports(archive: Archive, start: float, figures: dict[str, float]
             t0 = time.perf_counter()
             rows = await reports.sla_report(archive, start, start + 31 * DAY, by=by, tz="Europe/Berlin", policy=policy)
             t1 = time.perf_counter()
-            await archive.bucket_tallies(bounds)
+            await archive.bucket_tallies(bounds, days_in="Europe/Berlin" if by == "day" else None)
             times.append((t1 - t0) * 1000)
             reads.append((time.perf_counter() - t1) * 1000)
         median = statistics.median(times)
@@ -192,6 +211,102 @@ async def time_reports(archive: Archive, start: float, figures: dict[str, float]
         if by == "day":
             offered = sum(r.offered for r in rows)
     return offered
+
+
+async def _median_ms(work: Callable[[], Awaitable[object]], rounds: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        await work()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), times
+
+
+async def time_layers(archive: PostgresArchive, start: float, figures: dict[str, float], rounds: int = 11) -> None:
+    """Where a 31-day report's time goes, layer by layer, each timed alone (median of `rounds`):
+    PostgreSQL's own execution (EXPLAIN ANALYZE of the query bucket_tallies runs), the fetch,
+    the tally rows, the report rows, the JSON encoding, and GET /admin/reports/sla through a
+    real app on a real port (client in the same process, reading the body as bytes)."""
+    tz = "Europe/Berlin"
+    config = Path(tempfile.mkdtemp()) / "tierline.toml"
+    config.write_text(f'timezone = "{tz}"\n[queues.queue0]\n')
+    settings = load_settings(config, env={"TIERLINE_ADMIN_TOKEN": "bench", "TIERLINE_API_TOKEN": "bench-ivr"})
+    services = dataclasses.replace(open_services(settings, ManualClock(start + 31 * DAY)), history=archive)
+    server = TestServer(build_app(services, sweeper=False), host="127.0.0.1")
+    await server.start_server()
+    session = aiohttp.ClientSession(headers={"Authorization": "Bearer bench"})
+    try:
+        await _layers(archive, session, str(server.make_url("/admin/reports/sla")), start, "day", rounds, figures)
+        await _layers(archive, session, str(server.make_url("/admin/reports/sla")), start, "15m", 3, figures)
+    finally:
+        await session.close()
+        await server.close()
+
+
+async def _layers(
+    archive: PostgresArchive,
+    session: aiohttp.ClientSession,
+    url: str,
+    start: float,
+    by: reports.By,
+    n: int,
+    figures: dict[str, float],
+) -> None:
+    tz = "Europe/Berlin"
+    zone = reports.zone_of(tz)
+    policy = Policy(timezone=tz)
+    end = start + 31 * DAY
+    starts, bounds = reports.bucket_bounds(start, end, by, zone)
+    days_in = tz if by in WHOLE_DAYS else None
+    sql, args = archive.bucket_query(bounds, days_in=days_in)
+
+    async def explain() -> float:
+        plan = await archive.pool.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *args)
+        return float(json.loads(plan)[0]["Execution Time"])
+
+    inside = statistics.median([await explain() for _ in range(n)])
+    fetch, _ = await _median_ms(lambda: archive.pool.fetch(sql, *args), n)
+    read, _ = await _median_ms(lambda: archive.bucket_tallies(bounds, days_in=days_in), n)
+    tallies = await archive.bucket_tallies(bounds, days_in=days_in)
+    rows_ms, _ = await _median_ms(lambda: _now(reports.sla_rows(tallies, starts, by, zone, policy)), n)
+    report = await reports.sla_report_of(archive, start, end, by=by, tz=tz, policy=policy)
+    encode_ms, _ = await _median_ms(lambda: _now(msgspec.json.encode(report)), n)
+    whole, _ = await _median_ms(lambda: reports.sla_report_of(archive, start, end, by=by, tz=tz, policy=policy), n)
+    query = {
+        "from": datetime.fromtimestamp(start, zone).isoformat(),
+        "to": datetime.fromtimestamp(end, zone).isoformat(),
+        "by": by,
+        "tz": tz,
+    }
+
+    async def get() -> int:
+        async with session.get(url, params=query) as resp:
+            body = await resp.read()
+            assert resp.status == 200, body[:300]
+            return len(body)
+
+    size = await get()
+    http, times = await _median_ms(get, n)
+    load = os.getloadavg()[0]
+    print(f"31-day report by {by}, {len(report.rows):,} rows, {size:,} bytes of JSON (medians of {n}):")
+    print(f"  HTTP GET /admin/reports/sla: {http:.1f} ms (all: {_ms(times)}); load average {load:.1f}")
+    print(f"  in process: the whole report {whole:.1f} ms = read {read:.1f} + rows {rows_ms:.1f} (+ labels)")
+    print(f"    PostgreSQL execution (EXPLAIN ANALYZE) {inside:.1f} ms; fetch incl. round trip {fetch:.1f} ms")
+    print(f"    JSON encoding {encode_ms:.1f} ms")
+    if days_in is not None:  # the same read without the daily sums, for comparison
+        hours, _ = await _median_ms(lambda: archive.bucket_tallies(bounds), n)
+        print(f"  the read without daily sums (hourly + quarter-hour tallies): {hours:.1f} ms")
+        figures[f"layers_{by}_read_by_hours_ms"] = hours
+    layers = {"http": http, "report": whole, "read": read, "rows": rows_ms, "pg_execution": inside}
+    layers |= {"fetch": fetch, "encode": encode_ms}
+    for name, value in layers.items():
+        figures[f"layers_{by}_{name}_ms"] = value
+    if by == "day":
+        print(f"  goal 200 ms: HTTP {http / 200:.2f}x the goal (below 1 meets it)")
+
+
+async def _now(value: object) -> object:
+    return value
 
 
 def _ms(times: list[float]) -> str:
@@ -219,20 +334,23 @@ async def main() -> None:
     parser.add_argument("--skip-ingest", action="store_true", help="only the --server-calls part")
     parser.add_argument("--keep-db", action="store_true", help="leave the database (to time reports again)")
     parser.add_argument("--time-only", default=None, help="a kept database's name: only time its reports")
+    parser.add_argument("--db-name", default=None, help="the database to make (default bench_history_<random>)")
     args = parser.parse_args()
     queues = tuple(f"queue{n}" for n in range(args.queues))
     rng = random.Random(15)
     figures: dict[str, float] = {}
 
     if args.time_only:
-        kept = PostgresArchive(f"{args.dsn}/{args.time_only}", schema="server_made")
-        await kept.open()
+        kept = await open_with_days(f"{args.dsn}/{args.time_only}")
         rows = await kept.pool.fetchval("SELECT count(*) FROM events")
         print(f"{args.time_only}: {rows:,} archived events")
         await time_reports(kept, SERVER_MONTH_START, figures, "server_")
+        await time_layers(kept, SERVER_MONTH_START, figures)
         await kept.close()
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
         return
-    database = "bench_history_" + uuid.uuid4().hex[:8]
+    database = args.db_name or "bench_history_" + uuid.uuid4().hex[:8]
     await admin(args.dsn, f"CREATE DATABASE {database}")
     try:
         pg = PostgresArchive(f"{args.dsn}/{database}")
@@ -277,6 +395,8 @@ async def main() -> None:
             await big.open()
             month_start = SERVER_MONTH_START
             took = await fill_server_side(big, args.server_calls, month_start, 31, args.queues)
+            await big.close()
+            big = await open_with_days(f"{args.dsn}/{database}")  # the fill wrote tallies, not days
             rows = await big.pool.fetchval("SELECT count(*) FROM events")
             size = await big.pool.fetchval(
                 "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c"
@@ -290,6 +410,7 @@ async def main() -> None:
             offered = await time_reports(big, month_start, figures, "server_")
             figures["server_report_offered"] = offered
             print(f"  the daily report's offered total: {offered:,} (calls made: {args.server_calls:,})")
+            await time_layers(big, month_start, figures)
             await big.close()
     finally:
         if args.keep_db:

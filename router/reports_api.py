@@ -16,7 +16,7 @@ import asyncpg
 from aiohttp import web
 
 from tierline.queue.history import reports
-from tierline.queue.history.archive import Archive
+from tierline.queue.history.archive import Archive, ArchiveNotOpen
 from tierline.router.plumbing.bodies import json_response, query_choice
 from tierline.router.plumbing.context import Services, services
 from tierline.router.plumbing.endpoints import EndpointTable, QueryParam
@@ -57,23 +57,26 @@ SLA_QUERY: Final = (
 CSV_TYPE: Final = "text/csv"
 
 
+_NOT_OPEN: Final = "the history archive is not open yet; try again shortly"
+
+
 def _history(svc: Services) -> Archive:
     if svc.history is None:
         raise ApiError(409, "history_off", "the call history is off (--history off): no archive to report from")
     return svc.history
 
 
-async def _read(work: Callable[[], Awaitable[T]]) -> T:
-    """An archive read; a database that cannot be reached is 503, not 500."""
+async def _read(archive: Archive, work: Callable[[], Awaitable[T]]) -> T:
+    """An archive read; an archive not open yet or a database that cannot be reached is 503, not 500."""
+    # The archive is opened by this process's archiver at start, retried while unreachable.
+    if not archive.is_open:
+        raise ApiError(503, "history_unavailable", _NOT_OPEN)
     try:
         return await work()
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, sqlite3.OperationalError) as exc:
         raise ApiError(503, "history_unavailable", f"the history archive cannot be read now ({exc})") from None
-    except RuntimeError as exc:
-        # The archive is opened by this process's archiver at start, retried while unreachable.
-        if "not open" not in str(exc):
-            raise
-        raise ApiError(503, "history_unavailable", "the history archive is not open yet; try again shortly") from None
+    except ArchiveNotOpen:  # closed while this read waited (the process is stopping)
+        raise ApiError(503, "history_unavailable", _NOT_OPEN) from None
 
 
 def _list(request: web.Request, name: str) -> list[str] | None:
@@ -132,6 +135,7 @@ async def get_sla_report(request: web.Request) -> web.Response:
     thresholds = reports.parse_thresholds(request.query.get("thresholds"))
     all_queues = _flag(request, "all_queues")
     report = await _read(
+        archive,
         lambda: reports.sla_report_of(
             archive,
             start,
@@ -143,7 +147,7 @@ async def get_sla_report(request: web.Request) -> web.Response:
             tiers=tiers,
             thresholds=thresholds,
             all_queues=all_queues,
-        )
+        ),
     )
     if fmt == "csv":
         return _csv(reports.sla_csv(report), "tierline-sla")
@@ -169,7 +173,7 @@ async def get_agent_report(request: web.Request) -> web.Response:
     by = reports.check_by(request.query.get("by", "day"))
     fmt = query_choice(request, "format", FORMATS, "json")
     report = await _read(
-        lambda: reports.agent_report_of(archive, start, end, by=by, tz=tz, agents=_list(request, "agent"))
+        archive, lambda: reports.agent_report_of(archive, start, end, by=by, tz=tz, agents=_list(request, "agent"))
     )
     if fmt == "csv":
         return _csv(reports.to_csv(report.rows, reports.AGENT_REPORT_FIELDS), "tierline-agents")
@@ -192,5 +196,5 @@ async def get_call_history(request: web.Request) -> web.Response:
     svc = services(request)
     archive = _history(svc)
     mask = _flag(request, "mask")
-    calls = await _read(lambda: reports.call_history(archive, call_id, mask=mask))
+    calls = await _read(archive, lambda: reports.call_history(archive, call_id, mask=mask))
     return json_response(reports.CallHistory(call_id=call_id, masked=mask, calls=calls))

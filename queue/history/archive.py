@@ -6,7 +6,6 @@ the rows it actually inserted, and answers the reads reports need.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -14,9 +13,14 @@ from typing import Final, Protocol
 import msgspec
 
 from tierline.queue.history import events as ev
+from tierline.queue.history.buckets import bucket_of
 from tierline.queue.history.tallies import AgentTally, IntervalTally
 
 DEFAULT_RETENTION_MONTHS: Final = 25
+
+
+class ArchiveNotOpen(RuntimeError):
+    """A read or write before `open` connected, or after `close`."""
 
 
 class TallyRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +43,12 @@ class Archive(Protocol):
 
     async def close(self) -> None: ...
 
+    @property
+    def is_open(self) -> bool:
+        """Whether `open` has connected (and `close` not since): reads and writes fail otherwise.
+        An archive is opened by its process's archiver at start, retried while unreachable."""
+        ...
+
     async def claim_epoch(self, now: float) -> int:
         """An epoch no store was given before by this archive and above every archived one
         (events.new_epoch), atomically across the processes sharing the archive."""
@@ -60,11 +70,17 @@ class Archive(Protocol):
         ...
 
     async def bucket_tallies(
-        self, bounds: Sequence[int], queues: Collection[str] | None = None, tiers: Collection[str] | None = None
+        self,
+        bounds: Sequence[int],
+        queues: Collection[str] | None = None,
+        tiers: Collection[str] | None = None,
+        days_in: str | None = None,
     ) -> list[TallyRow]:
         """Tallies summed into buckets: bucket i holds intervals in [bounds[i], bounds[i + 1]); the
-        row's `interval` is i. Where buckets lie is the caller's rule (reports.bucket_starts); the
-        archive only sums, in the database where it can. Runtime: O(tally rows in range)."""
+        row's `interval` is i. Where buckets lie is the caller's rule (buckets.bucket_starts); the
+        archive only sums, in the database where it can. `days_in` names the zone whose local
+        midnights the inner bounds are (day, week and month buckets): an archive that keeps daily
+        sums for that zone may read them. Runtime: O(tally rows read)."""
         ...
 
     async def agent_tallies(self, start: int, end: int, agents: Collection[str] | None = None) -> list[AgentRow]: ...
@@ -103,14 +119,18 @@ def event_row(event: ev.Event, at: object) -> tuple[object, ...]:
     )
 
 
+def sum_rows(keyed: Iterable[tuple[tuple[int, str, str], IntervalTally]]) -> list[TallyRow]:
+    """Tallies summed per (interval or bucket, queue, tier), in key order."""
+    sums: dict[tuple[int, str, str], IntervalTally] = {}
+    for key, tally in keyed:
+        sums.setdefault(key, IntervalTally()).add(tally)
+    return [TallyRow(interval=i, queue=q, tier=t, tally=tally) for (i, q, t), tally in sorted(sums.items())]
+
+
 def sum_into_buckets(rows: Iterable[TallyRow], bounds: Sequence[int]) -> list[TallyRow]:
     """The pure form of `Archive.bucket_tallies`, for archives that sum in Python."""
-    sums: dict[tuple[int, str, str], IntervalTally] = {}
-    for row in rows:
-        index = bisect.bisect_right(bounds, row.interval) - 1
-        if 0 <= index < len(bounds) - 1:
-            sums.setdefault((index, row.queue, row.tier), IntervalTally()).add(row.tally)
-    return [TallyRow(interval=i, queue=q, tier=t, tally=tally) for (i, q, t), tally in sorted(sums.items())]
+    placed = ((bucket_of(bounds, row.interval), row) for row in rows)
+    return sum_rows(((index, row.queue, row.tier), row.tally) for index, row in placed if index >= 0)
 
 
 def month_start(year: int, month: int) -> datetime:

@@ -10,6 +10,10 @@ key on a partitioned table must include the partition key. An event's time never
 the key is as unique as the id. Partitions are created on demand for the months a batch
 touches; retention drops whole partitions. Schema changes are numbered migrations applied at
 `open` under an advisory lock, so processes starting together apply each once.
+
+Beside the 15-minute tallies, the same transaction keeps hourly sums and daily sums per local
+day of each zone in day_zones (the settings' timezone, added at `open`): a 31-day daily report
+reads about 31 rows per queue × tier whatever the call count.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -28,11 +33,13 @@ from tierline.queue.history import events as ev
 from tierline.queue.history.archive import (
     DEFAULT_RETENTION_MONTHS,
     AgentRow,
+    ArchiveNotOpen,
     TallyRow,
     event_row,
     month_start,
     retention_cutoff,
 )
+from tierline.queue.history.buckets import bucket_of, day_bounds
 from tierline.queue.history.tallies import (
     AGENT_FIELDS,
     COUNT_FIELDS,
@@ -113,6 +120,22 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         FROM interval_tallies GROUP BY 1, 2, 3;
         """,
     ),
+    (
+        # Daily sums per local day of a zone (the one reports are cut in: the settings' timezone),
+        # kept in the ingest's transaction for every zone in day_zones: a 31-day daily report
+        # reads 31 rows per queue × tier. A zone is added, and its days summed from the
+        # 15-minute tallies, at `open` (ensure_day_zone); days are the reports' own rule
+        # (buckets.day_bounds), so they are computed in Python, not by AT TIME ZONE.
+        3,
+        f"""
+        CREATE TABLE day_zones (zone text PRIMARY KEY, added_at timestamptz NOT NULL);
+        CREATE TABLE day_tallies (
+            zone text NOT NULL, day_start bigint NOT NULL, queue text NOT NULL, tier text NOT NULL,
+            {_columns(TALLY_FIELDS)},
+            PRIMARY KEY (zone, day_start, queue, tier)
+        );
+        """,
+    ),
 )
 
 _STAGING: Final = "history_staging"
@@ -143,6 +166,13 @@ _TALLY_UPSERT: Final = _upsert(
 _HOUR_UPSERT: Final = _upsert(
     "hour_tallies", (("hour", "bigint"), ("queue", "text"), ("tier", "text")), TALLY_FIELDS, SUMMED
 )
+_DAY_UPSERT: Final = _upsert(
+    "day_tallies",
+    (("zone", "text"), ("day_start", "bigint"), ("queue", "text"), ("tier", "text")),
+    TALLY_FIELDS,
+    SUMMED,
+)
+_SUMS: Final = ", ".join(f"max({f})" if f == "answer_wait_max" else f"sum({f})" for f in TALLY_FIELDS)
 _AGENT_UPSERT: Final = _upsert("agent_tallies", (("interval", "bigint"), ("agent", "text")), AGENT_FIELDS, AGENT_FIELDS)
 
 
@@ -164,12 +194,53 @@ def hour_split(bounds: Sequence[int]) -> tuple[tuple[int, int], list[int], list[
     return (first, last), cut, edges
 
 
+def whole_days(bounds: Sequence[int], zone: ZoneInfo) -> tuple[int, int] | None:
+    """The local days of `zone` lying wholly in [bounds[0], bounds[-1]), as [first, last) in
+    15-minute intervals, when every inner bound is one of their midnights (so each day lies in
+    one bucket); else None. Pure."""
+    days = day_bounds(bounds[0], bounds[-1] - 1, zone)
+    if not set(bounds[1:-1]) <= set(days):
+        return None
+    first = days[0] if days[0] == bounds[0] else days[1]
+    last = days[-1] if days[-1] == bounds[-1] else days[-2]
+    return (first, last) if first < last else None
+
+
+def edge_reads(start: int, end: int) -> list[tuple[str, int, int]]:
+    """How to read [start, end) (15-minute intervals, inside one bucket): whole hours from
+    hour_tallies, the quarter hours around them from interval_tallies, as (table, lo, hi) with
+    lo, hi in that table's unit. Pure."""
+    first, last = -(-start // HOUR_INTERVALS), end // HOUR_INTERVALS
+    if first >= last:
+        return [("interval_tallies", start, end)] if start < end else []
+    reads = [("hour_tallies", first, last)]
+    reads += [("interval_tallies", a, b) for a, b in ((start, first * HOUR_INTERVALS), (last * HOUR_INTERVALS, end))]
+    return [read for read in reads if read[1] < read[2]]
+
+
 def _hours(lanes: dict[LaneKey, IntervalTally]) -> dict[LaneKey, IntervalTally]:
     """The 15-minute increments of a batch summed per hour (hour_tallies' rows)."""
     out: dict[LaneKey, IntervalTally] = {}
     for (interval, queue, tier), increment in lanes.items():
         out.setdefault((interval // HOUR_INTERVALS, queue, tier), IntervalTally()).add(increment)
     return out
+
+
+def _days(lanes: dict[LaneKey, IntervalTally], zone: ZoneInfo) -> dict[LaneKey, IntervalTally]:
+    """The 15-minute increments of a batch summed per local day of `zone` (day_tallies' rows,
+    keyed by the day's first interval)."""
+    intervals = [interval for interval, _, _ in lanes]
+    days = day_bounds(min(intervals), max(intervals), zone)
+    out: dict[LaneKey, IntervalTally] = {}
+    for (interval, queue, tier), increment in lanes.items():
+        day = days[bucket_of(days, interval)]
+        out.setdefault((day, queue, tier), IntervalTally()).add(increment)
+    return out
+
+
+def _tally_columns(keyed: Iterable[tuple[tuple[Any, ...], IntervalTally]], keys: int) -> list[list[Any]]:
+    rows = [(*key, *(getattr(t, f) for f in TALLY_FIELDS)) for key, t in keyed]
+    return _columns_of(rows, keys + len(TALLY_FIELDS))
 
 
 def partition_name(month: datetime) -> str:
@@ -212,11 +283,26 @@ async def _copy(conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> Non
 
 
 class PostgresArchive:
-    def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 4, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        max_connections: int = 4,
+        timeout_s: float = 10.0,
+        day_zone: str | None = None,
+    ) -> None:
+        """`day_zone`: the IANA zone whose local days this archive keeps summed (day_tallies),
+        added at `open` if no process added it before; reports by day, week or month in that
+        zone read those sums."""
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
             raise ValueError(f"a schema name is lower-case letters, digits and _, not {schema!r}")
+        if day_zone is not None:
+            ZoneInfo(day_zone)  # an unknown zone fails here, not at the first ingest
         self.dsn = dsn
         self.schema = schema
+        self.day_zone = day_zone
+        self._day_zones: frozenset[str] = frozenset()  # zones whose daily sums are complete
         self._max = max_connections
         self._timeout = timeout_s
         self._pool: asyncpg.Pool | None = None
@@ -225,8 +311,12 @@ class PostgresArchive:
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise RuntimeError("the PostgreSQL archive is not open")
+            raise ArchiveNotOpen("the PostgreSQL archive is not open")
         return self._pool
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
 
     async def open(self) -> list[int]:
         if self._pool is None:
@@ -251,8 +341,32 @@ class PostgresArchive:
                     await conn.execute(script)
                     await conn.execute("INSERT INTO schema_migrations VALUES ($1, now())", version)
                     applied.append(version)
+            if self.day_zone is not None:
+                await self._add_day_zone(conn, self.day_zone)
+            self._day_zones = frozenset(r[0] for r in await conn.fetch("SELECT zone FROM day_zones"))
         self._months = set(await self._partitions())
         return applied
+
+    async def _add_day_zone(self, conn: asyncpg.Connection, zone: str) -> None:
+        """Sums the zone's days from the 15-minute tallies, once per archive. Ingests wait
+        meanwhile (the lock conflicts with their tally upserts), and one that wrote its
+        15-minute tallies before waits for nothing here but is summed in: an ingest reads
+        day_zones only after its own 15-minute upsert, so every batch is in a zone's days
+        exactly once, from the backfill or from its own transaction."""
+        await conn.execute("LOCK TABLE interval_tallies IN SHARE ROW EXCLUSIVE MODE")
+        if await conn.fetchval("SELECT 1 FROM day_zones WHERE zone = $1", zone):
+            return
+        lo, hi = await conn.fetchrow("SELECT min(interval), max(interval) FROM interval_tallies")
+        if lo is not None:
+            days = day_bounds(lo, hi, ZoneInfo(zone))
+            await conn.execute(
+                f"INSERT INTO day_tallies (zone, day_start, queue, tier, {', '.join(TALLY_FIELDS)})"
+                f" SELECT $1, ($2::bigint[])[width_bucket(interval, $2::bigint[])], queue, tier, {_SUMS}"
+                " FROM interval_tallies GROUP BY 2, 3, 4",
+                zone,
+                days,
+            )
+        await conn.execute("INSERT INTO day_zones VALUES ($1, now())", zone)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -333,10 +447,13 @@ class PostgresArchive:
             new = [by_id[(r[0], r[1])] for r in await conn.fetch(_MOVE)]
             lanes, agents = tally(new)
             if lanes:
-                rows = [(*key, *(getattr(t, f) for f in TALLY_FIELDS)) for key, t in lanes.items()]
-                await conn.execute(_TALLY_UPSERT, *_columns_of(rows, 3 + len(TALLY_FIELDS)))
-                rows = [(*key, *(getattr(t, f) for f in TALLY_FIELDS)) for key, t in _hours(lanes).items()]
-                await conn.execute(_HOUR_UPSERT, *_columns_of(rows, 3 + len(TALLY_FIELDS)))
+                await conn.execute(_TALLY_UPSERT, *_tally_columns(lanes.items(), 3))
+                await conn.execute(_HOUR_UPSERT, *_tally_columns(_hours(lanes).items(), 3))
+                # After the 15-minute upsert, never before: see _add_day_zone.
+                for (zone,) in await conn.fetch("SELECT zone FROM day_zones"):
+                    days = _days(lanes, ZoneInfo(zone))
+                    keyed = (((zone, *key), t) for key, t in days.items())
+                    await conn.execute(_DAY_UPSERT, *_tally_columns(keyed, 4))
             if agents:
                 rows = [(*key, *(getattr(t, f) for f in AGENT_FIELDS)) for key, t in agents.items()]
                 await conn.execute(_AGENT_UPSERT, *_columns_of(rows, 2 + len(AGENT_FIELDS)))
@@ -367,61 +484,91 @@ class PostgresArchive:
             None if queues is None else list(queues),
             None if tiers is None else list(tiers),
         )
-        return [
-            TallyRow(interval=r[0], queue=r[1], tier=r[2], tally=IntervalTally(**{f: r[f] for f in TALLY_FIELDS}))
-            for r in rows
-        ]
+        return [TallyRow(interval=r[0], queue=r[1], tier=r[2], tally=IntervalTally(*r[3:])) for r in rows]
 
     async def bucket_tallies(
-        self, bounds: Sequence[int], queues: Collection[str] | None = None, tiers: Collection[str] | None = None
+        self,
+        bounds: Sequence[int],
+        queues: Collection[str] | None = None,
+        tiers: Collection[str] | None = None,
+        days_in: str | None = None,
     ) -> list[TallyRow]:
-        """Buckets of two hours or more: whole hours inside one bucket are read from
-        hour_tallies, the rest (a range's ragged ends, hours a bucket bound cuts, as in zones
-        offset by :30) from interval_tallies by key. Shorter buckets: interval_tallies only."""
+        """Day, week and month buckets in a zone whose days are kept: whole days from
+        day_tallies, a range's ragged ends by the hour and quarter hour. Other buckets of two
+        hours or more: whole hours inside one bucket from hour_tallies, the rest (ragged ends,
+        hours a bucket bound cuts, as in zones offset by :30) from interval_tallies by key.
+        Shorter buckets: interval_tallies only. PostgreSQL sums each bucket, so only the
+        buckets' rows come back."""
         if len(bounds) < 2:
             return []
+        sql, args = self.bucket_query(bounds, queues, tiers, days_in)
+        rows = await self.pool.fetch(sql, *args)
+        # Positional: counts come back as bigint (sum of int4), seconds as double precision.
+        return [TallyRow(interval=r[0], queue=r[1], tier=r[2], tally=IntervalTally(*r[3:])) for r in rows]
+
+    def bucket_query(
+        self,
+        bounds: Sequence[int],
+        queues: Collection[str] | None = None,
+        tiers: Collection[str] | None = None,
+        days_in: str | None = None,
+    ) -> tuple[str, list[object]]:
+        """The SQL `bucket_tallies` runs and its arguments (loadtest/bench_history.py EXPLAINs it)."""
+        columns = ", ".join(TALLY_FIELDS)
+        lanes = "($2::text[] IS NULL OR queue = ANY($2)) AND ($3::text[] IS NULL OR tier = ANY($3))"
+        args: list[object] = []
+
+        def arg(value: object) -> str:
+            args.append(value)
+            return f"${len(args) + 3}"
+
+        days = whole_days(bounds, ZoneInfo(days_in)) if days_in in self._day_zones and days_in else None
+        split = hour_split(bounds) if days is None else None
+        if days is not None:
+            first, last = days
+            reads = [*edge_reads(bounds[0], first), *edge_reads(last, bounds[-1])]
+            parts = [
+                f"SELECT day_start AS at, queue, tier, {columns} FROM day_tallies"
+                f" WHERE zone = {arg(days_in)} AND day_start >= {arg(first)} AND day_start < {arg(last)} AND {lanes}"
+            ]
+            for table, lo, hi in reads:
+                key = "hour" if table == "hour_tallies" else "interval"
+                at = f"hour * {HOUR_INTERVALS}" if key == "hour" else "interval"
+                parts.append(
+                    f"SELECT {at} AS at, queue, tier, {columns} FROM {table}"
+                    f" WHERE {key} >= {arg(lo)} AND {key} < {arg(hi)} AND {lanes}"
+                )
+        elif split is None:
+            parts = [
+                f"SELECT interval AS at, queue, tier, {columns} FROM interval_tallies"
+                f" WHERE interval >= {arg(bounds[0])} AND interval < {arg(bounds[-1])} AND {lanes}"
+            ]
+        else:
+            (first, last), cut, edges = split
+            parts = [
+                f"SELECT hour * {HOUR_INTERVALS} AS at, queue, tier, {columns} FROM hour_tallies"
+                f" WHERE hour >= {arg(first)} AND hour < {arg(last)} AND hour <> ALL({arg(cut)}::bigint[]) AND {lanes}",
+                f"SELECT interval, queue, tier, {columns} FROM interval_tallies"
+                f" WHERE interval = ANY({arg(edges)}::bigint[]) AND {lanes}",
+            ]
         # Counts per row fit 32 bits: sum(int4) adds in bigint, sum(bigint) in numeric (slower).
         sums = ", ".join(
             f"max({f})" if f == "answer_wait_max" else (f"sum({f}::int4)" if f in COUNT_FIELDS else f"sum({f})")
             for f in TALLY_FIELDS
         )
-        columns = ", ".join(TALLY_FIELDS)
-        lanes = "($2::text[] IS NULL OR queue = ANY($2)) AND ($3::text[] IS NULL OR tier = ANY($3))"
-        split = hour_split(bounds)
-        if split is None:
-            parts = (
-                f"SELECT interval AS at, queue, tier, {columns} FROM interval_tallies"
-                f" WHERE interval >= $4 AND interval < $5 AND {lanes}"
-            )
-            args: list[object] = [bounds[0], bounds[-1]]
-        else:
-            (first, last), cut, edges = split
-            parts = (
-                f"SELECT hour * {HOUR_INTERVALS} AS at, queue, tier, {columns} FROM hour_tallies"
-                f" WHERE hour >= $4 AND hour < $5 AND hour <> ALL($6::bigint[]) AND {lanes}"
-                f" UNION ALL SELECT interval, queue, tier, {columns} FROM interval_tallies"
-                f" WHERE interval = ANY($7::bigint[]) AND {lanes}"
-            )
-            args = [first, last, cut, edges]
         # width_bucket counts from 1 for [bounds[0], bounds[1]); rows outside were filtered out.
-        rows = await self.pool.fetch(
-            f"SELECT width_bucket(at, $1::bigint[]) - 1 AS bucket, queue, tier, {sums} FROM ({parts}) AS parts"
-            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        # Ordered by code point, as Python sorts (sum_into_buckets): the database's collation
+        # may order names otherwise, and comparing by it took half the query's time.
+        sql = (
+            f"SELECT width_bucket(at, $1::bigint[]) - 1 AS bucket, queue, tier, {sums}"
+            f" FROM ({' UNION ALL '.join(parts)}) AS parts GROUP BY 1, 2, 3"
+            ' ORDER BY 1, queue COLLATE "C", tier COLLATE "C"'
+        )
+        return sql, [
             list(bounds),
             None if queues is None else list(queues),
             None if tiers is None else list(tiers),
             *args,
-        )
-        return [
-            TallyRow(
-                interval=r[0],
-                queue=r[1],
-                tier=r[2],
-                tally=IntervalTally(
-                    **{f: (int(v) if f in COUNT_FIELDS else v) for f, v in zip(TALLY_FIELDS, r[3:], strict=True)}
-                ),
-            )
-            for r in rows
         ]
 
     async def agent_tallies(self, start: int, end: int, agents: Collection[str] | None = None) -> list[AgentRow]:

@@ -5,33 +5,36 @@ the `*_from` functions only add the archive read. Buckets are in an IANA zone an
 instants: a 60-minute bucket is a local clock hour (so the repeated hour of a fall-back day is
 two buckets, and a spring-forward day has 23), a day runs local midnight to local midnight
 (23 or 25 hours on change days). A 15-minute tally belongs to the bucket its start falls in.
+Where buckets lie is buckets.py's rule (re-exported here).
 The service level is the engine's own formula (service_level.FORMULAS via `figures`).
 """
 
 from __future__ import annotations
 
-import bisect
 import csv
 import io
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
-from typing import Final, Literal
+from datetime import date, datetime
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
 from tierline.queue.errors import Invalid, NotFound
 from tierline.queue.history import events as ev
-from tierline.queue.history.archive import AgentRow, Archive, TallyRow
+from tierline.queue.history.archive import AgentRow, Archive, TallyRow, sum_rows
+from tierline.queue.history.buckets import BY as BY
+from tierline.queue.history.buckets import WHOLE_DAYS, bucket_of, interval_bound, local_midnight
+from tierline.queue.history.buckets import By as By
+from tierline.queue.history.buckets import bucket_end as bucket_end
+from tierline.queue.history.buckets import bucket_start as bucket_start
+from tierline.queue.history.buckets import bucket_starts as bucket_starts
 from tierline.queue.history.tallies import INTERVAL_S, AgentTally, IntervalTally, interval_of
 from tierline.queue.policy import Policy, ResolvedTierPolicy
 from tierline.queue.service_level import FORMULAS, figures
 from tierline.tiers.model import TIERS
 
-By = Literal["15m", "30m", "60m", "day", "week", "month"]
-BY: Final[tuple[By, ...]] = ("15m", "30m", "60m", "day", "week", "month")
-_MINUTES: Final[dict[str, int]] = {"15m": 15, "30m": 30, "60m": 60}
 LaneBucket = tuple[int, str, str]  # (bucket index, queue, tier)
 # The shortest each bucket can be (a spring-forward day is 23 hours): bounds the bucket count.
 _SHORTEST_S: Final[dict[str, int]] = {
@@ -114,7 +117,7 @@ def parse_instant(text: str, zone: ZoneInfo, name: str) -> float:
     midnight in `zone`)."""
     try:
         if len(text) == 10:
-            return _midnight(date.fromisoformat(text), zone)
+            return local_midnight(date.fromisoformat(text), zone)
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise Invalid(
@@ -160,52 +163,7 @@ def check_range(start: float, end: float) -> tuple[int, int]:
     return math.ceil(start / INTERVAL_S), math.ceil(end / INTERVAL_S)
 
 
-# --- buckets --------------------------------------------------------------------------------
-
-
-def _midnight(day: date, zone: ZoneInfo) -> float:
-    # On a day whose midnight is skipped (a spring-forward at 00:00) this is the change itself.
-    return datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
-
-
-def _first_day(day: date, by: By) -> date:
-    if by == "week":
-        return day - timedelta(days=day.weekday())  # ISO weeks start on Monday
-    if by == "month":
-        return day.replace(day=1)
-    return day
-
-
-def bucket_start(at: float, by: By, zone: ZoneInfo) -> float:
-    """The instant the bucket holding `at` starts. Runtime: O(1)."""
-    local = datetime.fromtimestamp(at, zone)
-    if by in _MINUTES:
-        # Offsets are whole minutes, so going back the local minutes into the bucket is exact,
-        # and stays in the same one of a repeated hour's two passes.
-        return at - ((local.minute % _MINUTES[by]) * 60 + local.second + local.microsecond / 1e6)
-    return _midnight(_first_day(local.date(), by), zone)
-
-
-def bucket_end(start: float, by: By, zone: ZoneInfo) -> float:
-    if by in _MINUTES:
-        return start + _MINUTES[by] * 60
-    first = datetime.fromtimestamp(start, zone).date()
-    if by == "day":
-        return _midnight(first + timedelta(days=1), zone)
-    if by == "week":
-        return _midnight(first + timedelta(days=7), zone)
-    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    return _midnight(following, zone)
-
-
-def bucket_starts(start: float, end: float, by: By, zone: ZoneInfo) -> list[float]:
-    """Every bucket that overlaps [start, end), in order. Runtime: O(buckets)."""
-    out = []
-    at = bucket_start(start, by, zone)
-    while at < end:
-        out.append(at)
-        at = bucket_end(at, by, zone)
-    return out
+# --- buckets ---------------------------------------------------------------------------------
 
 
 def _label(at: float, zone: ZoneInfo) -> str:
@@ -222,7 +180,7 @@ def bucket_bounds(start: float, end: float, by: By, zone: ZoneInfo) -> tuple[lis
     bucket starts are interval starts (rounded up for safety)."""
     first, last = check_range(start, end)
     starts = bucket_starts(start, end, by, zone)
-    bounds = [max(first, math.ceil(at / INTERVAL_S)) for at in starts] + [last]
+    bounds = [max(first, interval_bound(at)) for at in starts] + [last]
     return starts, bounds
 
 
@@ -275,8 +233,7 @@ def extra_within(
             continue
         if (queues is not None and event.queue not in queues) or (tiers is not None and event.tier not in tiers):
             continue
-        index = bisect.bisect_right(bounds, interval_of(event.at)) - 1
-        if not 0 <= index < len(bounds) - 1:
+        if (index := bucket_of(bounds, interval_of(event.at))) < 0:
             continue
         counts = out.setdefault((index, event.queue, event.tier), {key: 0 for key, _ in keys})
         for key, seconds in keys:
@@ -340,7 +297,7 @@ async def sla_report(
     if thresholds:
         raw = await archive.events(bounds[0] * INTERVAL_S, bounds[-1] * INTERVAL_S)
         extra = extra_within(raw, bounds, thresholds, queues, tiers)
-    tallies = await archive.bucket_tallies(bounds, queues, tiers)
+    tallies = await archive.bucket_tallies(bounds, queues, tiers, days_in=tz if step in WHOLE_DAYS else None)
     if all_queues:
         tallies, extra = queues_together(tallies, extra)
     return sla_rows(tallies, starts, step, zone, policy, extra, thresholds)
@@ -354,10 +311,7 @@ def queues_together(
 ) -> tuple[list[TallyRow], dict[LaneBucket, dict[str, int]] | None]:
     """Per bucket × tier, every queue summed (queue `*`): a tier's own service level across
     the center. The level is computed from the summed tallies, never averaged. Runtime: O(rows)."""
-    sums: dict[tuple[int, str], IntervalTally] = {}
-    for row in bucketed:
-        sums.setdefault((row.interval, row.tier), IntervalTally()).add(row.tally)
-    rows = [TallyRow(interval=i, queue=ALL_QUEUES, tier=t, tally=tally) for (i, t), tally in sorted(sums.items())]
+    rows = sum_rows(((row.interval, ALL_QUEUES, row.tier), row.tally) for row in bucketed)
     if extra is None:
         return rows, None
     merged: dict[LaneBucket, dict[str, int]] = {}
@@ -461,15 +415,15 @@ def sla_csv(report: SlaReport) -> str:
 
 def agent_rows(rows: Iterable[AgentRow], start: float, end: float, by: By, zone: ZoneInfo) -> list[AgentReportRow]:
     """Per bucket × agent, only where the agent has something. Runtime: O(rows)."""
-    first, last = check_range(start, end)
-    sums: dict[tuple[float, str], AgentTally] = {}
+    starts, bounds = bucket_bounds(start, end, by, zone)
+    sums: dict[tuple[int, str], AgentTally] = {}
     for row in rows:
-        if first <= row.interval < last:
-            sums.setdefault((bucket_start(row.interval * INTERVAL_S, by, zone), row.agent), AgentTally()).add(row.tally)
+        if (index := bucket_of(bounds, row.interval)) >= 0:
+            sums.setdefault((index, row.agent), AgentTally()).add(row.tally)
     return [
         AgentReportRow(
-            start=_label(at, zone),
-            end=_label(bucket_end(at, by, zone), zone),
+            start=_label(starts[index], zone),
+            end=_label(bucket_end(starts[index], by, zone), zone),
             agent=agent,
             answered=t.answered,
             ended=t.ended,
@@ -477,7 +431,7 @@ def agent_rows(rows: Iterable[AgentRow], start: float, end: float, by: By, zone:
             average_handle_s=round(t.handle_sum / t.ended, 3) if t.ended else None,
             callbacks_completed=t.callbacks_completed,
         )
-        for (at, agent), t in sorted(sums.items())
+        for (index, agent), t in sorted(sums.items())
     ]
 
 

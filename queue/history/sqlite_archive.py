@@ -19,6 +19,7 @@ from tierline.queue.history import events as ev
 from tierline.queue.history.archive import (
     DEFAULT_RETENTION_MONTHS,
     AgentRow,
+    ArchiveNotOpen,
     TallyRow,
     event_row,
     retention_cutoff,
@@ -101,10 +102,14 @@ class SqliteArchive:
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
 
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         async with self._lock:
             if self._db is None:
-                raise RuntimeError("the SQLite archive is not open")
+                raise ArchiveNotOpen("the SQLite archive is not open")
             return await asyncio.to_thread(work, self._db)
 
     async def open(self) -> list[int]:
@@ -157,8 +162,14 @@ class SqliteArchive:
         ]
 
     async def bucket_tallies(
-        self, bounds: Sequence[int], queues: Collection[str] | None = None, tiers: Collection[str] | None = None
+        self,
+        bounds: Sequence[int],
+        queues: Collection[str] | None = None,
+        tiers: Collection[str] | None = None,
+        days_in: str | None = None,
     ) -> list[TallyRow]:
+        # Summed here from the 15-minute rows whatever the buckets: one process's file, read in
+        # a worker thread; no daily sums kept.
         if len(bounds) < 2:
             return []
         return sum_into_buckets(await self.interval_tallies(bounds[0], bounds[-1], queues, tiers), bounds)

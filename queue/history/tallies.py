@@ -25,7 +25,9 @@ from tierline.queue.service_level import Tally
 INTERVAL_S: Final = 900
 
 
-class IntervalTally(msgspec.Struct, kw_only=True):
+class IntervalTally(msgspec.Struct):
+    """Positional in TALLY_FIELDS order too: archives build one from each database row."""
+
     entered: int = 0
     answered: int = 0
     answered_within: int = 0

@@ -12,7 +12,7 @@ import pytest
 from tests.history.test_archive import archived_tallies, close, recount
 from tests.history.traffic import traffic
 from tierline.queue.history import events as ev
-from tierline.queue.history.postgres_archive import APPLICATION_NAME, PostgresArchive
+from tierline.queue.history.postgres_archive import APPLICATION_NAME, MIGRATIONS, PostgresArchive
 
 NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC).timestamp()
 
@@ -68,9 +68,11 @@ async def test_retention_drops_whole_months_before_the_cutoff_and_keeps_the_tall
 async def test_processes_starting_together_claim_different_epochs_and_migrate_once(
     pg_archive: PostgresArchive, pg_dsn: str
 ) -> None:
-    archives = [PostgresArchive(pg_dsn, schema=pg_archive.schema + "x") for _ in range(4)]
+    schema = pg_archive.schema + "x"
+    archives = [PostgresArchive(pg_dsn, schema=schema, day_zone="Europe/Berlin") for _ in range(4)]
     applied = await asyncio.gather(*(a.open() for a in archives))
-    assert sorted(applied) == [[], [], [], [1, 2]]
+    assert sorted(applied) == [[], [], [], [version for version, _ in MIGRATIONS]]
+    assert await archives[0].pool.fetchval("SELECT count(*) FROM day_zones") == 1  # the zone added once
     epochs = await asyncio.gather(*(a.claim_epoch(NOW) for a in archives for _ in range(5)))
     assert len(set(epochs)) == 20 and min(epochs) == int(NOW * 1000)
     for archive in archives:

@@ -3,6 +3,7 @@ engine's own formulas, per-agent figures, timelines of reused call ids, masking 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import itertools
@@ -12,12 +13,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.history.conftest import new_schema
 from tests.history.traffic import traffic
 from tierline.queue.errors import Invalid, NotFound
 from tierline.queue.history import events as ev
 from tierline.queue.history import reports
 from tierline.queue.history.archive import Archive, TallyRow, sum_into_buckets
-from tierline.queue.history.postgres_archive import hour_split
+from tierline.queue.history.buckets import bucket_of, day_bounds
+from tierline.queue.history.postgres_archive import PostgresArchive, edge_reads, hour_split, whole_days
 from tierline.queue.history.tallies import COUNT_FIELDS, TALLY_FIELDS, IntervalTally
 from tierline.queue.policy import Policy, TierPolicy
 from tierline.queue.service_level import FORMULAS
@@ -262,3 +265,108 @@ def test_hour_split_reads_cut_hours_by_the_quarter() -> None:
     assert hour_split([5, 14, 25]) == ((2, 6), [3], [5, 6, 7, 24, 12, 13, 14, 15])
     assert hour_split([3, 12, 21]) == ((1, 5), [], [3, 20])
     assert hour_split([4, 7, 16]) is None  # a bucket under two hours: quarter hours only
+
+
+@pytest.mark.parametrize("zone", [BERLIN, NEW_YORK, ZoneInfo("Asia/Kathmandu")])
+async def test_daily_sums_equal_the_quarter_hour_sums_from_before_and_after_the_zone_was_added(
+    pg_dsn: str, zone: ZoneInfo
+) -> None:
+    """Day, week and month reports in a zone whose days are kept read day_tallies: filled from
+    the 15-minute tallies when the zone is added at open (a first archive ran without it), kept
+    by every ingest after. Across the fall-back week, with ragged range ends, the sums must be
+    those of the 15-minute tallies; a zone not kept, and bounds that are not its midnights,
+    fall back to the hourly read with the same sums."""
+    schema, name = new_schema(), zone.key
+    start = local(zone, 2026, 10, 24, 7, 45)
+    before = PostgresArchive(pg_dsn, schema=schema)
+    await before.open()
+    await before.ingest(traffic(seed=41, calls=600, start=start - 86_400, spacing_s=400))
+    await before.close()
+    kept = PostgresArchive(pg_dsn, schema=schema, day_zone=name)
+    await kept.open()
+    try:
+        assert kept.is_open
+        days_made = await kept.pool.fetchval("SELECT count(*) FROM day_tallies WHERE zone = $1", name)
+        assert days_made > 0
+        # After the zone is kept: more traffic, some of it on days already summed.
+        await kept.ingest(traffic(seed=42, calls=900, start=start, spacing_s=700, epoch=2))
+        spans: tuple[tuple[reports.By, float, float], ...] = (
+            ("day", start, start + 8 * 86_400 + 1800),
+            ("day", local(zone, 2026, 10, 23), local(zone, 2026, 10, 31)),  # whole days only
+            ("week", start - 86_400, start + 9 * 86_400),
+            ("month", start - 86_400, start + 9 * 86_400),
+        )
+        for by, first, last in spans:
+            _, bounds = reports.bucket_bounds(first, last, by, zone)
+            recount = sum_into_buckets(await kept.interval_tallies(bounds[0], bounds[-1]), bounds)
+            assert whole_days(bounds, zone) is not None, by
+            assert _same_sums(await kept.bucket_tallies(bounds, days_in=name), recount), (by, name)
+            assert _same_sums(await kept.bucket_tallies(bounds, days_in="Asia/Tokyo"), recount), (by, name)
+            one = await kept.bucket_tallies(bounds, ["sales"], ["vip"], days_in=name)
+            alone = sum_into_buckets(await kept.interval_tallies(bounds[0], bounds[-1], ["sales"], ["vip"]), bounds)
+            assert one and _same_sums(one, alone), (by, name)
+        # Hours, not days: the promise does not hold, so the days are not used.
+        _, hourly = reports.bucket_bounds(start, start + 86_400, "60m", zone)
+        assert whole_days(hourly, zone) is None
+        recount = sum_into_buckets(await kept.interval_tallies(hourly[0], hourly[-1]), hourly)
+        assert _same_sums(await kept.bucket_tallies(hourly, days_in=name), recount)
+    finally:
+        await kept.close()
+    assert not kept.is_open
+
+
+async def test_a_zone_added_while_another_process_ingests_counts_every_batch_once(pg_dsn: str) -> None:
+    """One process ingests batch after batch while another opens the same archive keeping a new
+    zone: whichever way the backfill and each batch interleave, the zone's days end equal to the
+    15-minute tallies."""
+    schema = new_schema()
+    writer = PostgresArchive(pg_dsn, schema=schema)
+    await writer.open()
+    start = local(BERLIN, 2026, 10, 20)
+    events = traffic(seed=43, calls=2000, start=start, spacing_s=300)
+    batches = [events[i : i + 150] for i in range(0, len(events), 150)]
+
+    async def write() -> None:
+        for batch in batches:
+            await writer.ingest(batch)
+            await asyncio.sleep(0)
+
+    adder = PostgresArchive(pg_dsn, schema=schema, day_zone="Europe/Berlin")
+    try:
+        await asyncio.gather(write(), adder.open())
+        _, bounds = reports.bucket_bounds(start, start + 10 * 86_400, "day", BERLIN)
+        recount = sum_into_buckets(await adder.interval_tallies(bounds[0], bounds[-1]), bounds)
+        assert sum(r.tally.entered for r in recount) == 2000
+        assert _same_sums(await adder.bucket_tallies(bounds, days_in="Europe/Berlin"), recount)
+    finally:
+        await adder.close()
+        await writer.close()
+
+
+def test_whole_days_and_edge_reads_cover_the_range_once() -> None:
+    zone = BERLIN
+    for first, last in [(local(zone, 2026, 10, 24, 7, 45), local(zone, 2026, 10, 30, 13, 15))]:
+        _, bounds = reports.bucket_bounds(first, last, "day", zone)
+        days = whole_days(bounds, zone)
+        assert days is not None and days[0] == bounds[1] and days[1] == bounds[-2]
+        covered = [i for lo, hi in [days] for i in range(lo, hi)]
+        for table, lo, hi in [*edge_reads(bounds[0], days[0]), *edge_reads(days[1], bounds[-1])]:
+            step = 4 if table == "hour_tallies" else 1
+            covered += [i for unit in range(lo, hi) for i in range(unit * step, unit * step + step)]
+        assert sorted(covered) == list(range(bounds[0], bounds[-1]))
+    assert edge_reads(8, 8) == []
+    assert edge_reads(5, 7) == [("interval_tallies", 5, 7)]
+    assert edge_reads(5, 18) == [("hour_tallies", 2, 4), ("interval_tallies", 5, 8), ("interval_tallies", 16, 18)]
+    # A range within one day has no whole day.
+    _, inside = reports.bucket_bounds(local(zone, 2026, 6, 1, 8), local(zone, 2026, 6, 1, 20), "day", zone)
+    assert whole_days(inside, zone) is None
+
+
+def test_day_bounds_place_each_quarter_hour_in_its_local_day() -> None:
+    for zone in (BERLIN, NEW_YORK, ZoneInfo("Asia/Kathmandu")):
+        first, last = int(local(zone, 2026, 10, 20) // 900), int(local(zone, 2026, 11, 5) // 900)
+        days = day_bounds(first, last, zone)
+        for interval in range(first, last + 1, 7):
+            day = days[bucket_of(days, interval)]
+            assert datetime.fromtimestamp(day * 900, zone).date() == datetime.fromtimestamp(interval * 900, zone).date()
+            assert datetime.fromtimestamp(day * 900, zone).time().hour == 0
