@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from tierline.admin.staffing import erlang_a
 from tierline.admin.staffing import outlook as so
 from tierline.admin.staffing.patience import observed_patience
 from tierline.queue.history import events as ev
@@ -46,8 +47,8 @@ MAX_AHT_S: Final = 86_400.0
 MAX_PATIENCE_S: Final = 86_400.0
 # Erlang A follows every caller who could be waiting, level by level, step by step: beyond this
 # many arrivals in one mean patience, or this much work for one evaluation (levels × steps, see
-# erlang_a._by_time; the whole forecast then takes up to ~4 s here), a query is refused (422)
-# rather than left to run.
+# erlang_a._by_time; the whole forecast then takes up to a few seconds here), a query is
+# refused (422) rather than left to run.
 MAX_CALLS_PER_PATIENCE: Final = 2_000.0
 MAX_ERLANG_A_WORK: Final = 2e6
 Source = Literal["observed", "given", "split"]  # split: a share of the given total, by the observed mix
@@ -177,9 +178,11 @@ def _refuse_absurd(
             f"{per_s * patience:.0f} calls arrive within one mean patience: more than the "
             f"{MAX_CALLS_PER_PATIENCE:.0f} Erlang A can follow; check the rates and patience_s, or use erlang_c"
         )
-    # Levels: the callers who could be waiting; steps: events within the longest threshold.
+    # Levels: the callers who could be waiting; steps: events within the longest threshold, or
+    # what the Laplace inversion costs instead when that is less (erlang_a._by_time).
     pool = max(agents or 0, per_s * aht + 1) / aht
-    work = (per_s * patience + 60) * ((2 * per_s + pool) * threshold_s + 10)
+    steps = min((2 * per_s + pool) * threshold_s + 10, erlang_a.EULER_TERMS * erlang_a.EULER_COST)
+    work = (per_s * patience + 60) * steps
     if work > MAX_ERLANG_A_WORK:
         raise ValueError(
             "Erlang A at this size would take too long here (calls in one patience × events within the "

@@ -11,8 +11,8 @@ blacklisted 10 % of the calls), AHT 180 s, thresholds 20/30/60/60 s, the pool at
    needed and the headline, a galloping search over N), Erlang C.
 3. `erlang_a`: the same forecast under Erlang A (patience 300 s), per tier by its walk: no goal,
    shown so a planner knows what the model costs.
-Each figure is the median of --repeat runs in one process; the machine is shared, so compare
-the rows of one run with each other, not with another run.
+Each figure is the median of --repeat runs in one process, in this process's CPU time (the
+machine is shared with other work: wall time would mostly measure the others).
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ def demands(agents: int, occupancy: float) -> list[so.TierDemand]:
 def median_ms(run: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         run()
-        times.append((time.perf_counter() - start) * 1000)
+        times.append((time.process_time() - start) * 1000)
     return statistics.median(times)
 
 
@@ -63,6 +63,7 @@ def main() -> int:
     args = parser.parse_args()
     rows: list[dict[str, float | int | None]] = []
     worst = 0.0
+    print("CPU time, median of runs")
     print(f"{'agents':>6} {'occ':>5} {'figures ms':>11} {'forecast ms':>12} {'erlang_a ms':>12}  needed C/A")
     for agents in (10, 100, 500, 1000):
         for occupancy in (0.95, 0.98):

@@ -113,3 +113,24 @@ def test_observed_patience_is_the_censored_maximum_likelihood() -> None:
         observed_patience(-1.0, 3)
     with pytest.raises(ValueError):
         observed_patience(math.nan, 3)
+
+
+@pytest.mark.parametrize(
+    ("agents", "occupancy", "k", "threshold"),
+    [(14, 0.7, 2, 60.0), (100, 0.95, 3, 60.0), (500, 0.98, 3, 30.0), (1000, 0.95, 3, 60.0), (700, 3.0, 1, 120.0)],
+)
+def test_the_laplace_inversion_agrees_with_uniformisation(
+    agents: int, occupancy: float, k: int, threshold: float
+) -> None:
+    """The two ways to the walk's law by a time (erlang_a._by_time picks the cheaper) agree, from
+    a handful of agents to a thousand and an overloaded pool."""
+    shares = [0.1, 0.2, 0.6, 0.1]
+    rates = [s * occupancy * agents / AHT for s in shares]
+    theta, pool = 1 / 300.0, agents / AHT
+    start, _ = ea._queue_law(sum(rates[: k + 1]), pool, theta)
+    start = [w / math.fsum(start) for w in start]
+    levels = len(start) + ea.LEVEL_MARGIN
+    down = [pool + i * theta for i in range(levels)]
+    (uniformised,) = ea._by_time_uniformised(start, levels, sum(rates[:k]), down, theta, [threshold])
+    inverted = ea._by_time_inverted(start, levels, sum(rates[:k]), down, theta, threshold)
+    assert inverted == pytest.approx(uniformised, abs=1e-10)
