@@ -3,8 +3,13 @@
 // tier come with the SLA rows (counters the engine keeps), never from reading the callback
 // list: a poll costs the same with ten callbacks or a hundred thousand.
 // Plain browser JavaScript, no libraries, nothing fetched from anywhere but this service.
+// Every word shown comes from the language catalogue (i18n.js: English or Simplified Chinese,
+// the browser's or the one picked on the page); numbers and times are formatted for it.
 (function () {
   "use strict";
+
+  var I18n = window.TierlineI18n;
+  function t(key, vars) { return I18n.t(key, vars); }
 
   var POLL_MS = 2000;
   var AT_RISK_MARGIN = 0.05; // admin/sla_status.py holds the same rule
@@ -12,7 +17,8 @@
   var TOKEN_KEY = "tierline.adminToken";
   var SVG_NS = "http://www.w3.org/2000/svg";
   var TIERS = ["vip", "mid", "standard", "blacklisted"];
-  var STATUS_WORDS = { "met": "✓ met", "at risk": "! at risk", "missed": "✗ missed", "idle": "· idle", "no target": "– no target" };
+  // status → its catalogue key (the words, with their sign, so a status is never told by colour alone)
+  var STATUS_KEYS = { "met": "dash.status_met", "at risk": "dash.status_at_risk", "missed": "dash.status_missed", "idle": "dash.status_idle", "no target": "dash.status_no_target" };
 
   var app = document.getElementById("app");
   var statusLine = document.getElementById("status-line");
@@ -62,11 +68,11 @@
 
   // --- formatting ---------------------------------------------------------------------------
 
-  function pct(v) { return v === null || v === undefined ? "–" : (v * 100).toFixed(1) + "%"; }
+  function pct(v) { return I18n.percent(v); }
 
   function secs(v) {
     if (v === null || v === undefined) return "–";
-    if (v < 60) return v.toFixed(1) + " s";
+    if (v < 60) return t("unit.seconds", { s: I18n.number(v, 1) });
     var whole = Math.round(v);
     var m = Math.floor(whole / 60), s = whole % 60;
     if (m < 60) return m + ":" + (s < 10 ? "0" : "") + s;
@@ -77,9 +83,9 @@
   function timeFormatter(zone, withSeconds) {
     var options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone };
     if (withSeconds) options.second = "2-digit";
-    try { return new Intl.DateTimeFormat(undefined, options); } catch (e) {
+    try { return new Intl.DateTimeFormat(I18n.lang, options); } catch (e) {
       options.timeZone = "UTC";
-      return new Intl.DateTimeFormat(undefined, options);
+      return new Intl.DateTimeFormat(I18n.lang, options);
     }
   }
 
@@ -138,26 +144,26 @@
       if (row.queue !== lastQueue) tr.setAttribute("class", "queue-start");
       tr.appendChild(el("td", { "data-field": "queue" }, row.queue === lastQueue ? "" : row.queue));
       lastQueue = row.queue;
-      tr.appendChild(el("td", { "data-field": "tier", "class": "tier tier-" + row.tier }, row.tier));
-      var badge = el("span", { "class": "pill " + statusClass(status) }, STATUS_WORDS[status]);
+      tr.appendChild(el("td", { "data-field": "tier", "class": "tier tier-" + row.tier }, t("tier." + row.tier)));
+      var badge = el("span", { "class": "pill " + statusClass(status) }, t(STATUS_KEYS[status]));
       var statusCell = el("td", { "data-field": "status", "data-value": status });
       statusCell.appendChild(badge);
       tr.appendChild(statusCell);
       tr.appendChild(cell("sl_15m", r15.service_level, pct(r15.service_level), statusClass(status)));
       tr.appendChild(cell("sl_today", row.service_level, pct(row.service_level), statusClass(todayStatus)));
-      tr.appendChild(cell("target", row.target, row.target === null ? "none" : pct(row.target) + " ≤ " + row.threshold_s + " s"));
-      tr.appendChild(cell("waiting_now", row.waiting_now, String(row.waiting_now)));
+      tr.appendChild(cell("target", row.target, row.target === null ? t("dash.no_target") : t("dash.target_within", { target: pct(row.target), s: I18n.number(row.threshold_s) })));
+      tr.appendChild(cell("waiting_now", row.waiting_now, I18n.number(row.waiting_now)));
       var late = row.oldest_wait_now_s !== null && row.oldest_wait_now_s > row.threshold_s;
       tr.appendChild(cell("oldest_wait_now_s", row.oldest_wait_now_s, secs(row.oldest_wait_now_s), late ? "warn" : ""));
       tr.appendChild(cell("asa_s", row.asa_s, secs(row.asa_s)));
-      tr.appendChild(cell("offered", row.offered, String(row.offered)));
-      tr.appendChild(cell("answered", row.answered, String(row.answered)));
-      var abandons = String(row.abandoned) + (row.short_abandoned ? " (" + row.short_abandoned + " short)" : "");
+      tr.appendChild(cell("offered", row.offered, I18n.number(row.offered)));
+      tr.appendChild(cell("answered", row.answered, I18n.number(row.answered)));
+      var abandons = I18n.number(row.abandoned) + (row.short_abandoned ? " " + t("dash.short_abandons", { n: I18n.number(row.short_abandoned) }) : "");
       tr.appendChild(cell("abandoned", row.abandoned, abandons));
-      tr.appendChild(cell("overflowed", row.overflowed, String(row.overflowed)));
-      tr.appendChild(cell("callbacks_open", row.callbacks_open, String(row.callbacks_open)));
+      tr.appendChild(cell("overflowed", row.overflowed, I18n.number(row.overflowed)));
+      tr.appendChild(cell("callbacks_open", row.callbacks_open, I18n.number(row.callbacks_open)));
       var overdue = row.callbacks_overdue;
-      tr.appendChild(cell("callbacks_overdue", overdue, String(overdue), overdue ? "warn" : ""));
+      tr.appendChild(cell("callbacks_overdue", overdue, I18n.number(overdue), overdue ? "warn" : ""));
       fragment.appendChild(tr);
     });
     body.replaceChildren(fragment);
@@ -165,11 +171,11 @@
 
   function renderCallbacks(summary) {
     var values = {
-      callbacks_open: [summary.open, String(summary.open)],
-      callbacks_assigned: [summary.assigned, String(summary.assigned)],
-      callbacks_overdue: [summary.overdue, String(summary.overdue)],
-      callbacks_at_risk: [summary.at_risk, String(summary.at_risk)],
-      callbacks_completed: [summary.completed, String(summary.completed)],
+      callbacks_open: [summary.open, I18n.number(summary.open)],
+      callbacks_assigned: [summary.assigned, I18n.number(summary.assigned)],
+      callbacks_overdue: [summary.overdue, I18n.number(summary.overdue)],
+      callbacks_at_risk: [summary.at_risk, I18n.number(summary.at_risk)],
+      callbacks_completed: [summary.completed, I18n.number(summary.completed)],
       callbacks_service_level: [summary.service_level, pct(summary.service_level)]
     };
     var cells = document.querySelectorAll("#callback-summary dd");
@@ -218,14 +224,14 @@
     function y(level) { return top + (1 - level) * ph; }
 
     var box = el("div", { "class": "chart", "data-queue": queue });
-    box.appendChild(el("h3", {}, "Queue " + queue));
-    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "Queue " + queue + " today by 15-minute interval", "data-chart-queue": queue });
+    box.appendChild(el("h3", {}, t("dash.chart_queue", { queue: queue })));
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": t("dash.chart_queue_label", { queue: queue }), "data-chart-queue": queue });
 
     [0, 0.25, 0.5, 0.75, 1].forEach(function (level) {
       root.appendChild(svg("line", { x1: left, x2: W - right, y1: y(level), y2: y(level), "class": level === 0 ? "axis" : "grid" }));
       root.appendChild(svg("text", { x: left - 6, y: y(level) + 4, "text-anchor": "end" }, Math.round(level * 100) + "%"));
     });
-    root.appendChild(svg("text", { x: W - right + 6, y: top + 10 }, maxOffered + (maxOffered === 1 ? " call" : " calls")));
+    root.appendChild(svg("text", { x: W - right + 6, y: top + 10 }, t(maxOffered === 1 ? "dash.one_call" : "dash.calls", { n: I18n.number(maxOffered) })));
     root.appendChild(svg("text", { x: W - right + 6, y: top + ph + 4 }, "0"));
     for (var hour = 0; hour <= slots / 4; hour += 3) {
       var hx = x(hour * 4);
@@ -240,10 +246,10 @@
         x: x(slot) + 1, y: top + ph - height, width: Math.max(1, slotW - 2), height: height, "class": "bar",
         "data-interval-start": starts[slot], "data-offered": offered[slot]
       });
-      var lines = [clock.format(new Date(Date.parse(starts[slot]))) + " · " + offered[slot] + " offered"];
+      var lines = [t("dash.bar_offered", { time: clock.format(new Date(Date.parse(starts[slot]))), n: I18n.number(offered[slot]) })];
       rows.forEach(function (row) {
         var iv = (row.intervals || []).filter(function (i) { return i.start === starts[slot]; })[0];
-        if (iv && iv.offered) lines.push(row.tier + ": " + pct(iv.service_level) + " of " + iv.offered);
+        if (iv && iv.offered) lines.push(t("dash.bar_tier", { tier: t("tier." + row.tier), level: pct(iv.service_level), n: I18n.number(iv.offered) }));
       });
       rect.appendChild(svg("title", {}, lines.join("\n")));
       bars.appendChild(rect);
@@ -267,7 +273,7 @@
         d += pen + px.toFixed(1) + " " + py.toFixed(1) + " ";
         pen = "L";
         var dot = svg("circle", { cx: px, cy: py, r: 3, "class": "dot line-" + row.tier, "data-interval-start": iv.start, "data-service-level": iv.service_level });
-        dot.appendChild(svg("title", {}, row.tier + " " + clock.format(new Date(Date.parse(iv.start))) + ": " + pct(iv.service_level)));
+        dot.appendChild(svg("title", {}, t("dash.dot", { tier: t("tier." + row.tier), time: clock.format(new Date(Date.parse(iv.start))), level: pct(iv.service_level) })));
         group.appendChild(dot);
       });
       if (d) group.insertBefore(svg("path", { d: d.trim(), "class": "sl line-" + row.tier }), group.firstChild);
@@ -279,7 +285,7 @@
     TIERS.forEach(function (tier) {
       var item = el("span", {});
       item.appendChild(el("span", { "class": "swatch " + tier }));
-      item.appendChild(document.createTextNode(tier));
+      item.appendChild(document.createTextNode(t("tier." + tier)));
       legend.appendChild(item);
     });
     box.appendChild(legend);
@@ -297,10 +303,14 @@
   var historyState = "waiting"; // waiting → loading → ready | off | error (retried after a minute)
   var historyRetryAt = 0;
 
-  function setHistory(state, message) {
+  var historyMessage = ["dash.loading", {}];
+
+  // `key`, `vars`: the catalogue's words, kept to be shown again in another language.
+  function setHistory(state, key, vars) {
     historyState = state;
+    historyMessage = [key, vars || {}];
     document.getElementById("history").setAttribute("data-state", state);
-    document.getElementById("history-status").textContent = message;
+    document.getElementById("history-status").textContent = t(key, vars);
   }
 
   function localDate(ms, zone) {
@@ -320,10 +330,10 @@
   }
 
   function historyFailed(err) {
-    if (err instanceof AuthError) { setHistory("waiting", "Waiting for the admin token."); return; }
-    if (err && err.status === 409) { setHistory("off", "The call history is off on this service (--history off): no archive to chart."); return; }
+    if (err instanceof AuthError) { setHistory("waiting", "dash.history_waiting"); return; }
+    if (err && err.status === 409) { setHistory("off", "dash.history_off"); return; }
     historyRetryAt = Date.now() + HISTORY_RETRY_MS;
-    setHistory("error", "The history could not be read (" + (err && err.message ? err.message : err) + "); trying again in a minute.");
+    setHistory("error", "dash.history_failed", { status: (err && err.status) || 0 });
   }
 
   function maybeLoadHistory(today) {
@@ -335,10 +345,10 @@
     var dayInput = document.getElementById("history-day");
     dayInput.max = last;
     if (!dayInput.value) dayInput.value = addDays(last, -1);
-    setHistory("loading", "Loading the last " + HISTORY_DAYS + " days…");
+    setHistory("loading", "dash.history_loading", { days: I18n.number(HISTORY_DAYS) });
     getJson(reportPath(first, addDays(last, 1), "day")).then(function (report) {
       renderHistoryDays(report, first, HISTORY_DAYS);
-      setHistory("ready", "Days " + first + " to " + last + " (" + historyZone + ") · formula " + report.formula + ": " + report.formula_text + ".");
+      setHistory("ready", "dash.history_ready", { first: first, last: last, zone: historyZone, formula: t("formula." + report.formula) });
       loadHistoryDay(dayInput.value);
     }).catch(historyFailed);
   }
@@ -379,10 +389,10 @@
   }
 
   function targetLines(root, tiers, left, right, W, y) {
-    tiers.forEach(function (t) {
-      var target = t.rows[0].target;
+    tiers.forEach(function (tt) {
+      var target = tt.rows[0].target;
       if (target === null || target === undefined) return;
-      root.appendChild(svg("line", { x1: left, x2: W - right, y1: y(target), y2: y(target), "class": "target line-" + t.tier, "data-tier": t.tier, "data-target": target }));
+      root.appendChild(svg("line", { x1: left, x2: W - right, y1: y(target), y2: y(target), "class": "target line-" + tt.tier, "data-tier": tt.tier, "data-target": target }));
     });
   }
 
@@ -392,20 +402,20 @@
     function x(i) { return left + (i + 0.5) * step; }
     function y(level) { return top + (1 - level) * ph; }
     var box = el("div", { "class": "history-chart", "data-chart": "days", "data-first-day": first });
-    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "Daily service level per tier, the last " + days + " days" });
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": t("dash.days_label", { days: I18n.number(days) }) });
     levelAxis(root, left, right, W, y);
     for (var i = 0; i < days; i += 5) {
       root.appendChild(svg("text", { x: x(i), y: H - 8, "text-anchor": "middle" }, addDays(first, i).slice(5)));
     }
     var tiers = byTier(report.rows);
     targetLines(root, tiers, left, right, W, y);
-    tiers.forEach(function (t) {
-      tierSeries(root, t.tier, t.rows.map(function (row) {
+    tiers.forEach(function (tt) {
+      tierSeries(root, tt.tier, tt.rows.map(function (row) {
         var day = row.start.slice(0, 10), i = dayIndex(first, row.start);
         return {
           x: x(i), y: y(row.service_level === null ? 0 : row.service_level), level: row.service_level,
           data: { "data-day": day, "data-offered": row.offered, "data-met": rawValue(row.met) },
-          title: t.tier + " " + day + ": " + pct(row.service_level) + " of " + row.offered + " offered" + (row.target === null ? "" : " (target " + pct(row.target) + ")"),
+          title: t(row.target === null ? "dash.day_dot" : "dash.day_dot_target", { tier: t("tier." + tt.tier), day: day, level: pct(row.service_level), n: I18n.number(row.offered), target: pct(row.target) }),
           onclick: function () { document.getElementById("history-day").value = day; loadHistoryDay(day); }
         };
       }), "history-dot");
@@ -420,7 +430,7 @@
     TIERS.forEach(function (tier) {
       var item = el("span", {});
       item.appendChild(el("span", { "class": "swatch " + tier }));
-      item.appendChild(document.createTextNode(tier));
+      item.appendChild(document.createTextNode(t("tier." + tier)));
       legend.appendChild(item);
     });
     return legend;
@@ -434,7 +444,7 @@
       renderHistoryDay(report, day);
     }).catch(function (err) {
       holder.setAttribute("data-state", "error");
-      holder.replaceChildren(el("p", { "class": "warn" }, "The 15-minute chart for " + day + " could not be read (" + (err && err.message ? err.message : err) + ")."));
+      holder.replaceChildren(el("p", { "class": "warn" }, t("dash.day_failed", { day: day, status: (err && err.status) || 0 })));
     });
   }
 
@@ -455,10 +465,10 @@
       if (offered[slot] > maxOffered) maxOffered = offered[slot];
     });
     var box = el("div", { "class": "history-chart", "data-chart": "day", "data-day": day });
-    box.appendChild(el("h3", {}, day + " by 15 minutes (" + report.timezone + ")"));
-    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": day + " by 15-minute interval" });
+    box.appendChild(el("h3", {}, t("dash.day_title", { day: day, zone: report.timezone })));
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": t("dash.day_label", { day: day }) });
     levelAxis(root, left, right, W, y);
-    root.appendChild(svg("text", { x: W - right + 6, y: top + 10 }, maxOffered + (maxOffered === 1 ? " call" : " calls")));
+    root.appendChild(svg("text", { x: W - right + 6, y: top + 10 }, t(maxOffered === 1 ? "dash.one_call" : "dash.calls", { n: I18n.number(maxOffered) })));
     for (var hour = 0; hour * 4 < slots; hour += 3) {
       root.appendChild(svg("text", { x: x(hour * 4), y: H - 8, "text-anchor": "middle" }, clock.format(new Date(dayStart + hour * 3600000))));
     }
@@ -469,19 +479,19 @@
         x: x(slot) + 1, y: top + ph - height, width: Math.max(1, slotW - 2), height: height, "class": "bar history-bar",
         "data-interval-start": starts[slot], "data-offered": offered[slot]
       });
-      rect.appendChild(svg("title", {}, clock.format(new Date(Date.parse(starts[slot]))) + " · " + offered[slot] + " offered"));
+      rect.appendChild(svg("title", {}, t("dash.bar_offered", { time: clock.format(new Date(Date.parse(starts[slot]))), n: I18n.number(offered[slot]) })));
       bars.appendChild(rect);
     });
     root.appendChild(bars);
     var tiers = byTier(report.rows);
     targetLines(root, tiers, left, right, W, y);
-    tiers.forEach(function (t) {
-      tierSeries(root, t.tier, t.rows.map(function (row) {
+    tiers.forEach(function (tt) {
+      tierSeries(root, tt.tier, tt.rows.map(function (row) {
         var slot = Math.round((Date.parse(row.start) - dayStart) / 900000);
         return {
           x: x(slot) + slotW / 2, y: y(row.service_level === null ? 0 : row.service_level), level: row.service_level,
           data: { "data-interval-start": row.start },
-          title: t.tier + " " + clock.format(new Date(Date.parse(row.start))) + ": " + pct(row.service_level)
+          title: t("dash.dot", { tier: t("tier." + tt.tier), time: clock.format(new Date(Date.parse(row.start))), level: pct(row.service_level) })
         };
       }), "history-dot-15m");
     });
@@ -499,9 +509,18 @@
 
   // --- the poll loop ------------------------------------------------------------------------
 
-  function setState(state, message) {
+  var stateMessage = ["dash.loading", {}];
+
+  function setState(state, key, vars) {
+    stateMessage = [key, vars || {}];
     app.setAttribute("data-state", state);
-    statusLine.textContent = message;
+    statusLine.textContent = t(key, vars);
+  }
+
+  var lastFormula = null;
+
+  function showFormula() {
+    document.getElementById("formula").textContent = lastFormula ? t("dash.formula", { name: lastFormula, text: t("formula." + lastFormula) }) : "";
   }
 
   function poll() {
@@ -515,20 +534,19 @@
       renderTable(today, rolling);
       renderCallbacks(today.callbacks);
       renderCharts(today);
-      document.getElementById("formula").textContent = "Formula (" + today.formula + "): " + today.formula_text + ".";
+      lastFormula = today.formula;
+      showFormula();
       polls += 1;
       app.setAttribute("data-polls", String(polls));
       app.setAttribute("data-generated-at", today.generated_at);
       maybeLoadHistory(today);
       var server = timeFormatter(today.timezone, true).format(new Date(Date.parse(today.generated_at)));
-      setState("live", "Live · figures as of " + server + " (" + today.timezone + ") · refreshed every " + POLL_MS / 1000 + " s");
+      setState("live", "dash.live", { time: server, zone: today.timezone, every: I18n.number(POLL_MS / 1000) });
     }).catch(function (err) {
       if (err instanceof AuthError) {
-        setState("unauthorized", err.status === 403
-          ? "That token is not the admin token: enter the admin token above."
-          : "The admin token is missing or wrong: enter it above.");
+        setState("unauthorized", err.status === 403 ? "dash.not_admin_token" : "dash.token_missing");
       } else {
-        setState("error", "Cannot reach the service (" + (err && err.message ? err.message : err) + "); retrying…");
+        setState("error", "dash.unreachable", { status: (err && err.status) || 0 });
       }
     }).then(function () {
       if (mine === generation) timer = setTimeout(poll, POLL_MS);
@@ -549,6 +567,26 @@
 
   // Exposed for the browser test, which holds it equal to admin/sla_status.py.
   window.tierlineSlaStatus = slaStatus;
-  loadToken();
-  poll();
+
+  function relabel() {
+    I18n.apply(document);
+    document.title = t("dash.page_title");
+    app.setAttribute("data-lang", I18n.lang);
+    statusLine.textContent = t(stateMessage[0], stateMessage[1]);
+    document.getElementById("history-status").textContent = t(historyMessage[0], historyMessage[1]);
+    showFormula();
+  }
+
+  I18n.load().then(function () {
+    relabel();
+    I18n.switcher(document.getElementById("lang"), function () {
+      relabel();
+      if (historyState === "ready") { historyState = "waiting"; } // redrawn in the new language
+      poll();
+    });
+    loadToken();
+    poll();
+  }, function () {
+    statusLine.textContent = "Tierline: the language catalogue could not be loaded. / 无法加载语言文件。";
+  });
 })();

@@ -372,3 +372,36 @@ async def test_labels_focus_order_and_contrast(api: Api, browser: Any) -> None: 
     assert await asyncio.to_thread(driver.execute_script, "return document.activeElement.id;") == "note"
     after_note = [x for x in await asyncio.to_thread(tab_order, 14) if x != "call-at"]
     assert after_note[:4] == ["do-completed", "do-no_answer", "do-rescheduled", "do-cancelled"], after_note
+
+
+async def test_the_dashboard_speaks_chinese_too(make_api: ApiFactory, browser: Any) -> None:  # noqa: F811
+    """The supervisors' dashboard follows the same catalogue: picked on the page, every keyed
+    string and the status words of the table from the Chinese catalogue."""
+    driver, zh = browser, catalogue("zh-CN")
+    api = await make_api("[queues.sales]\n", env=TOKENS)
+    await owed_callback(api)
+    await asyncio.to_thread(driver.get, f"{api.base}/admin/#token=boss-secret-20")
+    await asyncio.to_thread(driver.execute_script, "localStorage.setItem('tierline.lang', 'zh-CN');")
+    await asyncio.to_thread(driver.refresh)
+    read = "return {lang: document.getElementById('app').dataset.lang,"
+    read += " state: document.getElementById('app').dataset.state,"
+    read += " status: document.getElementById('status-line').textContent,"
+    read += (
+        " pills: Array.from(document.querySelectorAll('#sla-rows td[data-field=status]')).map(td => td.textContent),"
+    )
+    read += " keyed: Array.from(document.querySelectorAll('[data-i18n]')).map(e => [e.dataset.i18n, e.textContent]),"
+    read += " missing: TierlineI18n.missing.slice()};"
+    deadline = asyncio.get_running_loop().time() + 20
+    page: dict[str, Any] = {}
+    while asyncio.get_running_loop().time() < deadline:
+        page = await asyncio.to_thread(driver.execute_script, read)
+        if page["lang"] == "zh-CN" and page["state"] == "live" and page["pills"]:
+            break
+        await asyncio.sleep(0.2)
+    assert page["lang"] == "zh-CN" and page["state"] == "live", page
+    assert all(text == zh[key] for key, text in page["keyed"]), page["keyed"]
+    statuses = {zh[k] for k in zh if k.startswith("dash.status_")}
+    assert page["pills"] and set(page["pills"]) <= statuses
+    assert page["status"].startswith("实时") and page["missing"] == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert await asyncio.to_thread(driver.save_screenshot, str(ARTIFACTS / "dashboard-zh-CN.png"))
