@@ -43,11 +43,16 @@ class ResolvedTierPolicy(msgspec.Struct, frozen=True):
     offer_callback_after_s: float = 0.0
 
 
+# Each tier's SPEC threshold, target and overflow limit; offered a callback per decisions.OFFER_TIERS.
+_SPEC_TIERS: Final[tuple[tuple[Tier, float, float | None, float | None], ...]] = (
+    ("vip", 20.0, 0.90, None),
+    ("mid", 20.0, 0.85, 60.0),
+    ("standard", 20.0, 0.85, None),
+    ("blacklisted", 20.0, None, None),
+)
 TIER_DEFAULTS: Final[dict[Tier, ResolvedTierPolicy]] = {
-    "vip": ResolvedTierPolicy(20.0, 0.90, None),
-    "mid": ResolvedTierPolicy(20.0, 0.85, 60.0),
-    "standard": ResolvedTierPolicy(20.0, 0.85, None),
-    "blacklisted": ResolvedTierPolicy(20.0, None, None),
+    tier: ResolvedTierPolicy(threshold, target, overflow, tier in OFFER_TIERS, threshold)
+    for tier, threshold, target, overflow in _SPEC_TIERS
 }
 
 
@@ -111,7 +116,7 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
                 sla_target=target or None,
                 # VIPs are never overflowed, whatever a config says.
                 overflow_after_s=None if tier == "vip" else (overflow or None),
-                offer_callback=tier in OFFER_TIERS if given.offer_callback is None else given.offer_callback,
+                offer_callback=base.offer_callback if given.offer_callback is None else given.offer_callback,
                 offer_callback_after_s=threshold if (after := given.offer_callback_after_s) is None else after,
             )
         self._resolved: dict[Tier, ResolvedTierPolicy] = resolved

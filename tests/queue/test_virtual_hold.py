@@ -81,7 +81,7 @@ async def test_the_held_place_keeps_its_rank_and_is_handed_out_first(make_store:
 
 
 async def test_a_held_place_behind_others_waits_its_turn(make_store: MakeStore) -> None:
-    store, clock = make_store(NO_OVERFLOW)
+    store, _ = make_store(NO_OVERFLOW)
     await store.route("v", record("+1", "vip"), "default")
     await store.route("m1", record("+2", "mid"), "default")
     await store.route("m2", record("+3", "mid"), "default")
@@ -111,7 +111,7 @@ async def test_a_repeated_request_and_the_hang_up_after_it_change_nothing(make_s
 
 
 async def test_bad_requests_are_refused_and_change_nothing(make_store: MakeStore) -> None:
-    store, clock = make_store(NO_OVERFLOW)
+    store, _ = make_store(NO_OVERFLOW)
     with pytest.raises(NotFound) as missing:
         await store.request_callback("nope")
     assert missing.value.code == "call_not_found"
@@ -171,7 +171,7 @@ async def test_when_the_places_wait_runs_out_it_is_an_ordinary_callback(make_sto
 
 
 async def test_the_caller_getting_through_closes_the_callback_and_frees_the_place(make_store: MakeStore) -> None:
-    store, clock = make_store(NO_OVERFLOW)
+    store, _ = make_store(NO_OVERFLOW)
     await store.route("a", record("+1", "mid"), "default")
     await store.route("b", record("+2", "mid"), "default")
     await store.request_callback("a")
@@ -320,12 +320,10 @@ class HoldMachine(RuleBasedStateMachine):
 
     @invariant()
     def positions_count_held_places(self) -> None:
-        ahead = 0
-        for entry in self.order():
+        for ahead, entry in enumerate(self.order()):  # held places count as entries ahead
             if not entry.held:
                 snap = self.run(self.store.get_call(entry.call_id))
                 assert snap.call.status == "waiting" and snap.position == ahead + 1, (entry, snap.position, ahead)
-            ahead += 1
 
     @invariant()
     def counts(self) -> None:
