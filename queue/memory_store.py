@@ -436,7 +436,7 @@ class MemoryCallStore:
 
     def drain_events(self, limit: int) -> list[ev.Event]:
         """Remove and return up to `limit` of the oldest events, for the archiver."""
-        return self.events.drain(limit)
+        return list(self.events.drain(limit))
 
     def record_tier_event(self, kind: str, caller: str | None, tier: str | None, figures: tuple[object, ...]) -> None:
         """A tier store's change (tiers/memory.py's `TierEventSink`), into this store's trail."""

@@ -19,16 +19,16 @@ from aiohttp import web
 
 from tierline.queue.clock import Clock, SystemClock
 from tierline.queue.history.archive import Archive
-from tierline.queue.history.archiver import Archiver, EventSource, MemorySource, adopt_epoch, next_retry
+from tierline.queue.history.archive_worker import ArchiveWorker
+from tierline.queue.history.archiver import Archiver, EventSource, Ingester, MemorySource, adopt_epoch, next_retry
 from tierline.queue.history.archiver_redis import RedisStreamSource
-from tierline.queue.history.postgres_archive import PostgresArchive
-from tierline.queue.history.sqlite_archive import SqliteArchive
 from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.redis_link import RedisLink, connect, is_redis_url
 from tierline.queue.redis_store import RedisCallStore
 from tierline.queue.store import CallStore
 from tierline.router import routing
 from tierline.router.admin_api import admin
+from tierline.router.archives import open_archive, worker_command
 from tierline.router.config import Settings, history_target
 from tierline.router.forecast_api import forecast_api
 from tierline.router.plumbing.bodies import BODY_READ_TIMEOUT
@@ -91,11 +91,16 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
 def open_history(settings: Settings) -> Archive | None:
     """The archive the settings name (not yet opened), or None with history off."""
     target = history_target(settings.server)
-    if target is None:
+    return None if target is None else open_archive(target, settings.timezone)
+
+
+def history_ingester(settings: Settings, calls: CallStore) -> Ingester | None:
+    """The memory store's batches are committed by a worker process (archive_worker.py: the
+    archive's work is then off the serving process's core); None: the archiver commits them."""
+    target = history_target(settings.server)
+    if target is None or not isinstance(calls, MemoryCallStore) or not settings.server.history_worker:
         return None
-    if target.kind == "sqlite":
-        return SqliteArchive(target.location)
-    return PostgresArchive(target.location, schema=target.schema)
+    return ArchiveWorker(worker_command(target, settings.timezone))
 
 
 def history_source(settings: Settings, calls: CallStore) -> EventSource:
@@ -140,7 +145,12 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
     app.router.add_route("*", "/{path:.*}", gate.wrap(no_route, None, "/"))  # last: what no route matched
     if sweeper and svc.history is not None:
         # Before the sweeper: the store's event epoch is claimed from the archive first.
-        app[ARCHIVER] = Archiver(history_source(svc.settings, svc.calls), svc.history, batch=server.history_batch)
+        app[ARCHIVER] = Archiver(
+            history_source(svc.settings, svc.calls),
+            svc.history,
+            batch=server.history_batch,
+            ingester=history_ingester(svc.settings, svc.calls),
+        )
         app.cleanup_ctx.append(_history)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)

@@ -69,6 +69,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # another archiver of the group takes it over (its process is then taken for dead).
     history_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
     history_claim_idle_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    # The memory store's batches committed by a worker process (queue/history/archive_worker.py),
+    # so archiving takes no time of the serving process's core; false: in the serving process.
+    history_worker: bool = True
 
 
 class Settings(Policy, kw_only=True, forbid_unknown_fields=True, dict=True):
@@ -96,6 +99,7 @@ _ENV = {
     "LOG_LEVEL": "log_level",
     "HISTORY": "history",
     "DATA_DIR": "data_dir",
+    "HISTORY_WORKER": "history_worker",
 }
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -126,7 +130,7 @@ def load_settings(
         if (value := env.get(ENV_PREFIX + name)) is not None:
             if field == "port" and value.isdigit():
                 server[field] = int(value)
-            elif field == "insecure":
+            elif field in ("insecure", "history_worker"):
                 server[field] = value.strip().lower() in _TRUE
             elif field in ("log_format", "log_level"):
                 server[field] = value.strip().lower()

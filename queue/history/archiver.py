@@ -23,13 +23,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from tierline.queue.history import events as ev
 from tierline.queue.history.archive import Archive
-from tierline.queue.history.engine_events import EventBuffer
+from tierline.queue.history.engine_events import EventBuffer, RawEvents
 
 log = logging.getLogger("tierline.history")
 
@@ -46,8 +46,17 @@ class Batch:
     """Events fetched from a source; `token` is what the source needs to acknowledge them
     (stream entry ids for Redis, nothing for the memory buffer)."""
 
-    events: list[ev.Event]
+    events: Sequence[ev.Event]
     token: object = None
+
+
+class Ingester(Protocol):
+    """What commits a batch: the archive itself, or a worker process writing to it
+    (archive_worker.ArchiveWorker)."""
+
+    async def ingest(self, batch: Sequence[ev.Event]) -> int: ...
+
+    async def close(self) -> None: ...
 
 
 class EventSource(Protocol):
@@ -83,11 +92,12 @@ def next_retry(previous_s: float | None) -> float:
 class MemorySource:
     """The memory store's event buffer. A drained batch is held here until acknowledged, so a
     failed ingest sends the same events again rather than losing them; meanwhile the buffer
-    keeps its own cap (what it pushes out is counted in `EventBuffer.dropped`)."""
+    keeps its own cap (what it pushes out is counted in `EventBuffer.dropped`). Batches stay in
+    the engine's raw form (`RawEvents`): an archive worker sends them on without building them."""
 
     def __init__(self, buffer: EventBuffer) -> None:
         self.buffer = buffer
-        self._held: list[ev.Event] = []
+        self._held = RawEvents(buffer.epoch, [])
 
     async def start(self) -> None:
         return None
@@ -98,11 +108,16 @@ class MemorySource:
     async def fetch(self, limit: int) -> Batch:
         if not self._held:
             self._held = self.buffer.drain(limit)
-        return Batch(list(self._held))
+        return Batch(self._held)
 
     async def ack(self, batch: Batch) -> None:
-        acked = {e.id for e in batch.events}
-        self._held = [e for e in self._held if e.id not in acked]
+        # A batch is always a prefix of what is held, and seqs increase within it.
+        events = batch.events
+        if not events:
+            return
+        last = events.last_seq if isinstance(events, RawEvents) else max(e.id.seq for e in events)
+        held = self._held
+        self._held = RawEvents(held.epoch, [r for r in held.raw if r[0] > last])
 
     async def counts(self) -> tuple[int, int]:
         return len(self.buffer) + len(self._held), self.buffer.dropped
@@ -142,11 +157,15 @@ class Archiver:
         batch: int = DEFAULT_BATCH,
         idle_s: float = IDLE_S,
         wall: Callable[[], float] = time.time,
+        ingester: Ingester | None = None,
     ) -> None:
+        """`ingester` commits batches in the archive's place (a worker process); the archive
+        itself is still what the archiver opens, claims epochs from and closes."""
         if batch < 1:
             raise ValueError(f"a batch is at least 1 event, not {batch}")
         self.source = source
         self.archive = archive
+        self.ingester: Ingester = ingester if ingester is not None else archive
         self.batch = batch
         self.idle_s = idle_s
         self.figures = ArchiverFigures()
@@ -163,7 +182,7 @@ class Archiver:
             self._started = True
         batch = await self.source.fetch(self.batch)
         if batch.events:
-            inserted = await self.archive.ingest(batch.events)
+            inserted = await self.ingester.ingest(batch.events)
             await self.source.ack(batch)
             figures = self.figures
             figures.archived += inserted
@@ -189,6 +208,8 @@ class Archiver:
 
     async def close(self) -> None:
         await self.source.close()
+        if self.ingester is not self.archive:
+            await self.ingester.close()
         await self.archive.close()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import itertools
 import typing
 from collections import deque
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final, overload
 
 import msgspec
 
@@ -66,6 +66,39 @@ def from_raw(epoch: int, raw: Raw) -> ev.Event:
         agent=agent,
         **named,
     )
+
+
+class RawEvents(Sequence[ev.Event]):
+    """A batch of one store epoch's events as the memory store recorded them; each becomes an
+    `events.Event` only when read. An archive worker (archive_worker.py) sends `raw` as it is,
+    so the serving process never builds the structs of the events it archives."""
+
+    __slots__ = ("epoch", "raw")
+
+    def __init__(self, epoch: int, raw: list[Raw]) -> None:
+        self.epoch = epoch
+        self.raw = raw
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @overload
+    def __getitem__(self, index: int) -> ev.Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ev.Event]: ...
+    def __getitem__(self, index: int | slice) -> ev.Event | list[ev.Event]:
+        if isinstance(index, slice):
+            return [from_raw(self.epoch, r) for r in self.raw[index]]
+        return from_raw(self.epoch, self.raw[index])
+
+    def __iter__(self) -> Iterator[ev.Event]:
+        epoch = self.epoch
+        return (from_raw(epoch, r) for r in self.raw)
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest event held (0: none)."""
+        return self.raw[-1][0] if self.raw else 0
 
 
 def from_fields(event_id: ev.EventId, fields: Mapping[str, str]) -> ev.Event:
@@ -124,14 +157,14 @@ class EventBuffer:
     def __len__(self) -> int:
         return len(self._raw)
 
-    def drain(self, limit: int) -> list[ev.Event]:
+    def drain(self, limit: int) -> RawEvents:
         """Remove and return up to `limit` of the oldest events."""
-        raw, epoch = self._raw, self.epoch
+        raw = self._raw
         taken = [raw.popleft() for _ in range(min(limit, len(raw)))]
         if taken:
             self._drained += len(taken)
             self._last_drained = taken[-1][0]
-        return [from_raw(epoch, r) for r in taken]
+        return RawEvents(self.epoch, taken)
 
     def read(self, after: ev.EventId | None, limit: int) -> list[ev.Event]:
         """Up to `limit` events after `after` (from the oldest held when None or older), leaving them."""
