@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from tierline.admin.i18n import Words
 from tierline.admin.sla_status import Status, sla_status
 from tierline.queue.service_level import Window
 from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable, admin_get
@@ -37,7 +38,6 @@ STATUS_STYLE: dict[Status, str] = {
     "idle": "dim",
     "no target": "dim",
 }
-STATUS_MARK: dict[Status, str] = {"met": "✓", "at risk": "!", "missed": "✗", "idle": "·", "no target": "–"}
 
 
 class SlaFetchError(Exception):
@@ -73,85 +73,91 @@ def fetch_sla(url: str, token: str | None, window: str, queue: str | None = None
         raise SlaFetchError(str(exc), Exit.UNREACHABLE) from None
 
 
-def pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
-
-
-def secs(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value < 60:
-        return f"{value:.1f} s"
-    whole = round(value)
-    minutes, seconds = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}:{seconds:02d}"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}"
-
-
 def row_status(row: dict[str, Any]) -> Status:
     return sla_status(
         row["service_level"], row["target"], row["waiting_now"], row["oldest_wait_now_s"], row["threshold_s"]
     )
 
 
-def render(report: dict[str, Any]) -> Group:
-    """The report as a heading, the table and a callbacks line."""
+# status → its words in the catalogue (the dashboard's: the sign and the word)
+STATUS_KEY: dict[Status, str] = {
+    "met": "dash.status_met",
+    "at risk": "dash.status_at_risk",
+    "missed": "dash.status_missed",
+    "idle": "dash.status_idle",
+    "no target": "dash.status_no_target",
+}
+
+
+def render(report: dict[str, Any], words: Words | None = None) -> Group:
+    """The report as a heading, the table and a callbacks line, in `words`' language (by
+    default LANG's: admin/i18n.py)."""
+    w = words or Words()
     window = report["window"]
     title = Text.assemble(
-        ("Service level", "bold"),
-        f" · window {window} · as of {report['generated_at']} · timezone {report['timezone']}",
+        (w.t("cli.sla_title"), "bold"),
+        w.t(
+            "cli.sla_heading",
+            window=window,
+            time=w.instant(report["generated_at"], report["timezone"]),
+            zone=report["timezone"],
+        ),
     )
     table = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
     for name, justify in (
-        ("Queue", "left"),
-        ("Tier", "left"),
-        ("Status", "left"),
-        (f"SL {window}", "right"),
-        ("Target", "right"),
-        ("Waiting", "right"),
-        ("Oldest wait", "right"),
-        ("ASA", "right"),
-        ("Offered", "right"),
-        ("Answered", "right"),
-        ("Abandoned", "right"),
-        ("Overflowed", "right"),
+        (w.t("dash.col_queue"), "left"),
+        (w.t("dash.col_tier"), "left"),
+        (w.t("cli.col_status"), "left"),
+        (w.t("cli.col_sl", window=window), "right"),
+        (w.t("dash.col_target"), "right"),
+        (w.t("dash.col_waiting"), "right"),
+        (w.t("dash.col_oldest"), "right"),
+        (w.t("dash.col_asa"), "right"),
+        (w.t("dash.col_offered"), "right"),
+        (w.t("dash.col_answered"), "right"),
+        (w.t("dash.col_abandoned"), "right"),
+        (w.t("dash.col_overflowed"), "right"),
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     last_queue = None
     for row in report["rows"]:
         status = row_status(row)
         style = STATUS_STYLE[status]
-        target = "none" if row["target"] is None else f"{pct(row['target'])} ≤ {row['threshold_s']:g} s"
+        target = (
+            w.t("dash.no_target")
+            if row["target"] is None
+            else w.t("dash.target_within", target=w.percent(row["target"]), s=f"{row['threshold_s']:g}")
+        )
         late = row["oldest_wait_now_s"] is not None and row["oldest_wait_now_s"] > row["threshold_s"]
-        abandoned = str(row["abandoned"]) + (f" ({row['short_abandoned']} short)" if row["short_abandoned"] else "")
+        abandoned = w.number(row["abandoned"]) + (
+            " " + w.t("dash.short_abandons", n=w.number(row["short_abandoned"])) if row["short_abandoned"] else ""
+        )
         table.add_row(
             row["queue"] if row["queue"] != last_queue else "",
-            row["tier"],
-            Text(f"{STATUS_MARK[status]} {status}", style=style),
-            Text(pct(row["service_level"]), style=style if status in ("met", "at risk", "missed") else ""),
+            w.t("tier." + row["tier"]),
+            Text(w.t(STATUS_KEY[status]), style=style),
+            Text(w.percent(row["service_level"]), style=style if status in ("met", "at risk", "missed") else ""),
             target,
-            str(row["waiting_now"]),
-            Text(secs(row["oldest_wait_now_s"]), style="bold red" if late else ""),
-            secs(row["asa_s"]),
-            str(row["offered"]),
-            str(row["answered"]),
+            w.number(row["waiting_now"]),
+            Text(w.seconds(row["oldest_wait_now_s"]), style="bold red" if late else ""),
+            w.seconds(row["asa_s"]),
+            w.number(row["offered"]),
+            w.number(row["answered"]),
             abandoned,
-            str(row["overflowed"]),
+            w.number(row["overflowed"]),
             end_section=False,
         )
         last_queue = row["queue"]
     cb = report["callbacks"]
     callbacks = Text.assemble(
-        ("Callbacks", "bold"),
-        f": open {cb['open']} · with an agent {cb['assigned']} · ",
-        (f"overdue {cb['overdue']}", "bold red" if cb["overdue"] else ""),
+        (w.t("dash.callbacks"), "bold"),
+        w.t("cli.cb_open", open=w.number(cb["open"]), assigned=w.number(cb["assigned"])),
+        (w.t("cli.cb_overdue", n=w.number(cb["overdue"])), "bold red" if cb["overdue"] else ""),
         " · ",
-        (f"at risk {cb.get('at_risk', 0)}", "bold yellow" if cb.get("at_risk") else ""),
-        f" · completed {cb['completed']} · callback SL {pct(cb['service_level'])}",
+        (w.t("cli.cb_at_risk", n=w.number(cb.get("at_risk", 0))), "bold yellow" if cb.get("at_risk") else ""),
+        w.t("cli.cb_rest", completed=w.number(cb["completed"]), sl=w.percent(cb["service_level"])),
     )
-    formula = Text(f"Formula ({report['formula']}): {report['formula_text']}", style="dim")
+    formula = Text(w.t("dash.formula", name=report["formula"], text=w.t("formula." + report["formula"])), style="dim")
     return Group(table, callbacks, formula)
 
 

@@ -68,6 +68,64 @@ def test_every_key_the_pages_name_is_in_the_catalogue() -> None:
     named: set[str] = set()
     for page in STATIC.glob("*.html"):
         named |= set(re.findall(r'data-i18n(?:-[a-z-]+)?="([^"]+)"', page.read_text(encoding="utf-8")))
-    for script in STATIC.glob("*.js"):
+    scripts = [*STATIC.glob("*.js"), *(STATIC.parents[1] / "router" / "cli").glob("*.py")]
+    for script in scripts:
         named |= set(re.findall(r'\bt\("([a-z_]+\.[a-z_.]+)"', script.read_text(encoding="utf-8")))
     assert named and sorted(named - set(en)) == []
+
+
+def test_the_language_follows_the_environment_as_gettext_reads_it() -> None:
+    from tierline.admin.i18n import language
+
+    assert language({}) == "en"
+    assert language({"LANG": "zh_CN.UTF-8"}) == "zh-CN"
+    assert language({"LANG": "en_US.UTF-8", "LC_ALL": "zh_CN.UTF-8"}) == "zh-CN"
+    assert language({"LANG": "zh_CN.UTF-8", "LC_ALL": "C"}) == "en"
+    assert language({"LANG": "C.UTF-8", "LANGUAGE": "zh_CN:en"}) == "zh-CN"
+    assert language({"LANG": "zh_TW.UTF-8", "LANGUAGE": "en_GB:zh"}) == "en"
+
+
+def test_the_sla_table_in_chinese_has_no_english_word() -> None:
+    """`tierline sla` under LANG=zh_CN: every header, status, unit and line from the Chinese
+    catalogue; times in the report's zone in the Chinese form."""
+    import io
+
+    from rich.console import Console
+
+    from tierline.admin.i18n import Words
+    from tierline.router.cli.sla import render
+
+    row = {
+        "queue": "default",
+        "tier": "mid",
+        "service_level": 0.8,
+        "target": 0.85,
+        "threshold_s": 20.0,
+        "waiting_now": 1,
+        "oldest_wait_now_s": 12.5,
+        "asa_s": 4.0,
+        "offered": 1200,
+        "answered": 1100,
+        "abandoned": 90,
+        "short_abandoned": 7,
+        "overflowed": 10,
+    }
+    report = {
+        "window": "15m",
+        "generated_at": "2027-01-15T08:00:00Z",
+        "timezone": "Asia/Shanghai",
+        "formula": "default",
+        "rows": [row],
+        "callbacks": {"open": 3, "assigned": 1, "overdue": 0, "at_risk": 1, "completed": 5, "service_level": 0.9},
+    }
+    out = io.StringIO()
+    Console(file=out, width=240, color_system=None).print(render(report, Words("zh-CN")))
+    text = out.getvalue()
+    zh, en = catalogue("zh-CN"), catalogue("en")
+    for key in ("dash.col_queue", "dash.col_oldest", "tier.mid", "dash.status_missed", "cli.col_status"):
+        assert zh[key] in text, key
+    assert "2027年1月15日 16:00:00" in text and "1,200" in text and "12.5 秒" in text
+    assert "（其中短时放弃 7）" in text and "已超期 0" in text
+    english = {w for k, v in en.items() if zh[k] != v for w in re.findall(r"[A-Za-z]{4,}", v)}
+    english -= {"default", "Shanghai"}  # the queue's and the zone's names are data
+    assert not [word for word in re.findall(r"[A-Za-z]{4,}", text) if word in english]
