@@ -1,4 +1,5 @@
-"""`GET /admin/forecast`: the query in, the staffing forecast (admin/forecast.py) out as its view.
+"""`GET /admin/forecast`: the query in, the staffing forecast (admin/forecast.py) out as its view;
+`GET /admin/forecast/plan`: a day's staffing per 15-minute interval (admin/simulation/interval_plan.py).
 
 What the figures mean and where each input comes from: admin/forecast.py, admin/staffing/ and
 the README. Erlang A's observed patience reads the history archive's waits when history is on.
@@ -7,7 +8,7 @@ the README. Erlang A's observed patience reads the history archive's waits when 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import date, datetime
 from typing import Final, Literal
 
 from aiohttp import web
@@ -24,6 +25,9 @@ from tierline.admin.forecast import (
     plan,
     waits_seen,
 )
+from tierline.admin.simulation import curves
+from tierline.admin.simulation.interval_plan import DayPlan, day_plan
+from tierline.admin.simulation.scenario import ScenarioError
 from tierline.admin.staffing import outlook as so
 from tierline.queue.store import Traffic
 from tierline.router.plumbing.bodies import json_response, query_choice, query_int, query_number
@@ -149,12 +153,7 @@ async def get_forecast(request: web.Request) -> web.Response:
     if total is not None and per_tier:
         raise ApiError(422, "invalid_query", "give either arrivals_per_hour or per-tier rates (vip_per_hour, ...)")
     aht_given = query_number(request, AHT)
-    model: so.Model = (
-        "erlang_a" if query_choice(request, MODEL.name, so.MODELS, so.DEFAULT_MODEL) == "erlang_a" else "erlang_c"
-    )
-    patience = query_number(request, PATIENCE)
-    if patience is not None and model != "erlang_a":
-        raise ApiError(422, "invalid_query", "patience_s goes with model=erlang_a")
+    model, patience = _model_query(request, PATIENCE)
     traffic = await svc.calls.traffic(queue, WINDOWS[window])
     seen = None
     if model == "erlang_a" and patience is None and svc.history is not None:
@@ -178,6 +177,76 @@ async def get_forecast(request: web.Request) -> web.Response:
     except ValueError as exc:  # a combination the models cannot carry (see admin/forecast.py)
         raise ApiError(422, "invalid_forecast", str(exc)) from None
     return json_response(_view(queue, window, traffic, outcome, agents))
+
+
+class DayPlanView(Struct, kw_only=True):
+    date: date
+    queue: str | None
+    days_averaged: list[str]  # the same weekdays in the archive the curve averages
+    aht_source: Literal["given", "archive"]
+    plan: DayPlan
+
+
+DATE = QueryParam("date", "the day to plan, YYYY-MM-DD (the archive's same weekdays before it make the curve)")
+PLAN_AHT = QueryParam("aht_s", "average handle time in seconds (default: the archived days')", number=(1.0, MAX_AHT_S))
+PLAN_PATIENCE = QueryParam("patience_s", "erlang_a: mean patience in seconds (required)", number=(1.0, MAX_PATIENCE_S))
+
+
+@forecast_api.route(
+    "GET",
+    "/admin/forecast/plan",
+    summary="Agents needed per 15-minute interval of a day, from the same weekday's average in the archive",
+    role="admin",
+    responses={200: DayPlanView, 422: None},
+    query=(DATE, QueryParam("queue", "one queue (default: all queues as one pool)"), PLAN_AHT, MODEL, PLAN_PATIENCE),
+)
+async def get_day_plan(request: web.Request) -> web.Response:
+    svc = services(request)
+    day = _date(request.query.get("date"))
+    queue = request.query.get("queue")
+    model, patience = _model_query(request, PLAN_PATIENCE)
+    if model == "erlang_a" and patience is None:
+        raise ApiError(422, "invalid_query", "model=erlang_a needs patience_s")
+    if svc.history is None:
+        raise ApiError(
+            422, "no_history", "the history archive is off: a plan needs past days (or use the CLI's --arrivals CSV)"
+        )
+    try:
+        history = await curves.weekday_average(svc.history, day, svc.settings.timezone, queue)
+    except ScenarioError as exc:
+        raise ApiError(422, exc.code, exc.message) from None
+    aht = query_number(request, PLAN_AHT)
+    source: Literal["given", "archive"] = "given"
+    if aht is None:
+        if history.aht_s is None:
+            raise ApiError(422, "no_aht", "no call ended on the archived days: give aht_s")
+        aht, source = history.aht_s, "archive"
+    try:
+        # 96 intervals' staffing searches (seconds under Erlang A): off the serving loop.
+        plan = await asyncio.to_thread(day_plan, history.curve, aht, svc.settings, model, patience)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_query", str(exc)) from None
+    return json_response(DayPlanView(date=day, queue=queue, days_averaged=history.days, aht_source=source, plan=plan))
+
+
+def _date(raw: str | None) -> date:
+    if raw is None:
+        raise ApiError(422, "invalid_query", "date (YYYY-MM-DD) is required")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "invalid_query", f"date must be YYYY-MM-DD, not {raw!r}") from None
+
+
+def _model_query(request: web.Request, patience_param: QueryParam) -> tuple[so.Model, float | None]:
+    """`model` and `patience_s` as both forecasts read them: patience only with erlang_a."""
+    model: so.Model = (
+        "erlang_a" if query_choice(request, MODEL.name, so.MODELS, so.DEFAULT_MODEL) == "erlang_a" else "erlang_c"
+    )
+    patience = query_number(request, patience_param)
+    if patience is not None and model != "erlang_a":
+        raise ApiError(422, "invalid_query", "patience_s goes with model=erlang_a")
+    return model, patience
 
 
 def _view(queue: str | None, window: ForecastWindow, traffic: Traffic, p: Plan, agents: int | None) -> ForecastView:

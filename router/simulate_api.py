@@ -1,5 +1,5 @@
 """`POST /admin/simulate` and `GET /admin/simulate/{job_id}`: what-if runs handed to a worker
-process; `GET /admin/forecast/plan`: a day's staffing per 15-minute interval.
+process (a day's staffing plan, `GET /admin/forecast/plan`, is in forecast_api.py).
 
 A simulation never runs on the serving event loop: the handler checks the request, builds the
 scenario (reading the observed window or the archive if asked), and hands it as JSON to a
@@ -27,14 +27,12 @@ from aiohttp import web
 from tierline.admin.simulation import curves, samples
 from tierline.admin.simulation import scenario as sc
 from tierline.admin.simulation.draws import Distributions, choose
-from tierline.admin.simulation.interval_plan import DayPlan, day_plan
 from tierline.admin.simulation.samples import Sources
 from tierline.admin.simulation.summary import Outcome
 from tierline.admin.simulation.worker import lower_priority, run_job, warm_up
-from tierline.admin.staffing import outlook as staffing
-from tierline.router.plumbing.bodies import json_response, query_choice, query_number, read_json
+from tierline.router.plumbing.bodies import json_response, read_json
 from tierline.router.plumbing.context import services
-from tierline.router.plumbing.endpoints import EndpointTable, QueryParam
+from tierline.router.plumbing.endpoints import EndpointTable
 from tierline.router.plumbing.errors import ApiError
 from tierline.router.plumbing.messages import ts
 from tierline.router.plumbing.params import path_param
@@ -84,14 +82,6 @@ class JobView(msgspec.Struct, kw_only=True):
     sources: Sources  # where handle times and patience are drawn from
     result: Outcome | None = None  # when done
     error: str | None = None  # when failed
-
-
-class DayPlanView(msgspec.Struct, kw_only=True):
-    date: date
-    queue: str | None
-    days_averaged: list[str]  # the same weekdays in the archive the curve averages
-    aht_source: Literal["given", "archive"]
-    plan: DayPlan
 
 
 @dataclass
@@ -194,71 +184,7 @@ async def get_simulation(request: web.Request) -> web.Response:
     return json_response(_view(job, request))
 
 
-DATE = QueryParam("date", "the day to plan, YYYY-MM-DD (the archive's same weekdays before it make the curve)")
-PLAN_AHT = QueryParam("aht_s", "average handle time in seconds (default: the archived days')", number=(1.0, 86_400.0))
-PLAN_MODEL = QueryParam("model", "erlang_c (default) or erlang_a (needs patience_s)", enum=staffing.MODELS)
-PLAN_PATIENCE = QueryParam("patience_s", "erlang_a: mean patience in seconds", number=(1.0, 86_400.0))
-
-
-@simulate_api.route(
-    "GET",
-    "/admin/forecast/plan",
-    summary="Agents needed per 15-minute interval of a day, from the same weekday's average in the archive",
-    role="admin",
-    responses={200: DayPlanView, 422: None},
-    query=(
-        DATE,
-        QueryParam("queue", "one queue (default: all queues as one pool)"),
-        PLAN_AHT,
-        PLAN_MODEL,
-        PLAN_PATIENCE,
-    ),
-)
-async def get_day_plan(request: web.Request) -> web.Response:
-    svc = services(request)
-    day = _date(request.query.get("date"))
-    if day is None:
-        raise ApiError(422, "invalid_query", "date (YYYY-MM-DD) is required")
-    queue = request.query.get("queue")
-    model: staffing.Model = (
-        "erlang_a"
-        if query_choice(request, "model", staffing.MODELS, staffing.DEFAULT_MODEL) == "erlang_a"
-        else "erlang_c"
-    )
-    patience = query_number(request, PLAN_PATIENCE)
-    if model == "erlang_a" and patience is None:
-        raise ApiError(422, "invalid_query", "model=erlang_a needs patience_s")
-    if svc.history is None:
-        raise ApiError(
-            422, "no_history", "the history archive is off: a plan needs past days (or use the CLI's --arrivals CSV)"
-        )
-    try:
-        history = await curves.weekday_average(svc.history, day, svc.settings.timezone, queue)
-    except sc.ScenarioError as exc:
-        raise ApiError(422, exc.code, exc.message) from None
-    aht = query_number(request, PLAN_AHT)
-    source: Literal["given", "archive"] = "given"
-    if aht is None:
-        if history.aht_s is None:
-            raise ApiError(422, "no_aht", "no call ended on the archived days: give aht_s")
-        aht, source = history.aht_s, "archive"
-    try:
-        plan = day_plan(history.curve, aht, svc.settings, model, patience)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_query", str(exc)) from None
-    return json_response(DayPlanView(date=day, queue=queue, days_averaged=history.days, aht_source=source, plan=plan))
-
-
 # --- internals ------------------------------------------------------------------------------
-
-
-def _date(raw: str | None) -> date | None:
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(422, "invalid_query", f"date must be YYYY-MM-DD, not {raw!r}") from None
 
 
 async def _scenario(request: web.Request, body: SimulateBody) -> sc.Scenario:

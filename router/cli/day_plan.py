@@ -2,7 +2,8 @@
 
 With `--arrivals CSV` the plan is worked out here (admin/simulation/interval_plan.py) under the
 settings of `--config`; without, the running service is asked (`GET /admin/forecast/plan`,
-the same weekday's average in its history archive). Exit codes as `tierline forecast`'s, and 2
+the same weekday's average in its history archive) by `tierline forecast`'s own request
+(forecast.py), and its answer printed by `render`. Exit codes as `tierline forecast`'s, and 2
 for a bad CSV.
 """
 
@@ -12,6 +13,7 @@ import argparse
 import json
 import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,7 +23,6 @@ from rich.table import Table
 from tierline.admin.simulation import scenario as sc
 from tierline.admin.simulation.curves import day_bounds
 from tierline.admin.simulation.interval_plan import day_plan
-from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable, admin_get
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import ConfigError, load_settings
 from tierline.tiers.model import TIERS
@@ -34,31 +35,14 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--config", default=None, help="--plan --arrivals: TOML settings with the targets")
 
 
-def run_plan(args: argparse.Namespace) -> int:
-    day = args.date or datetime.now(UTC).date()
-    if args.arrivals is not None:
-        return _local(args, day)
-    params = {
-        "date": day.isoformat(),
-        "queue": args.queue,
-        "aht_s": args.aht_s,
-        "model": args.model,
-        "patience_s": args.patience_s,
-    }
-    try:
-        body = admin_get(args.url, "/admin/forecast/plan", params, args.admin_token, timeout=60)
-    except AdminRefused as exc:
-        print(f"tierline: plan refused {exc}", file=sys.stderr)
-        return Exit.REFUSED
-    except AdminUnreachable as exc:
-        print(f"tierline: {exc}", file=sys.stderr)
-        return Exit.UNREACHABLE
-    return _show(args, body)
+def day_of(args: argparse.Namespace) -> date:
+    day: date = args.date or datetime.now(UTC).date()
+    return day
 
 
-def _local(args: argparse.Namespace, day: date) -> int:
-    from pathlib import Path
-
+def run_local(args: argparse.Namespace) -> int:
+    """The plan of an arrival curve from a CSV, worked out here under --config's settings."""
+    day = day_of(args)
     try:
         settings = load_settings(None if args.config is None else Path(args.config), env={})
         if args.aht_s is None:
@@ -72,17 +56,9 @@ def _local(args: argparse.Namespace, day: date) -> int:
     except (ConfigError, OSError, ValueError) as exc:
         print(f"tierline: {exc}", file=sys.stderr)
         return Exit.USAGE
-    body: dict[str, Any] = {
-        "date": day.isoformat(),
-        "queue": None,
-        "days_averaged": [],
-        "aht_source": "given",
-        "plan": plan,
-    }
-    return _show(args, msgspec.to_builtins(body))
-
-
-def _show(args: argparse.Namespace, body: dict[str, Any]) -> int:
+    body: dict[str, Any] = msgspec.to_builtins(
+        {"date": day.isoformat(), "queue": None, "days_averaged": [], "aht_source": "given", "plan": plan}
+    )
     if args.json:
         print(json.dumps(body, indent=2))
     else:

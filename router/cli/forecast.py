@@ -39,21 +39,26 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.plan:
-        return day_plan.run_plan(args)
-    params = {
+    """Ask the service (the forecast, or with --plan the day's plan) and print its answer; a
+    plan from a CSV (--plan --arrivals) is worked out here instead (day_plan.py)."""
+    if args.plan and args.arrivals is not None:
+        return day_plan.run_local(args)
+    query: dict[str, object] = {
         "queue": args.queue,
-        "agents": args.agents,
-        "window": args.window,
-        "arrivals_per_hour": args.arrivals_per_hour,
         "aht_s": args.aht_s,
         "model": args.model,
         "patience_s": args.patience_s,
     }
+    if args.plan:
+        path, what, timeout = "/admin/forecast/plan", "plan", 60
+        query["date"] = day_plan.day_of(args).isoformat()
+    else:
+        path, what, timeout = "/admin/forecast", "forecast", 30
+        query |= {"agents": args.agents, "window": args.window, "arrivals_per_hour": args.arrivals_per_hour}
     try:
-        body = admin_get(args.url, "/admin/forecast", params, args.admin_token, timeout=30)
+        body = admin_get(args.url, path, query, args.admin_token, timeout=timeout)
     except AdminRefused as exc:
-        print(f"tierline: forecast refused {exc}", file=sys.stderr)
+        print(f"tierline: {what} refused {exc}", file=sys.stderr)
         return Exit.REFUSED
     except AdminUnreachable as exc:
         print(f"tierline: {exc}", file=sys.stderr)
@@ -61,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(body, indent=2))
     else:
-        render(body, Console(width=120, highlight=False, markup=False))
+        (day_plan.render if args.plan else render)(body, Console(width=120, highlight=False, markup=False))
     return Exit.OK
 
 
