@@ -159,7 +159,7 @@ async def get_forecast(request: web.Request) -> web.Response:
     if model == "erlang_a" and patience is None and svc.history is not None:
         seen = waits_seen(await svc.history.events(traffic.start, traffic.now), queue)
     try:
-        # The maths is CPU-bound (Erlang A at hundreds of agents takes seconds): a thread keeps
+        # The maths is CPU-bound (Erlang A at 1,000 agents: ~0.8 s of CPU): a thread keeps
         # the serving loop turning (it gets the GIL back every switch interval).
         outcome = await asyncio.to_thread(
             plan,
