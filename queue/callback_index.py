@@ -22,6 +22,21 @@ def _key(callback: Callback) -> PageKey:
     return (callback.deadline, callback.callback_id)
 
 
+HOUR = 3600.0
+
+
+def workload_edges(now: float, hours: int = 24) -> list[float]:
+    """now, each whole hour (of epoch time, UTC) after it, and now + `hours` hours: the team
+    lead's spans of deadline (the first and the last are the parts of an hour around now)."""
+    end = now + hours * HOUR
+    edge = (now // HOUR + 1) * HOUR
+    edges = [now]
+    while edge < end:
+        edges.append(edge)
+        edge += HOUR
+    return [*edges, end]
+
+
 def _before(index: SortedList, now: float) -> int:
     """Entries with a deadline strictly before now: (now,) sorts ahead of every (now, id)."""
     return int(index.bisect_left((now,)))
@@ -30,6 +45,7 @@ def _before(index: SortedList, now: float) -> int:
 class CallbackIndex:
     def __init__(self) -> None:
         # by status; "in_time": completed by the deadline; "at_risk": active and flagged at_risk
+        # ("at_risk:<queue>": those of one queue)
         self._counts: dict[str, int] = {}
         self._active: SortedList = SortedList()  # PageKey of open and assigned callbacks
         self._lanes: dict[tuple[str, Tier], SortedList] = {}  # the same, per queue × tier
@@ -41,6 +57,7 @@ class CallbackIndex:
         self._count(callback.status, 1)
         if callback.at_risk:
             self._count("at_risk", 1)
+            self._count("at_risk:" + callback.queue, 1)
         self._add_active(callback)
 
     def deadline_moving(self, callback: Callback) -> None:
@@ -61,6 +78,7 @@ class CallbackIndex:
             self._done.add(_key(callback))
             if callback.at_risk:
                 self._count("at_risk", -1)
+                self._count("at_risk:" + callback.queue, -1)
             if callback.completed_in_time():
                 self._count("in_time", 1)
 
@@ -82,6 +100,21 @@ class CallbackIndex:
     def at_risk(self) -> int:
         """Active callbacks flagged at_risk. O(1)."""
         return self._counts.get("at_risk", 0)
+
+    def queue_load(self, queue: str, now: float, edges: list[float]) -> tuple[int, int, list[int], int]:
+        """A queue's active callbacks: (all, overdue, per [edges[i], edges[i+1]) of deadline,
+        at risk). O(tiers · edges · log n)."""
+        total = overdue = 0
+        spans = [0] * (len(edges) - 1)
+        for (name, _), lane in self._lanes.items():
+            if name != queue:
+                continue
+            total += len(lane)
+            overdue += _before(lane, now)
+            cuts = [_before(lane, edge) for edge in edges]
+            for i in range(len(spans)):
+                spans[i] += cuts[i + 1] - cuts[i]
+        return total, overdue, spans, self._counts.get("at_risk:" + queue, 0)
 
     def overdue(self, now: float) -> int:
         return _before(self._active, now)

@@ -20,7 +20,7 @@ from sortedcontainers import SortedList
 from tierline.queue import callbacks as cb
 from tierline.queue import calls, paging
 from tierline.queue import service_level as sl
-from tierline.queue.callback_index import CallbackIndex
+from tierline.queue.callback_index import CallbackIndex, workload_edges
 from tierline.queue.callbacks import Callback, CallbackReason, Outcome
 from tierline.queue.calls import Call, OverflowReason
 from tierline.queue.clock import Clock
@@ -46,11 +46,14 @@ from tierline.queue.store import (
     CallbackPage,
     CallbackSummary,
     CallSnapshot,
+    HeldCallback,
+    QueueWorkload,
     SlaReport,
     SlaRow,
     Traffic,
     Work,
     WorkKind,
+    Workload,
 )
 from tierline.queue.wait_accuracy import Accuracy, AccuracyRow
 from tierline.queue.wait_accuracy import figures as accuracy_figures
@@ -336,6 +339,23 @@ class MemoryCallStore:
 
     async def callback_summary(self) -> CallbackSummary:
         return self._index.summary(self._tick())
+
+    async def callback_workload(self) -> Workload:
+        now = self._tick()
+        edges = workload_edges(now)
+        queues = []
+        for name in self._queues:
+            active, overdue, by_hour, at_risk = self._index.queue_load(name, now, edges)
+            later = active - overdue - sum(by_hour)
+            queues.append(
+                QueueWorkload(queue=name, active=active, overdue=overdue, at_risk=at_risk, by_hour=by_hour, later=later)
+            )
+        holders = [
+            HeldCallback(agent_id=agent, callback=self._callbacks[item_id])
+            for agent, (kind, item_id) in sorted(self._holding.items())
+            if kind == "callback"
+        ]
+        return Workload(now=now, edges=edges, queues=queues, holders=holders)
 
     # --- supervision ----------------------------------------------------------------------
 

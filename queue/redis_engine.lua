@@ -42,6 +42,8 @@
 --   and gives their codes; callbacks.call_at_fault: `call_at_fault` below) and the attempt log
 --   entry an outcome appends (callbacks.apply_outcome): tests/queue/test_callback_attempts.py
 --   on every store.
+-- - the team lead's workload counts (callback_index.CallbackIndex.queue_load, the memory store's
+--   callback_workload: `ops.workload`): tests/queue/test_callback_workload.py on every store.
 -- - the refusal messages' quoting of ids (Python's repr, here '<id>'): the codes are checked
 --   by tests/queue/test_decision_tables.py, the texts are not.
 --
@@ -368,6 +370,7 @@ local function cb_status(b, status, now)
   redis.call("HINCRBY", K_CBSTAT, status, 1)
   if b.at_risk == "true" and (status ~= "open" and status ~= "assigned") then
     redis.call("HINCRBY", K_CBSTAT, "at_risk", -1)
+    redis.call("HINCRBY", K_CBSTAT, "at_risk:" .. b.queue, -1)
   end
   b.status = status
   redis.call("HSET", cb_key(b.callback_id), "status", status)
@@ -415,7 +418,10 @@ local function open_callback(c, reason, at)
     "call_arrived_at", num(c.arrived), "waited_s", num(waited(c, at)))
   emit("callback_created", at, c.call_id, id, c.caller, c.tier, c.queue, nil, "reason", reason, "deadline", num(deadline))
   redis.call("HINCRBY", K_CBSTAT, "open", 1)
-  if at_risk then redis.call("HINCRBY", K_CBSTAT, "at_risk", 1) end
+  if at_risk then
+    redis.call("HINCRBY", K_CBSTAT, "at_risk", 1)
+    redis.call("HINCRBY", K_CBSTAT, "at_risk:" .. c.queue, 1)
+  end
   redis.call("HSET", K_CBACTIVE, c.caller, id)
   if due <= NOW then
     redis.call("ZADD", ready_key(c.queue), num(deadline), id)
@@ -1016,6 +1022,38 @@ function ops.callbacks(now, which, limit, after_score, after_id)
     out[#out + 1] = redis.call("HGETALL", cb_key(got[i]))
   end
   return { "callbacks", out, more }
+end
+
+-- The team lead's view (callback_index.CallbackIndex.queue_load, store.Workload): per queue,
+-- active callbacks, overdue, by deadline in [edge i, edge i+1) (the first edge is now), at
+-- risk; then every agent holding a callback, with it. `n` edges, then the queues. Bounded:
+-- queues × tiers × edges ZCOUNTs, and one read per holding agent.
+function ops.workload(now, n, ...)
+  local args = { ... }
+  n = tonumber(n)
+  local edges = { num(now) }
+  for i = 2, n do edges[i] = args[i - 1] end  -- the first edge is now: not sent
+  local out = {}
+  for qi = n, #args do
+    local queue = args[qi]
+    local total, overdue, spans = 0, 0, {}
+    for i = 1, n - 1 do spans[i] = 0 end
+    for rank = 0, 3 do
+      local k = cb_lane_key(queue, TIER_OF[rank])
+      total = total + redis.call("ZCARD", k)
+      overdue = overdue + redis.call("ZCOUNT", k, "-inf", "(" .. edges[1])
+      for i = 1, n - 1 do spans[i] = spans[i] + redis.call("ZCOUNT", k, edges[i], "(" .. edges[i + 1]) end
+    end
+    out[#out + 1] = { queue, total, overdue, spans, redis.call("HGET", K_CBSTAT, "at_risk:" .. queue) or "0" }
+  end
+  local holders = {}
+  local held = redis.call("HGETALL", K_HOLD)
+  for i = 1, #held, 2 do
+    if held[i + 1]:sub(1, 1) == "b" then
+      holders[#holders + 1] = { held[i], redis.call("HGETALL", cb_key(held[i + 1]:sub(3))) }
+    end
+  end
+  return { "workload", out, holders, num(now) }
 end
 
 function ops.cbsummary(now)

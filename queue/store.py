@@ -79,6 +79,33 @@ class SlaReport(msgspec.Struct, kw_only=True):
     rows: list[SlaRow]
 
 
+class QueueWorkload(msgspec.Struct, kw_only=True):
+    """One queue's active (open or assigned) callbacks for the team lead (issue 20 item 3)."""
+
+    queue: str
+    active: int
+    overdue: int  # past their deadline now
+    at_risk: int  # flagged at creation: too little opening time before the deadline
+    by_hour: list[int]  # deadline in [edges[i], edges[i + 1]) of the Workload's edges
+    later: int  # deadline after the last edge
+
+
+class HeldCallback(msgspec.Struct, kw_only=True):
+    agent_id: str
+    callback: Callback
+
+
+class Workload(msgspec.Struct, kw_only=True):
+    """Who holds what now, and the active callbacks per queue by hour of deadline.
+
+    `edges`: now, then the next whole hours (UTC) up to 24 h ahead (`callback_index.workload_edges`)."""
+
+    now: float
+    edges: list[float]
+    queues: list[QueueWorkload]
+    holders: list[HeldCallback]
+
+
 class CallbackPage(msgspec.Struct, kw_only=True):
     """One page of a callback list (by deadline, then callback_id) and the cursor of the next
     page, None on the last one (`queue/paging.py`)."""
@@ -199,6 +226,12 @@ class CallStore(Protocol):
         ...
 
     async def callback_summary(self) -> CallbackSummary: ...
+
+    async def callback_workload(self) -> Workload:
+        """The team lead's view: per queue, active callbacks by hour of deadline over the next
+        24 h, overdue and at risk; every agent holding a callback. O(queues · tiers · 24 · log n
+        + agents holding one)."""
+        ...
 
     async def sla(self, queue: str | None, window: Window) -> SlaReport: ...
 

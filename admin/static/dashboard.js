@@ -189,6 +189,52 @@
     });
   }
 
+  // The team lead's view (GET /admin/workload): per queue, active callbacks by the hour their
+  // deadline falls in over the next 24 h, overdue and at risk; who holds what now.
+  function renderWorkload(w) {
+    var zone = w.timezone;
+    var hour = timeFormatter(zone, false);
+    var stamp = new Intl.DateTimeFormat(I18n.lang, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone });
+    var head = document.getElementById("workload-head");
+    var cells = [el("th", { "class": "left" }, t("dash.col_queue")), el("th", {}, t("dash.wl_active")),
+      el("th", {}, t("dash.wl_overdue")), el("th", {}, t("dash.wl_at_risk"))];
+    for (var i = 0; i + 1 < w.hours.length; i++) {
+      cells.push(el("th", { "class": "hour", "data-hour-start": w.hours[i] }, i === 0 ? t("dash.wl_now") : hour.format(new Date(Date.parse(w.hours[i])))));
+    }
+    cells.push(el("th", {}, t("dash.wl_later")));
+    head.replaceChildren.apply(head, cells);
+    var rows = document.createDocumentFragment();
+    w.queues.forEach(function (q) {
+      var tr = el("tr", { "data-queue": q.queue });
+      tr.appendChild(el("td", { "class": "left" }, q.queue));
+      tr.appendChild(cell("active", q.active, I18n.number(q.active)));
+      tr.appendChild(cell("overdue", q.overdue, I18n.number(q.overdue), q.overdue ? "warn" : ""));
+      tr.appendChild(cell("at_risk", q.at_risk, I18n.number(q.at_risk), q.at_risk ? "warn" : ""));
+      q.by_hour.forEach(function (n, i) {
+        var td = cell("hour_" + i, n, n ? I18n.number(n) : "·", n ? "busy" : "quiet");
+        td.setAttribute("title", t("dash.wl_cell", { queue: q.queue, time: stamp.format(new Date(Date.parse(w.hours[i]))), n: I18n.number(n) }));
+        tr.appendChild(td);
+      });
+      tr.appendChild(cell("later", q.later, I18n.number(q.later)));
+      rows.appendChild(tr);
+    });
+    document.getElementById("workload-rows").replaceChildren(rows);
+    var held = document.createDocumentFragment();
+    w.holders.forEach(function (h) {
+      var tr = el("tr", { "data-agent": h.agent_id, "data-callback": h.callback_id });
+      tr.appendChild(el("td", { "class": "left" }, h.agent_id));
+      tr.appendChild(el("td", { "class": "left" }, h.caller));
+      tr.appendChild(el("td", { "class": "left" }, h.queue));
+      tr.appendChild(el("td", { "class": "left" }, t("tier." + h.tier)));
+      tr.appendChild(el("td", {}, h.assigned_at ? stamp.format(new Date(Date.parse(h.assigned_at))) : "–"));
+      tr.appendChild(el("td", {}, stamp.format(new Date(Date.parse(h.deadline)))));
+      held.appendChild(tr);
+    });
+    document.getElementById("holders-rows").replaceChildren(held);
+    document.getElementById("holders-none").hidden = w.holders.length > 0;
+    document.getElementById("workload").setAttribute("data-state", "ready");
+  }
+
   function renderCharts(today) {
     var container = document.getElementById("charts");
     var dayStart = Date.parse(today.start);
@@ -540,6 +586,9 @@
       app.setAttribute("data-polls", String(polls));
       app.setAttribute("data-generated-at", today.generated_at);
       maybeLoadHistory(today);
+      getJson("/admin/workload").then(renderWorkload, function () {
+        document.getElementById("workload").setAttribute("data-state", "error");
+      });
       var server = timeFormatter(today.timezone, true).format(new Date(Date.parse(today.generated_at)));
       setState("live", "dash.live", { time: server, zone: today.timezone, every: I18n.number(POLL_MS / 1000) });
     }).catch(function (err) {

@@ -115,3 +115,24 @@ async def test_the_openapi_document_declares_the_filter_and_the_role(api: Api) -
     assert "only" in schemas["NextBody"]["properties"] and "call_at" in schemas["OutcomeBody"]["properties"]
     assert {"overflowed_call", "attempt_log"} <= set(schemas["CallbackView"]["properties"])
     assert doc["paths"]["/v1/agents/{agent_id}/next"]["post"]["tags"] == ["backoffice"]
+
+
+async def test_the_workload_view_over_http(api: Api) -> None:
+    start = api.clock.now()
+    await overflowed_mid(api, "c1", "+8613900000001")
+    await overflowed_mid(api, "c2", "+8613900000002")
+    await take(api, "b7")
+    api.clock.advance(1)
+    status, _ = await api.get("/admin/workload", headers=BACK)
+    assert status == 403  # the team lead's view is the supervisors'
+    status, view = await api.get("/admin/workload", headers=ADMIN)
+    assert status == 200
+    assert view["hours"][0] == iso(start + 121) and view["hours"][-1] == iso(start + 121 + 86400)
+    assert len(view["hours"]) == 26  # now (08:02:01), 09:00 … 08:00 the next day, then 08:02:01
+    (queue,) = view["queues"]
+    assert (queue["queue"], queue["active"], queue["overdue"], queue["later"]) == ("default", 2, 0, 0)
+    # Deadlines 24 h after the overflows (08:01, 08:02 the next day): in the last span.
+    assert sum(queue["by_hour"]) == 2 and queue["by_hour"][-1] == 2
+    (held,) = view["holders"]
+    assert (held["agent_id"], held["caller"], held["tier"]) == ("b7", "+8613900000001", "mid")
+    assert held["assigned_at"] == iso(start + 120)

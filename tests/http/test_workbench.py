@@ -379,7 +379,9 @@ async def test_the_dashboard_speaks_chinese_too(make_api: ApiFactory, browser: A
     string and the status words of the table from the Chinese catalogue."""
     driver, zh = browser, catalogue("zh-CN")
     api = await make_api("[queues.sales]\n", env=TOKENS)
-    await owed_callback(api)
+    callback_id = await owed_callback(api)
+    status, _ = await api.post("/v1/agents/b1/next", {"only": "callbacks"}, headers=BACK)
+    assert status == 200
     await asyncio.to_thread(driver.get, f"{api.base}/admin/#token=boss-secret-20")
     await asyncio.to_thread(driver.execute_script, "localStorage.setItem('tierline.lang', 'zh-CN');")
     await asyncio.to_thread(driver.refresh)
@@ -390,12 +392,17 @@ async def test_the_dashboard_speaks_chinese_too(make_api: ApiFactory, browser: A
         " pills: Array.from(document.querySelectorAll('#sla-rows td[data-field=status]')).map(td => td.textContent),"
     )
     read += " keyed: Array.from(document.querySelectorAll('[data-i18n]')).map(e => [e.dataset.i18n, e.textContent]),"
+    read += " workload: document.getElementById('workload').dataset.state,"
+    read += " active: Array.from(document.querySelectorAll('#workload-rows tr')).map("
+    read += "tr => [tr.dataset.queue, tr.querySelector('td[data-field=active]').dataset.value]),"
+    read += " holders: Array.from(document.querySelectorAll('#holders-rows tr')).map("
+    read += "tr => [tr.dataset.agent, tr.dataset.callback, tr.textContent]),"
     read += " missing: TierlineI18n.missing.slice()};"
     deadline = asyncio.get_running_loop().time() + 20
     page: dict[str, Any] = {}
     while asyncio.get_running_loop().time() < deadline:
         page = await asyncio.to_thread(driver.execute_script, read)
-        if page["lang"] == "zh-CN" and page["state"] == "live" and page["pills"]:
+        if page["lang"] == "zh-CN" and page["state"] == "live" and page["pills"] and page["workload"] == "ready":
             break
         await asyncio.sleep(0.2)
     assert page["lang"] == "zh-CN" and page["state"] == "live", page
@@ -403,5 +410,9 @@ async def test_the_dashboard_speaks_chinese_too(make_api: ApiFactory, browser: A
     statuses = {zh[k] for k in zh if k.startswith("dash.status_")}
     assert page["pills"] and set(page["pills"]) <= statuses
     assert page["status"].startswith("实时") and page["missing"] == []
+    # The team lead's view: the callback counted in its queue, and who holds it.
+    assert dict(page["active"]) == {"sales": "0", "default": "1"}
+    ((agent, held_id, text),) = page["holders"]
+    assert (agent, held_id) == ("b1", callback_id) and CALLER in text and zh["tier.mid"] in text
     ARTIFACTS.mkdir(exist_ok=True)
     assert await asyncio.to_thread(driver.save_screenshot, str(ARTIFACTS / "dashboard-zh-CN.png"))
