@@ -39,10 +39,11 @@ from tierline.queue.history.archive import (
     month_start,
     retention_cutoff,
 )
-from tierline.queue.history.buckets import bucket_of, day_bounds
+from tierline.queue.history.buckets import bucket_end, bucket_of, bucket_start, day_bounds, interval_bound
 from tierline.queue.history.tallies import (
     AGENT_FIELDS,
     COUNT_FIELDS,
+    INTERVAL_S,
     SUMMED,
     TALLY_FIELDS,
     AgentTally,
@@ -197,12 +198,17 @@ def hour_split(bounds: Sequence[int]) -> tuple[tuple[int, int], list[int], list[
 def whole_days(bounds: Sequence[int], zone: ZoneInfo) -> tuple[int, int] | None:
     """The local days of `zone` lying wholly in [bounds[0], bounds[-1]), as [first, last) in
     15-minute intervals, when every inner bound is one of their midnights (so each day lies in
-    one bucket); else None. Pure."""
-    days = day_bounds(bounds[0], bounds[-1] - 1, zone)
-    if not set(bounds[1:-1]) <= set(days):
+    one bucket); else None. Pure; O(buckets), whatever the number of days (a month report may
+    span centuries)."""
+
+    def midnight_of(interval: int) -> float:  # the start of the local day holding the interval
+        return bucket_start(interval * INTERVAL_S, "day", zone)
+
+    if any(interval_bound(midnight_of(b)) != b for b in bounds[1:-1]):
         return None
-    first = days[0] if days[0] == bounds[0] else days[1]
-    last = days[-1] if days[-1] == bounds[-1] else days[-2]
+    first_day = midnight_of(bounds[0])
+    first = bounds[0] if interval_bound(first_day) == bounds[0] else interval_bound(bucket_end(first_day, "day", zone))
+    last = interval_bound(midnight_of(bounds[-1]))
     return (first, last) if first < last else None
 
 

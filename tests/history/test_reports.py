@@ -360,6 +360,28 @@ def test_whole_days_and_edge_reads_cover_the_range_once() -> None:
     # A range within one day has no whole day.
     _, inside = reports.bucket_bounds(local(zone, 2026, 6, 1, 8), local(zone, 2026, 6, 1, 20), "day", zone)
     assert whole_days(inside, zone) is None
+    # A month report over a century: the whole days are found from the bounds, not day by day.
+    _, century = reports.bucket_bounds(local(zone, 2000, 1, 1), local(zone, 2100, 1, 1), "month", zone)
+    assert whole_days(century, zone) == (century[0], century[-1])
+
+
+@pytest.mark.parametrize("zone", [BERLIN, NEW_YORK, ZoneInfo("America/Santiago"), ZoneInfo("Asia/Kathmandu")])
+def test_whole_days_are_the_days_lying_wholly_in_the_range(zone: ZoneInfo) -> None:
+    """Against counting the local days one by one (Santiago skips midnight when its clocks
+    go forward), for ranges with and without ragged ends, by day, week and month."""
+    ranges = [
+        ((2026, 9, 1, 7, 45), (2026, 9, 20, 13, 15)),
+        ((2026, 3, 1), (2026, 4, 30)),
+        ((2026, 10, 30, 9), (2026, 11, 2)),
+    ]
+    steps: tuple[reports.By, ...] = ("day", "week", "month")
+    for (first, last), by in itertools.product(ranges, steps):
+        _, bounds = reports.bucket_bounds(local(zone, *first), local(zone, *last), by, zone)
+        days = day_bounds(bounds[0], bounds[-1] - 1, zone)
+        inside = [d for d in days if d >= bounds[0]]
+        inside = [d for d, following in itertools.pairwise(inside) if following <= bounds[-1]]
+        expected = (inside[0], days[days.index(inside[-1]) + 1]) if inside else None
+        assert whole_days(bounds, zone) == expected, (zone.key, first, last, by)
 
 
 def test_day_bounds_place_each_quarter_hour_in_its_local_day() -> None:
