@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
@@ -106,7 +105,7 @@ class MemoryTierStore:
             swapped = should_swap(parsed.loaded, parsed.rejected_count, parsed.data_rows, self._max_reject_ratio)
             self._count_reload("swapped" if swapped else "refused")
             if swapped:
-                counts = await asyncio.to_thread(_tier_counts, parsed.records) if self._on_event else {}
+                counts = await asyncio.to_thread(codec.tier_counts, parsed.records) if self._on_event else {}
                 old = self._table
                 self._table = _Table(parsed.records, parsed.fields)
                 self._version += 1
@@ -146,12 +145,6 @@ class MemoryTierStore:
 def _parse_path(path: Path, fmt: TierFileFormat) -> ParsedTiers:
     with path.open("rb", buffering=_READ_BUFFER) as stream:
         return parse_tier_file(stream, fmt)
-
-
-def _tier_counts(records: dict[str, bytes]) -> dict[str, int]:
-    """Callers per tier: a blob is a msgpack array whose first item, the rank, is byte 1."""
-    by_rank = Counter(blob[1] for blob in records.values())
-    return {tier: by_rank.get(rank, 0) for rank, tier in enumerate(TIERS)}
 
 
 def _release(records: dict[str, bytes]) -> None:

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final, Literal
 
 import msgspec
 
-from tierline.tiers import codec
-from tierline.tiers.codec import FieldNames
+from tierline.tiers.codec import SHARED_MARK, FieldNames, Sharing
 from tierline.tiers.model import MAX_CRM_FIELDS, MAX_CRM_NAME, MAX_CRM_VALUE, TIER_RANK, TIERS, parse_tier
 from tierline.tiers.phone import InvalidCaller, normalise_caller
 
@@ -101,6 +100,7 @@ class _Builder:
     def __init__(self, rejections_kept: int) -> None:
         self.records: dict[str, bytes] = {}
         self.fields = FieldNames()
+        self.sharing = Sharing(self.fields)
         # Line of each stored row, in the dict's insertion order: 4 bytes a row instead of a
         # caller -> line dict, read back only when a duplicate must name its first line.
         self.lines = array("I")
@@ -147,7 +147,7 @@ class _Builder:
                 self.duplicates.append((rejection, caller))
             return
         try:
-            blob = codec.encode(rank, fields)
+            blob = self.sharing.encode(rank, fields)
         except UnicodeEncodeError:
             self.reject(line, "not valid UTF-8 text")
             return
@@ -260,6 +260,8 @@ def _read_header(reader: CsvReader, fields: FieldNames) -> tuple[int, int, list[
             continue  # an unnamed column (a trailing comma) carries nothing anyone can use
         if not _is_text(name):
             raise BadTierFile(f"column {position + 1} of the header is not valid UTF-8 text", line)
+        if name.startswith(SHARED_MARK):
+            raise BadTierFile(f"column {position + 1} of the header starts with a NUL character", line)
         if len(name) > MAX_CRM_NAME:
             raise BadTierFile(
                 f"column {position + 1} of the header is named with {len(name)} characters;"
@@ -389,6 +391,9 @@ def _parse_ndjson(stream: BinaryIO, builder: _Builder) -> None:
             builder.reject(
                 line, f"key {_shown(too_long)} has {len(too_long)} characters; at most {MAX_CRM_NAME} are allowed"
             )
+            continue
+        if any(name.startswith(SHARED_MARK) for name, _ in crm):
+            builder.reject(line, "a key starts with a NUL character")
             continue
         for name, text in crm:
             blob_fields.append(fields.id_of(name))

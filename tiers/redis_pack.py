@@ -24,14 +24,13 @@ import struct
 import subprocess
 import sys
 import zlib
-from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, Final
 
 import msgspec
 
-from tierline.tiers.model import TIERS
+from tierline.tiers import codec
 from tierline.tiers.parse import BadTierFile, Rejection, TierFileFormat, parse_tier_file
 from tierline.tiers.reload import should_swap
 
@@ -56,12 +55,6 @@ class Prepared(msgspec.Struct, kw_only=True):
     error_line: int | None = None
     counts: dict[str, int] = msgspec.field(default_factory=dict)
     """Callers per tier in the new table (the `tiers_reloaded` event's figures)."""
-
-
-def tier_counts(records: Mapping[str, bytes]) -> dict[str, int]:
-    """Callers per tier: a blob is a msgpack array whose first item, the rank, is byte 1."""
-    by_rank = Counter(blob[1] for blob in records.values())
-    return {tier: by_rank.get(rank, 0) for rank, tier in enumerate(TIERS)}
 
 
 def bucket_of(caller: str, buckets: int) -> int:
@@ -101,7 +94,7 @@ def write_prepared(path: Path, fmt: TierFileFormat, per_bucket: int, max_reject_
         fields=list(parsed.fields.names),
         buckets=buckets,
         swapped=swapped,
-        counts=tier_counts(parsed.records) if swapped else {},
+        counts=codec.tier_counts(parsed.records) if swapped else {},
     )
     _write_summary(out, summary)
     if swapped:

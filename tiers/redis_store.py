@@ -388,6 +388,8 @@ class RedisTierStore:
         return record
 
     async def _field_id(self, meta: _Meta, name: str) -> int:
+        if name.startswith(codec.SHARED_MARK):
+            raise ValueError(f"a CRM field name may not start with {codec.SHARED_MARK!r}")
         if name in meta.fields.names:
             return meta.fields.names.index(name)
         length = await self._link.run(lambda: self._client.rpush(self._fields_key(meta.data_id), name))
