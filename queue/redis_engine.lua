@@ -650,8 +650,9 @@ end
 
 -- Single Redis only (a cluster keeps tier buckets in other slots): the tier look-up and the
 -- enqueue in one script, one round trip. The bucket blob is codec's msgpack array
--- [rank, field id, value, ...]; field ids index the list at `fields_key`. The record is stored
--- as the map a TierRecord decodes from, exactly as `route` stores the one Python encodes.
+-- [rank, field id, value, ..., (shared id)]; ids index the list at `fields_key`, where a shared
+-- set (an even-length array's last item) is "\0" and JSON [field id, value, ...]. The record is
+-- stored as the map a TierRecord decodes from, exactly as `route` stores the one Python encodes.
 function ops.route_lookup(now, call_id, caller, queue, bucket_key, fields_key, default_tier)
   if redis.call("EXISTS", call_key(call_id)) == 1 then
     return ops.route(now, call_id, caller, default_tier, queue, "")
@@ -665,7 +666,13 @@ function ops.route_lookup(now, call_id, caller, queue, bucket_key, fields_key, d
     if #items > 1 then
       local names = redis.call("LRANGE", fields_key, 0, -1)
       local crm = {}
-      for i = 2, #items, 2 do crm[names[items[i] + 1]] = items[i + 1] end
+      local last = #items
+      if last % 2 == 0 then
+        local shared = cjson.decode(string.sub(names[items[last] + 1], 2))
+        for i = 1, #shared, 2 do crm[names[shared[i] + 1]] = shared[i + 1] end
+        last = last - 1
+      end
+      for i = 2, last, 2 do crm[names[items[i] + 1]] = items[i + 1] end
       rec = cmsgpack.pack({ caller = caller, tier = tier, known = true, crm = crm })
     else
       rec = cmsgpack.pack({ caller = caller, tier = tier, known = true })
