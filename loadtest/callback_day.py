@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import heapq
 import random
 import statistics
 import sys
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from agenda import Agenda
 from tiermix import MIX
 
 from tierline.queue.clock import ManualClock
@@ -111,16 +111,11 @@ async def run(
     traffic_end = measure_to + window_h * HOUR
     tiers = [tier for tier, _ in MIX]
     weights = [share for _, share in MIX]
-    agenda: list[tuple[float, int, str, str]] = []
-    seq = 0
+    agenda = Agenda()
+    push = agenda.push
     idle: set[str] = set()
     measured: dict[str, float] = {}  # callback_id -> created_at, for those created in the measured hours
     day = Day()
-
-    def push(at: float, kind: str, subject: str = "") -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(agenda, (at, seq, kind, subject))
 
     async def ask(agent: str) -> None:
         work = await store.next_work(agent, None)
@@ -152,7 +147,7 @@ async def run(
     push(T0 + rng.expovariate(callbacks_per_hour / HOUR), "request")
     n = 0
     while agenda:
-        at, _, kind, subject = heapq.heappop(agenda)
+        at, kind, subject = agenda.pop()
         if at > traffic_end and kind in ("call", "request"):
             continue
         clock.set(max(at, clock.now()))

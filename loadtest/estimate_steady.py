@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import heapq
 import random
 import sys
 from collections import deque
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from agenda import Agenda
 from tiermix import MIX
 
 from tierline.queue.clock import ManualClock
@@ -85,13 +85,8 @@ async def run(
     weights = [share for _, share in MIX]
     end_at = T0 + hours * 3600
     # (time, order, kind, subject): kind "arrive", "end" (agent), "poll" (agent)
-    events: list[tuple[float, int, str, str]] = []
-    order = 0
-
-    def push(at: float, kind: str, subject: str) -> None:
-        nonlocal order
-        order += 1
-        heapq.heappush(events, (at, order, kind, subject))
+    events = Agenda()
+    push = events.push
 
     idle: set[str] = set()
     # call -> tier, position, quote, arrival, the old rule's quote
@@ -123,7 +118,7 @@ async def run(
     push(T0 + rng.expovariate(rate), "arrive", "")
     n = 0
     while events:
-        at, _, kind, subject = heapq.heappop(events)
+        at, kind, subject = events.pop()
         if at > end_at:
             break
         clock.set(at)
