@@ -84,6 +84,13 @@ def check_callback(call: Call) -> bool:
     return decide("callback", call) is not None
 
 
+def resume_key(caller: str, crm: dict[str, str]) -> str:
+    """What a re-call must match to take back an abandoned call's place (issue 16 item 4): the
+    caller number and the tier record's customer id ("" without one), in the same queue.
+    redis_engine.lua's `route_lookup` builds the same text from the record it reads."""
+    return caller + "|" + str(crm.get("customer_id", ""))
+
+
 def check_same_call(call: Call, caller: str, queue: str) -> None:
     """Posting an existing call_id again is safe only if it describes the same call."""
     if call.caller != caller or call.queue != queue:

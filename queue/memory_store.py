@@ -122,6 +122,10 @@ class MemoryCallStore:
         # while the place waits, and how many per queue × tier.
         self._held: dict[str, str] = {}
         self._held_count: dict[tuple[str, Tier], int] = {}
+        # Abandoned calls a re-call may take the place of (issue 16 item 4): (queue, resume key)
+        # -> (call_id, until when), and the same in time order for forgetting.
+        self._resumable: dict[tuple[str, str], tuple[str, float]] = {}
+        self._resume_expiry: deque[tuple[float, tuple[str, str]]] = deque()
 
     # --- IVR ------------------------------------------------------------------------------
 
@@ -144,10 +148,13 @@ class MemoryCallStore:
         )
         self._calls[call_id] = call
         self._records[call_id] = record
-        self._ledger.record(queue, call.tier, "arrived", now)
         limit = self.policy.max_waiting(queue)
         closed = not self._open(queue, now)
-        if closed or (limit is not None and call.tier not in ADMITTED_WHEN_FULL and len(waitlist) >= limit):
+        away = closed or (limit is not None and call.tier not in ADMITTED_WHEN_FULL and len(waitlist) >= limit)
+        # A re-call admitted within resume_window_s of its abandon takes back that place and tier.
+        resumed = None if away or not self._resumable else self._take_resume(call, record, now)
+        self._ledger.record(queue, call.tier, "arrived", now)
+        if away:
             # Position 0: turned away at the door, never in line.
             self._emit("enter", now, call_id, None, call.caller, call.tier, queue, None, 0)
             self._overflow(call, CLOSED_REASON if closed else "queue_full", now)
@@ -155,6 +162,8 @@ class MemoryCallStore:
         position = waitlist.arrive(call.tier, call.place, now)
         self._loads[queue].arrived(call.tier, now)
         self._emit("enter", now, call_id, None, call.caller, call.tier, queue, None, position)
+        if resumed is not None:
+            self._resumed(call, resumed, position, now)
         snapshot = self._snapshot(call, now, position)
         if snapshot.estimated_wait_s is not None:
             self._quoted[call_id] = snapshot.estimated_wait_s  # compared with the real wait at answer
@@ -179,6 +188,12 @@ class MemoryCallStore:
             self._emit("abandon", now, call_id, None, call.caller, call.tier, call.queue, None, wait, short, threshold)
             if call.tier in CALLBACK_TIERS and not short:
                 self._open_callback(call, "abandoned", now)
+            if self.policy.resume_window_s > 0:
+                record = self._records.get(call_id)
+                key = (call.queue, calls.resume_key(call.caller, {} if record is None else record.crm))
+                until = now + self.policy.resume_window_s
+                self._resumable[key] = (call_id, until)
+                self._resume_expiry.append((until, key))
             self._finish("call", call_id)
         return self._snapshot(call, now)
 
@@ -492,6 +507,12 @@ class MemoryCallStore:
             _, callback_id = self._snoozed.pop(0)
             callback = self._callbacks[callback_id]
             self._ready[callback.queue].add(_ready_key(callback))
+        expiry = self._resume_expiry
+        while expiry and expiry[0][0] < now:
+            _, key = expiry.popleft()
+            found = self._resumable.get(key)
+            if found is not None and found[1] < now:
+                del self._resumable[key]
         keep_after = now - self.policy.retain_finished_s
         while self._finished and self._finished[0][0] <= keep_after:
             _, kind, item_id = self._finished.popleft()
@@ -627,6 +648,29 @@ class MemoryCallStore:
         call.callback_id = callback.callback_id
         self._emit_callback("callback_created", at, callback, None, reason, callback.deadline, False)
 
+    def _take_resume(self, call: Call, record: TierRecord, now: float) -> Call | None:
+        """The abandoned call `call` may take back, taken off the resumable ones; `call` then
+        holds its tier, arrival and seq, and names it in `resumed_from`."""
+        key = (call.queue, calls.resume_key(record.caller, record.crm))
+        found = self._resumable.get(key)
+        if found is None or found[1] < now:
+            return None
+        del self._resumable[key]
+        old = self._calls.get(found[0])
+        if old is None or old.status != "abandoned":
+            return None
+        call.tier, call.arrived_at, call.seq, call.resumed_from = old.tier, old.arrived_at, old.seq, old.call_id
+        return old
+
+    def _resumed(self, call: Call, old: Call, position: int, now: float) -> None:
+        """Counters move forward: the abandon stays, a `resumed` is added (with the abandon's
+        wait, so a short one is known); the callback the abandon opened is moot."""
+        self._ledger.record(call.queue, call.tier, "resumed", now, old.waited(now))
+        self._emit("resume", now, call.call_id, None, call.caller, call.tier, call.queue, None, old.call_id, position)
+        callback = self._callbacks.get(old.callback_id) if old.callback_id else None
+        if callback is not None:
+            self._resolve_callback(callback, now)
+
     def _check_no_callback(self, caller: str) -> None:
         """One callback per caller: a caller with an active one is not given a second."""
         active = self._active_callback.get(caller)
@@ -655,7 +699,10 @@ class MemoryCallStore:
         callback_id = self._active_callback.get(caller)
         if callback_id is None:
             return
-        callback = self._callbacks[callback_id]
+        self._resolve_callback(self._callbacks[callback_id], now)
+
+    def _resolve_callback(self, callback: Callback, now: float) -> None:
+        callback_id = callback.callback_id
         key, snooze = _ready_key(callback), (callback.next_attempt_at, callback_id)
         if cb.resolve_inbound(callback, now):
             self._index.status_changed(callback, "open")

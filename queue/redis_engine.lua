@@ -69,6 +69,9 @@ local K_CBACTIVE, K_SNOOZED, K_FINISHED = KEY.cbactive, KEY.snoozed, KEY.finishe
 local K_CBACT, K_CBDONE, K_CBSTAT = KEY.cbact, KEY.cbdone, KEY.cbstat
 local K_EVENTS, K_EVEPOCH, K_EVSEQ = KEY.events, KEY.evepoch, KEY.evseq
 local K_HELD = KEY.held
+-- Abandoned calls a re-call may take the place of (issue 16 item 4): "<queue>|<resume key>" ->
+-- call_id, and the same fields by when they lapse (abandon + resume_window_s).
+local K_RESUME, K_RESUMEQ = KEY.resume, KEY.resumeq
 
 local function call_key(id) return KEY.call .. ":" .. id end
 local function cb_key(id) return KEY.callback .. ":" .. id end
@@ -543,6 +546,10 @@ local function tick(given)
     local k = cb_key(id)
     redis.call("ZADD", ready_key(redis.call("HGET", k, "queue")), redis.call("HGET", k, "deadline"), id)
   end
+  for _, field in ipairs(redis.call("ZRANGEBYSCORE", K_RESUMEQ, "-inf", "(" .. num(now))) do
+    redis.call("ZREM", K_RESUMEQ, field)
+    redis.call("HDEL", K_RESUME, field)
+  end
   for _, member in ipairs(redis.call("ZRANGEBYSCORE", K_FINISHED, "-inf", num(now - CFG.retain))) do
     redis.call("ZREM", K_FINISHED, member)
     forget(member)
@@ -613,7 +620,23 @@ end
 
 local ops = {}
 
-function ops.route(now, call_id, caller, tier, queue, rec)
+-- The abandoned call a new one may take back (MemoryCallStore._take_resume, written a second
+-- time): off the resumable ones; `c` then holds its tier, arrival and seq, and names it.
+local function take_resume(c, rkey)
+  local field = c.queue .. "|" .. rkey
+  local old_id = redis.call("HGET", K_RESUME, field)
+  if not old_id then return nil end
+  redis.call("HDEL", K_RESUME, field)
+  redis.call("ZREM", K_RESUMEQ, field)
+  local old = load_call(old_id)
+  if not old or old.status ~= "abandoned" then return nil end
+  set_call(c, { tier = old.tier, arrived_at = old.arrived_at, seq = old.seq, resumed_from = old_id })
+  c.arrived, c.seqn, c.rank = old.arrived, old.seqn, RANK[old.tier]
+  return old
+end
+
+-- `rkey`: the caller's resume key (calls.resume_key), "" when resume_window_s is off.
+function ops.route(now, call_id, caller, tier, queue, rec, rkey)
   local c = load_call(call_id)
   if c then
     if c.caller ~= caller or c.queue ~= queue then
@@ -627,11 +650,16 @@ function ops.route(now, call_id, caller, tier, queue, rec)
   local seq = redis.call("INCR", K_SEQ)
   redis.call("HSET", call_key(call_id), "call_id", call_id, "caller", caller, "tier", tier, "queue", queue,
     "status", "waiting", "arrived_at", num(now), "seq", seq, "record", rec)
+  if rkey and rkey ~= "" then redis.call("HSET", call_key(call_id), "rkey", rkey) end
   c = load_call(call_id)
-  record(queue, tier, "arrived", now, 0)
   local limit = CFG.max_waiting[queue]
   local closed = not queue_open(queue, now)
-  if closed or (limit and not RULES.admitted_when_full[tier] and waiting_count(queue) >= limit) then
+  local away = closed or (limit and not RULES.admitted_when_full[tier] and waiting_count(queue) >= limit)
+  -- A re-call admitted within resume_window_s of its abandon takes back that place and tier.
+  local old = nil
+  if not away and c.rkey then old = take_resume(c, c.rkey) end
+  record(queue, c.tier, "arrived", now, 0)
+  if away then
     emit_call("enter", now, c, nil, "position", "0")  -- turned away at the door, never in line
     overflow(c, closed and RULES.closed_reason or "queue_full", now)
     return call_reply(c, now)
@@ -643,6 +671,15 @@ function ops.route(now, call_id, caller, tier, queue, rec)
   redis.call("HSET", ek, "a" .. rank, num(est_bump(tonumber(last[1] or "0"), tonumber(last[2] or "0"), now)),
     "t" .. rank, num(now))
   emit_call("enter", now, c, nil, "position", pos)
+  if old then
+    -- Counters move forward: the abandon stays, a `resumed` is added; its callback is moot.
+    record(queue, c.tier, "resumed", now, waited(old, now))
+    emit_call("resume", now, c, nil, "resumed_from", old.call_id, "position", pos)
+    if old.callback_id then
+      local b = load_cb(old.callback_id)
+      if b and RULES.resolved_by_inbound[b.status] then cb_close(b, "resolved_inbound", now, nil) end
+    end
+  end
   local w = estimate_for(c, pos, now)
   if w then set_call(c, { quoted = num(w) }) end  -- compared with the real wait at answer
   return call_reply(c, now, pos, w)
@@ -660,6 +697,7 @@ function ops.route_lookup(now, call_id, caller, queue, bucket_key, fields_key, d
   local blob = redis.call("HGET", bucket_key, caller)
   local rec
   local tier = default_tier
+  local customer = ""
   if blob then
     local items = cmsgpack.unpack(blob)
     tier = TIER_OF[items[1]]
@@ -673,6 +711,7 @@ function ops.route_lookup(now, call_id, caller, queue, bucket_key, fields_key, d
         last = last - 1
       end
       for i = 2, last, 2 do crm[names[items[i] + 1]] = items[i + 1] end
+      if crm.customer_id then customer = tostring(crm.customer_id) end
       rec = cmsgpack.pack({ caller = caller, tier = tier, known = true, crm = crm })
     else
       rec = cmsgpack.pack({ caller = caller, tier = tier, known = true })
@@ -680,7 +719,8 @@ function ops.route_lookup(now, call_id, caller, queue, bucket_key, fields_key, d
   else
     rec = cmsgpack.pack({ caller = caller, tier = tier, known = false })
   end
-  return ops.route(now, call_id, caller, tier, queue, rec)
+  -- calls.resume_key, written a second time
+  return ops.route(now, call_id, caller, tier, queue, rec, CFG.resume > 0 and (caller .. "|" .. customer) or "")
 end
 
 function ops.get(now, call_id)
@@ -732,6 +772,11 @@ function ops.abandon(now, call_id)
   emit_call("abandon", now, c, nil, "wait_s", num(wait), "short", flag(wait < CFG.short_abandon),
     "threshold_s", num(CFG.threshold[c.tier]))
   if RULES.callback_tier[c.tier] and wait >= CFG.short_abandon then open_callback(c, "abandoned", now) end
+  if CFG.resume > 0 and c.rkey then
+    local field = c.queue .. "|" .. c.rkey
+    redis.call("HSET", K_RESUME, field, call_id)
+    redis.call("ZADD", K_RESUMEQ, num(now + CFG.resume), field)
+  end
   finish("c", call_id, now)
   return call_reply(c, now)
 end

@@ -57,6 +57,9 @@ ENGINE: Final[dict[str, str]] = {
     "evmoved": "events:moved",
     # Places held in line for a requested callback, counted per "<queue>|<tier>" (issue 16 item 3).
     "held": "held",
+    # Abandoned calls a re-call may take the place of, and when each lapses (issue 16 item 4).
+    "resume": "resume",
+    "resumeq": "resume:lapse",
 }
 
 # The consumer group every archiver on a store joins (queue/history/archiver_redis.py).

@@ -121,6 +121,7 @@ def lua_config(policy: Policy) -> str:
         f"  cb_rule = {lua(policy.callbacks.deadline_rule)}, cb_window_open = {num(policy.callbacks.window_open_s)},\n"
         f"  cb_min_open = {num(policy.callbacks.min_open_s)}, cb_urgent = {num(policy.callback_urgent_s)},\n"
         f"  cb_attempts = {num(policy.callbacks.max_attempts)},\n"
+        f"  resume = {num(policy.resume_window_s)},\n"
         "}\n"
     )
 

@@ -21,7 +21,7 @@ from tierline.queue import redis_keys as rk
 from tierline.queue import service_level as sl
 from tierline.queue.callback_index import workload_edges
 from tierline.queue.callbacks import Attempt, Callback, Outcome
-from tierline.queue.calls import Call
+from tierline.queue.calls import Call, resume_key
 from tierline.queue.clock import Clock
 from tierline.queue.decisions import CALL_AT_CHECKS, offers_callback
 from tierline.queue.errors import Conflict, EngineError, Invalid, NotFound
@@ -230,8 +230,9 @@ class RedisCallStore:
     # --- IVR and agents -----------------------------------------------------------------------
 
     async def route(self, call_id: str, record: TierRecord, queue: str) -> tuple[CallSnapshot, bool]:
+        rkey = resume_key(record.caller, record.crm) if self.policy.resume_window_s > 0 else ""
         reply = await self._op(
-            "route", call_id, record.caller, record.tier, self._queue(queue), _record_encoder.encode(record)
+            "route", call_id, record.caller, record.tier, self._queue(queue), _record_encoder.encode(record), rkey
         )
         return self._snapshot(reply), reply[0] == b"call"
 

@@ -64,8 +64,8 @@ async def test_a_malformed_id_is_422_on_every_route_and_changes_nothing(api: Api
             assert status == 422, (endpoint.method, path, body)
             assert body["error"]["code"] == "invalid_field" and name in body["error"]["message"]
             checked += 1
-    # get, answer, requeue, abandon, end, history (call_id); next (agent_id); outcome (callback_id)
-    assert checked == 8
+    # get, answer, requeue, abandon, end, callback, history (call_id); next (agent_id); outcome (callback_id)
+    assert checked == 9
     assert (await api.get("/v1/calls/ok-1"))[1]["status"] == "waiting"
     assert await api.get("/admin/sla?window=15m") == before
 
