@@ -31,6 +31,7 @@ from tierline.router.admin_api import admin
 from tierline.router.archives import open_archive, worker_command
 from tierline.router.config import Settings, history_target
 from tierline.router.forecast_api import forecast_api
+from tierline.router.grading_api import grading_api
 from tierline.router.plumbing.bodies import BODY_READ_TIMEOUT
 from tierline.router.plumbing.context import ARCHIVER, SERVICES, Services
 from tierline.router.plumbing.endpoints import Endpoint
@@ -55,7 +56,7 @@ HISTORY_REDIS_TIMEOUT_S = 2.0  # the archiver's own Redis link: batches, not cal
 HISTORY_START_S = 5.0  # how long start-up waits for the archive before serving without it
 OUTBOX_SWEEP_S = 30.0  # how often the sweeper looks for tier-edit events left in outboxes
 
-TABLES = (v1, admin, forecast_api, reports_api, simulate_api, workbench_api, public)
+TABLES = (v1, admin, forecast_api, grading_api, reports_api, simulate_api, workbench_api, public)
 ENDPOINTS: list[Endpoint] = [endpoint for table in TABLES for endpoint in table.endpoints]
 
 

@@ -69,6 +69,7 @@ class MemoryTierStore:
         # One reload at a time: two parses at once would double peak memory, and their swaps
         # could land in either order.
         self._reloading = asyncio.Lock()
+        self._grading: bytes | None = None
 
     async def lookup(self, caller: str) -> TierRecord:
         table = self._table  # read once: a swap between two reads must not mix two tables
@@ -140,6 +141,12 @@ class MemoryTierStore:
 
     async def count(self) -> int:
         return len(self._table.records)
+
+    async def save_grading(self, report: bytes) -> None:
+        self._grading = report
+
+    async def grading(self) -> bytes | None:
+        return self._grading
 
 
 def _parse_path(path: Path, fmt: TierFileFormat) -> ParsedTiers:

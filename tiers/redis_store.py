@@ -10,7 +10,9 @@ Layout (namespace `ns`; the names are built in queue/redis_keys.py, with every o
   About 64 callers per bucket keeps each hash a listpack under Redis's default
   `hash-max-listpack-entries` (128): ~35 bytes per caller instead of ~100 for a key each.
   Bucket keys carry no hash tag, so a cluster spreads them over every master.
-- `ns:t:<id>:fields` — the CRM column names a blob's field ids point into.
+- `ns:t:<id>:fields` — the CRM column names a blob's field ids point into, and the shared sets
+  of repeated values (`codec.SHARED_MARK` entries).
+- `{ns}:tiers:grading` — the last grading run's report (JSON), for GET /admin/grading.
 
 A reload parses, buckets and packs the file in a child process (`redis_pack`: that CPU work
 never runs on a router's event loop), writes a whole new data version with one small EVAL
@@ -281,6 +283,8 @@ class RedisTierStore:
         self._client: Any = link.client
         self._ns = namespace
         self._meta_key = rk.tier_meta_key(namespace)
+        # The last grading run's report (issue 17): one string, read only by GET /admin/grading.
+        self._grading_key = self._meta_key + ":grading"
         self._default_tier: Tier = default_tier
         self._max_reject_ratio = max_reject_ratio
         self._meta: _Meta | None = None
@@ -565,3 +569,10 @@ class RedisTierStore:
         """Callers in the live version, kept as a counter beside it (reloads set it, edits move it)."""
         meta = await self._current(force=True)
         return int(await self._link.run(lambda: self._client.hget(self._meta_key, f"v{meta.data_id}:count")) or 0)
+
+    async def save_grading(self, report: bytes) -> None:
+        await self._link.run(lambda: self._client.set(self._grading_key, report))
+
+    async def grading(self) -> bytes | None:
+        found: bytes | None = await self._link.run(lambda: self._client.get(self._grading_key))
+        return found

@@ -53,3 +53,11 @@ class TierStore(Protocol):
         several processes answers the same for each of them.
         """
         ...
+
+    async def save_grading(self, report: bytes) -> None:
+        """Keep the last grading run's report (JSON, `grading.run.GradingReport`), replacing the one before."""
+        ...
+
+    async def grading(self) -> bytes | None:
+        """The last grading run's report as saved, or None when no run has been applied."""
+        ...

@@ -9,15 +9,19 @@ the guard without `--force`, or the reload refused), 2 usage or an unreadable fi
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import sys
 import tempfile
 from pathlib import Path
 
+import aiohttp
 import msgspec
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from tierline.queue.errors import EngineError, Unavailable
+from tierline.queue.redis_link import RedisLink, connect
 from tierline.router.cli import reload
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULT_URL, DEFAULTS
@@ -25,7 +29,7 @@ from tierline.tiers.grading.config import GradingConfigError, load_grading
 from tierline.tiers.grading.inputs import BadInput, MissingEngine
 from tierline.tiers.grading.run import GradingReport, GradingRun, run_grading
 from tierline.tiers.model import TIERS
-from tierline.tiers.redis_store import LEASE_S
+from tierline.tiers.redis_store import LEASE_S, RedisTierStore
 
 SHOWN_PROBLEMS = 20
 
@@ -134,7 +138,37 @@ def _finish(args: argparse.Namespace, result: GradingRun) -> int:
             admin_token=args.admin_token,
         )
         code: int = reload.reload_tiers(reload_args)
+    if code == Exit.OK:
+        return asyncio.run(_keep_report(args, report))
     return code
+
+
+async def _keep_report(args: argparse.Namespace, report: GradingReport) -> int:
+    """The applied run's report into the store, for GET /admin/grading and the dashboard."""
+    body = msgspec.json.encode(report)
+    if args.store:
+        link = RedisLink(connect(args.store, reload.TIMEOUT_S), timeout_s=reload.TIMEOUT_S)
+        try:
+            await RedisTierStore(link, args.namespace).save_grading(body)
+        except (EngineError, Unavailable) as exc:
+            return _fail(Exit.UNREACHABLE, f"the tiers are applied, but the report could not be kept: {exc}")
+        finally:
+            await link.close()
+        return Exit.OK
+    headers = {"Content-Type": "application/json"}
+    if args.admin_token:
+        headers["Authorization"] = f"Bearer {args.admin_token}"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
+            session.put(f"{args.url.rstrip('/')}/admin/grading", data=body, headers=headers) as resp,
+        ):
+            answer = await resp.read()
+    except aiohttp.ClientError as exc:
+        return _fail(Exit.UNREACHABLE, f"the tiers are applied, but the report could not be kept: {exc}")
+    if resp.status != 204:
+        return _fail(Exit.REFUSED, f"the tiers are applied, but the report was refused ({resp.status}): {answer!r}")
+    return Exit.OK
 
 
 def _fail(code: Exit, message: str) -> int:

@@ -144,6 +144,12 @@ async def test_grade_apply_route_and_the_agent_sees_why(
     assert crm["grading.class"] == "A" and crm["grading.as_of"] == "2026-11-30"
     assert "grading.amount" not in crm  # spend does not travel by default
 
+    # The applied run's report is kept in the store, for every process to serve.
+    status, kept = await api.get("/admin/grading")
+    assert status == 200, kept
+    assert kept["as_of"] == "2026-11-30" and kept["tiers"]["vip"] == 7 and kept["tiers"]["standard"] == 5
+    assert kept["rfm"]["segments"]["important value"] == 7 and set(kept["rfm"]["cutoffs"]) == {"R", "F", "M"}
+
     # The night's export is broken (every amount 0): the guard refuses, nothing changes.
     _, broken = population(tmp_path, broken=True)
     code, out, err = await grade(*common, "--transactions", str(broken), "--previous", str(first), "--apply", *target)
@@ -172,6 +178,18 @@ async def test_grade_apply_route_and_the_agent_sees_why(
     else:
         status, looked = await api.get("/v1/callers/+8613800000001")
         assert status == 200 and looked["tier"] != "vip"
+
+
+async def test_no_report_before_a_run_and_a_bad_report_is_refused(
+    make_api: ApiFactory,  # noqa: F811
+) -> None:
+    api = await make_api()
+    status, body = await api.get("/admin/grading")
+    assert status == 404 and body["error"]["code"] == "no_grading", body
+    status, body = await api.call("PUT", "/admin/grading", {"as_of": "2026-11-30"})
+    assert status in (400, 422), body
+    status, body = await api.get("/admin/grading")
+    assert status == 404
 
 
 async def test_exit_codes_and_refusals(tmp_path: Path) -> None:
