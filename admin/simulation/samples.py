@@ -23,7 +23,7 @@ import bisect
 import math
 import random
 from collections.abc import Iterable
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import msgspec
 
@@ -31,7 +31,9 @@ from tierline.admin.staffing.patience import observed_patience
 from tierline.queue.history import events as ev
 from tierline.queue.history.archive import Archive
 
-MAX_SAMPLES: Final = 50_000  # handle times kept (a uniform subset beyond): bounds the job's size
+T = TypeVar("T")
+
+MAX_SAMPLES: Final = 50_000  # handle times, and waits, kept (a uniform subset beyond)
 MIN_HANDLE_SAMPLES: Final = 20  # fewer ended calls: the exponential with their mean instead
 MIN_ABANDONS: Final = 10  # fewer abandons: an exponential with the observed mean patience instead
 MIN_AT_RISK: Final = 30  # the estimate stops where fewer calls were still waiting: too noisy
@@ -95,7 +97,7 @@ def seen_in(events: Iterable[ev.Event], queue: str | None, into: Seen | None = N
     return out
 
 
-def thin(values: list[float], keep: int, seed: str) -> list[float]:
+def thin(values: list[T], keep: int, seed: str) -> list[T]:
     """At most `keep` of `values`: a uniform subset (fixed seed: the same archive, the same subset)."""
     if len(values) <= keep:
         return values
@@ -110,7 +112,10 @@ async def from_archive(archive: Archive, start: float, end: float, queue: str | 
         upto = min(at + READ_CHUNK_S, end)
         seen_in(await archive.events(at, upto), queue, seen)
         at = upto
+    # A uniform subset of each keeps both laws unbiased and bounds the estimate's sort (it runs
+    # in the serving process) and the job sent to the worker.
     seen.handle_s = thin(seen.handle_s, MAX_SAMPLES, f"{start}:{end}")
+    seen.waits = thin(seen.waits, MAX_SAMPLES, f"{start}:{end}:waits")
     return seen
 
 
