@@ -326,6 +326,31 @@ def _ms(times: list[float]) -> str:
     return ", ".join(f"{t:.0f}" for t in times)
 
 
+async def days_cost(dsn: str, events: list[ev.Event], batch: int) -> float:
+    """Ingest with daily sums kept against without, batch by batch into two schemas of one
+    database, the order swapped each batch (so the machine's load falls on both alike); prints
+    both rates and returns without/with (1.0: the daily sums cost nothing)."""
+    with_days = PostgresArchive(dsn, schema="with_days", day_zone="Europe/Berlin")
+    without = PostgresArchive(dsn, schema="without_days")
+    took = {"with": 0.0, "without": 0.0}
+    await with_days.open()
+    await without.open()
+    try:
+        for n, i in enumerate(range(0, len(events), batch)):
+            pair = [("with", with_days), ("without", without)]
+            for name, archive in pair if n % 2 == 0 else pair[::-1]:
+                t0 = time.perf_counter()
+                await archive.ingest(events[i : i + batch])
+                took[name] += time.perf_counter() - t0
+    finally:
+        await with_days.close()
+        await without.close()
+    rate_with, rate_without = len(events) / took["with"], len(events) / took["without"]
+    print(f"ingest with daily sums {rate_with:,.0f} events/s, without {rate_without:,.0f} events/s")
+    print(f"  without/with: {took['with'] / took['without']:.3f} (1.0: the daily sums cost nothing)")
+    return took["with"] / took["without"]
+
+
 async def admin(dsn: str, statement: str) -> None:
     conn = await asyncpg.connect(dsn + "/postgres")
     try:
@@ -348,6 +373,7 @@ async def main() -> None:
     parser.add_argument("--keep-db", action="store_true", help="leave the database (to time reports again)")
     parser.add_argument("--time-only", default=None, help="a kept database's name: only time its reports")
     parser.add_argument("--db-name", default=None, help="the database to make (default bench_history_<random>)")
+    parser.add_argument("--days-cost", action="store_true", help="only: --events ingested with and without daily sums")
     args = parser.parse_args()
     queues = tuple(f"queue{n}" for n in range(args.queues))
     rng = random.Random(15)
@@ -366,7 +392,11 @@ async def main() -> None:
     database = args.db_name or "bench_history_" + uuid.uuid4().hex[:8]
     await admin(args.dsn, f"CREATE DATABASE {database}")
     try:
-        pg = PostgresArchive(f"{args.dsn}/{database}")
+        if args.days_cost:
+            sample = generate(rng, ev.IdSequence(1), args.events // 3, START, 1.0, queues)[0][: args.events]
+            figures["days_cost_ratio"] = await days_cost(f"{args.dsn}/{database}", sample, args.batch)
+            args.skip_ingest, args.server_calls = True, 0
+        pg = PostgresArchive(f"{args.dsn}/{database}", day_zone="Europe/Berlin")  # as serve opens it
         await pg.open()
         if not args.skip_ingest:
             sample = generate(rng, ev.IdSequence(1), args.events // 3, START, 1.0, queues)[0][: args.events]
