@@ -31,6 +31,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from tierline.admin.i18n import Words
 from tierline.queue.errors import EngineError
 from tierline.queue.history import events as ev
 from tierline.queue.history import reports
@@ -176,35 +177,49 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
 
 
-def _s(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} s"
+def _s(value: float | None, w: Words) -> str:
+    return "–" if value is None else w.t("unit.seconds", s=w.number(value, 1))
 
 
 def _when(iso: str) -> str:
     return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M %z")
 
 
-def sla_table(report: reports.SlaReport) -> Table:
+def sla_table(report: reports.SlaReport, words: Words | None = None) -> Table:
+    """In `words`' language (by default LANG's: admin/i18n.py)."""
+    w = words or Words()
     extra = [reports.threshold_key(t) for t in report.thresholds]
     table = Table(
-        title=f"Service level by {report.by} · {report.timezone} · {_when(report.start)} to {_when(report.end)}"
-        f" · formula {report.formula}: {report.formula_text}",
+        title=w.t(
+            "cli.report_sla_title",
+            by=report.by,
+            zone=report.timezone,
+            start=_when(report.start),
+            end=_when(report.end),
+            formula=w.t("dash.formula", name=report.formula, text=w.t("formula." + report.formula)),
+        ),
         title_justify="left",
         header_style="bold",
     )
-    columns = ["Start", "Queue", "Tier", "SL", "Target", "Offered", "Answered", "≤ threshold"]
-    columns += [f"≤ {k} s" for k in extra]
-    columns += ["Abandoned", "Short", "Overflowed", "ASA", "Longest", "CB created", "CB in time", "CB overdue"]
-    for name in columns:
-        table.add_column(name, justify="left" if name in ("Start", "Queue", "Tier") else "right", no_wrap=True)
+    left = ["cli.col_start", "dash.col_queue", "dash.col_tier"]
+    keys = [*left, "cli.col_sl", "dash.col_target", "dash.col_offered", "dash.col_answered", "cli.col_within"]
+    names = [w.t(k, window="") if k == "cli.col_sl" else w.t(k) for k in keys]
+    names += [w.t("cli.col_within_s", s=k) for k in extra]
+    tail = ["dash.col_abandoned", "cli.col_short", "dash.col_overflowed", "dash.col_asa", "cli.col_longest"]
+    tail += ["cli.col_cb_created", "cli.col_cb_in_time", "cli.col_cb_overdue"]
+    names += [w.t(k) for k in tail]
+    for i, name in enumerate(names):
+        table.add_column(name.strip(), justify="left" if i < len(left) else "right", no_wrap=True)
     for row in report.rows:
         style = "" if row.met is None else ("green" if row.met else "bold red")
         cells: list[Any] = [
             _when(row.start),
             row.queue,
-            row.tier,
+            w.t("tier." + row.tier),
             f"[{style}]{_pct(row.service_level)}[/]" if style else _pct(row.service_level),
-            "none" if row.target is None else f"{_pct(row.target)} ≤ {row.threshold_s:g} s",
+            w.t("dash.no_target")
+            if row.target is None
+            else w.t("dash.target_within", target=_pct(row.target), s=f"{row.threshold_s:g}"),
             row.offered,
             row.answered,
             row.answered_within_threshold,
@@ -212,8 +227,8 @@ def sla_table(report: reports.SlaReport) -> Table:
             row.abandoned,
             row.short_abandoned,
             row.overflowed,
-            _s(row.asa_s),
-            _s(row.longest_wait_s),
+            _s(row.asa_s, w),
+            _s(row.longest_wait_s, w),
             row.callbacks_created,
             row.callbacks_completed_in_time,
             row.callbacks_overdue,
@@ -222,31 +237,42 @@ def sla_table(report: reports.SlaReport) -> Table:
     return table
 
 
-def agent_table(report: reports.AgentReport) -> Table:
+def agent_table(report: reports.AgentReport, words: Words | None = None) -> Table:
+    w = words or Words()
     table = Table(
-        title=f"Agents by {report.by} · {report.timezone} · {_when(report.start)} to {_when(report.end)}",
+        title=w.t(
+            "cli.report_agents_title",
+            by=report.by,
+            zone=report.timezone,
+            start=_when(report.start),
+            end=_when(report.end),
+        ),
         title_justify="left",
         header_style="bold",
     )
-    for name in ("Start", "Agent", "Answered", "Ended", "Handle time", "Average handle", "Callbacks completed"):
-        table.add_column(name, justify="left" if name in ("Start", "Agent") else "right", no_wrap=True)
+    keys = ("cli.col_start", "dash.col_agent", "dash.col_answered", "cli.col_ended", "cli.col_handle")
+    for i, key in enumerate((*keys, "cli.col_average_handle", "cli.col_cb_completed")):
+        table.add_column(w.t(key), justify="left" if i < 2 else "right", no_wrap=True)
     for row in report.rows:
         table.add_row(
             _when(row.start),
             row.agent,
             str(row.answered),
             str(row.ended),
-            _s(row.handle_s),
-            _s(row.average_handle_s),
+            _s(row.handle_s, w),
+            _s(row.average_handle_s, w),
             str(row.callbacks_completed),
         )
     return table
 
 
-def call_table(found: reports.CallHistory) -> Table:
-    table = Table(title=f"Call {found.call_id}: {len(found.calls)} call(s), newest first", header_style="bold")
-    for name in ("Call started (UTC)", "Time (UTC)", "Event", "Id", "Tier", "Queue", "Agent", "Caller", "Figures"):
-        table.add_column(name, no_wrap=True)
+def call_table(found: reports.CallHistory, words: Words | None = None) -> Table:
+    """Event kinds, ids and figures are the archive's identifiers, as the JSON gives them."""
+    w = words or Words()
+    table = Table(title=w.t("cli.report_call_title", call=found.call_id, n=len(found.calls)), header_style="bold")
+    keys = ("cli.col_call_started", "cli.col_time_utc", "cli.col_event", "cli.col_id", "dash.col_tier")
+    for key in (*keys, "dash.col_queue", "dash.col_agent", "dash.col_caller", "cli.col_figures"):
+        table.add_column(w.t(key), no_wrap=True)
     base = {f.name for f in msgspec.structs.fields(ev.EventBase)}  # the figures are the rest
     for call in found.calls:
         first = datetime.fromtimestamp(call.started_at, UTC).isoformat(timespec="seconds")

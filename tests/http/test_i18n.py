@@ -68,9 +68,10 @@ def test_every_key_the_pages_name_is_in_the_catalogue() -> None:
     named: set[str] = set()
     for page in STATIC.glob("*.html"):
         named |= set(re.findall(r'data-i18n(?:-[a-z-]+)?="([^"]+)"', page.read_text(encoding="utf-8")))
-    scripts = [*STATIC.glob("*.js"), *(STATIC.parents[1] / "router" / "cli").glob("*.py")]
-    for script in scripts:
+    for script in STATIC.glob("*.js"):
         named |= set(re.findall(r'\bt\("([a-z_]+\.[a-z_.]+)"', script.read_text(encoding="utf-8")))
+    for module in (STATIC.parents[1] / "router" / "cli").glob("*.py"):  # keys as literals, in calls or lists
+        named |= set(re.findall(r'"((?:cli|dash|wb|tier|unit|formula)\.[a-z_]+)"', module.read_text(encoding="utf-8")))
     assert named and sorted(named - set(en)) == []
 
 
@@ -129,3 +130,35 @@ def test_the_sla_table_in_chinese_has_no_english_word() -> None:
     english = {w for k, v in en.items() if zh[k] != v for w in re.findall(r"[A-Za-z]{4,}", v)}
     english -= {"default", "Shanghai"}  # the queue's and the zone's names are data
     assert not [word for word in re.findall(r"[A-Za-z]{4,}", text) if word in english]
+
+
+def test_the_agent_report_table_in_chinese() -> None:
+    import io
+
+    from rich.console import Console
+
+    from tierline.admin.i18n import Words
+    from tierline.queue.history import reports
+    from tierline.router.cli.report import agent_table
+
+    row = reports.AgentReportRow(
+        start="2027-01-15T00:00:00+08:00",
+        end="2027-01-16T00:00:00+08:00",
+        agent="agent7",
+        answered=12,
+        ended=12,
+        handle_s=3600.0,
+        average_handle_s=300.0,
+        callbacks_completed=2,
+    )
+    report = reports.AgentReport(start=row.start, end=row.end, by="day", timezone="Asia/Shanghai", rows=[row])
+    zh, en = catalogue("zh-CN"), catalogue("en")
+    for given, words in ((Words("zh-CN"), zh), (Words("en"), en)):
+        lang = given.lang
+        out = io.StringIO()
+        Console(file=out, width=240, color_system=None).print(agent_table(report, given))
+        text = out.getvalue()
+        assert words["cli.col_average_handle"] in text and words["cli.col_cb_completed"] in text, lang
+        assert words["unit.seconds"].format(s="300.0") in text, lang
+        if lang == "zh-CN":
+            assert "Average" not in text and "Agent" not in text
