@@ -44,6 +44,11 @@
 --   on every store.
 -- - the team lead's workload counts (callback_index.CallbackIndex.queue_load, the memory store's
 --   callback_workload: `ops.workload`): tests/queue/test_callback_workload.py on every store.
+-- - what a held place's leaving does (MemoryCallStore._release_hold: `release_hold`) and where a
+--   re-call takes back an abandoned call's place (_take_resume, _resumed: `take_resume` and its
+--   caller in `ops.route`; the key, calls.resume_key, in `route_lookup`):
+--   tests/queue/test_virtual_hold.py and tests/queue/test_resume.py on every store,
+--   tests/http/test_resume_api.py through `route_lookup`.
 -- - the refusal messages' quoting of ids (Python's repr, here '<id>'): the codes are checked
 --   by tests/queue/test_decision_tables.py, the texts are not.
 --

@@ -241,24 +241,34 @@ class Entry:
     caller: str
     tier: Tier
     seq: int
+    arrived: float
     held: bool = False  # the place is held for the caller's callback
-    callback_id: str | None = None
+    callback_id: str | None = None  # the callback held for it, or the one its abandon opened or joined
+
+
+RESUME_S = 40
 
 
 class HoldMachine(RuleBasedStateMachine):
-    """One queue, every tier offered a callback, nothing overflows on wait, one agent that
-    finishes each piece of work at once. The model: the line as entries sorted by (tier rank,
-    arrival), waiting or held; the callers with an active callback."""
+    """One queue, every tier offered a callback, nothing overflows on wait, callers abandon and
+    call again (resume_window_s = 40 s), one agent that finishes each piece of work at once. The
+    model: the line as entries sorted by (tier rank, arrival), waiting or held; the callers with
+    an active callback and the open callbacks on the work list; the abandons a re-call may take
+    back."""
 
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock(T0)
         tiers = {t: TierPolicy(overflow_after_s=0, offer_callback=True) for t in TIER_LIST}
-        self.store: CallStore = self.make_store(Policy(tiers=tiers))
+        self.store: CallStore = self.make_store(Policy(tiers=tiers, resume_window_s=RESUME_S))
         self.line: list[Entry] = []
         self.active: dict[str, str] = {}  # caller -> callback_id (open or assigned)
+        self.ready: set[str] = set()  # open callbacks not held by a place: an agent may get them
+        self.resumable: dict[str, tuple[Entry, float]] = {}  # caller -> abandoned entry, until when
         self.seq = 0
         self.requested = 0
+        self.abandoned = 0
+        self.resumed = 0
 
     def make_store(self, policy: Policy) -> CallStore:
         return MemoryCallStore(policy, self.clock, new_id=counter_ids())
@@ -269,14 +279,53 @@ class HoldMachine(RuleBasedStateMachine):
     def order(self) -> list[Entry]:
         return sorted(self.line, key=lambda e: (RANK[e.tier], e.seq))
 
+    def close_callback(self, caller: str, callback_id: str) -> None:
+        """The caller got through (or took the place back): their open callback closes, and a
+        place it held leaves the line."""
+        if self.active.get(caller) == callback_id:
+            del self.active[caller]
+            self.ready.discard(callback_id)
+            self.line = [e for e in self.line if not (e.held and e.callback_id == callback_id)]
+
+    @rule(gap=st.sampled_from([2, 7, 30]))
+    def wait(self, gap: int) -> None:
+        self.clock.advance(gap)
+
     @rule(tier=st.sampled_from(TIER_LIST), caller=st.sampled_from(CALLERS), gap=st.sampled_from([0, 1, 3]))
     def arrive(self, tier: Tier, caller: str, gap: int) -> None:
         self.clock.advance(gap)
+        now = self.clock.now()
         self.seq += 1
         call_id = f"c{self.seq}"
         snap, created = self.run(self.store.route(call_id, record(caller, tier), "default"))
         assert created and snap.call.status == "waiting"
-        self.line.append(Entry(call_id, caller, tier, self.seq))
+        old, until = self.resumable.pop(caller, (None, 0.0))
+        if old is not None and now <= until:  # a re-call within the window takes the place back
+            assert snap.call.resumed_from == old.call_id
+            self.resumed += 1
+            self.line.append(Entry(call_id, caller, old.tier, old.seq, old.arrived))
+            if old.callback_id is not None:
+                self.close_callback(caller, old.callback_id)
+            return
+        assert snap.call.resumed_from is None
+        self.line.append(Entry(call_id, caller, tier, self.seq, now))
+
+    @precondition(lambda self: any(not e.held for e in self.line))
+    @rule(data=st.data())
+    def abandon(self, data: st.DataObject) -> None:
+        entry = data.draw(st.sampled_from([e for e in self.order() if not e.held]))
+        snap = self.run(self.store.abandon(entry.call_id))
+        assert snap.call.status == "abandoned"
+        self.line.remove(entry)
+        self.abandoned += 1
+        self.resumable[entry.caller] = (entry, self.clock.now() + RESUME_S)
+        if entry.tier == "mid" and self.clock.now() - entry.arrived >= 5:  # a mid abandon leaves a callback
+            assert snap.callback is not None
+            entry.callback_id = snap.callback.callback_id
+            if entry.caller not in self.active:  # else it joined the caller's one callback
+                self.active[entry.caller] = entry.callback_id
+                self.ready.add(entry.callback_id)
+            assert self.active[entry.caller] == entry.callback_id
 
     @precondition(lambda self: any(not e.held for e in self.line))
     @rule(data=st.data())
@@ -299,8 +348,14 @@ class HoldMachine(RuleBasedStateMachine):
     def agent_next(self) -> None:
         work = self.run(self.store.next_work("agent", None))
         expected = self.order()[0] if self.line else None
-        if expected is None:
-            assert work is None
+        if expected is None:  # no call: a callback on the work list, if any
+            if not self.ready:
+                assert work is None
+                return
+            assert work is not None and work.callback is not None and work.callback.callback_id in self.ready
+            self.run(self.store.callback_outcome(work.callback.callback_id, "completed", "agent", None))
+            self.ready.discard(work.callback.callback_id)
+            del self.active[work.callback.caller]
             return
         assert work is not None
         self.line.remove(expected)
@@ -314,9 +369,9 @@ class HoldMachine(RuleBasedStateMachine):
         self.run(self.store.answer(expected.call_id, "agent"))
         self.run(self.store.end(expected.call_id))
         # The caller got through: an open callback of theirs is closed, its held place leaves.
-        callback_id = self.active.pop(expected.caller, None)
+        callback_id = self.active.get(expected.caller)
         if callback_id is not None:
-            self.line = [e for e in self.line if e.callback_id != callback_id]
+            self.close_callback(expected.caller, callback_id)
 
     @invariant()
     def positions_count_held_places(self) -> None:
@@ -333,7 +388,9 @@ class HoldMachine(RuleBasedStateMachine):
             assert row.held == sum(e.held for e in mine)
             assert row.waiting_now == sum(not e.held for e in mine)
         assert sum(row.figures.callback_requested for row in report.rows) == self.requested
-        assert sum(row.figures.abandoned + row.figures.overflowed for row in report.rows) == 0
+        assert sum(row.figures.abandoned for row in report.rows) == self.abandoned
+        assert sum(row.figures.resumed for row in report.rows) == self.resumed
+        assert sum(row.figures.overflowed for row in report.rows) == 0
 
 
 PROFILE = settings(max_examples=60, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
