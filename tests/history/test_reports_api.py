@@ -14,17 +14,20 @@ import io
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
+from tests.history.conftest import new_schema
 from tierline.queue.clock import ManualClock
 from tierline.queue.history import events as ev
 from tierline.queue.history.archive import Archive
+from tierline.queue.history.postgres_archive import PostgresArchive
 from tierline.queue.history.sqlite_archive import SqliteArchive
 from tierline.queue.service_level import FORMULAS
 from tierline.queue.store import CallStore
@@ -210,14 +213,29 @@ async def test_the_same_holds_on_redis(
     await _report_equals_live(await make_report_api("default", store=url), "default")
 
 
-async def _report_equals_live(api: ReportApi, formula: str) -> None:
+async def test_the_same_holds_on_postgresql_reading_its_daily_sums(make_report_api: MakeReportApi, pg_dsn: str) -> None:
+    """The archive keeps the settings' zone's days, and a report of whole days (today's
+    midnight to tomorrow's) reads them: still the live window's figures."""
+    archive = PostgresArchive(pg_dsn, schema=new_schema(), day_zone=ZONE)
+    await archive.open()
+    try:
+        api = await make_report_api("default", archive=archive)
+        today = datetime.fromtimestamp(api.clock.now(), ZoneInfo(ZONE)).date()
+        whole_day = f"&from={today.isoformat()}&to={(today + timedelta(days=1)).isoformat()}"
+        await _report_equals_live(api, "default", whole_day)
+        assert await archive.pool.fetchval("SELECT count(*) FROM day_tallies WHERE zone = $1", ZONE) >= 6
+    finally:
+        await archive.close()
+
+
+async def _report_equals_live(api: ReportApi, formula: str, whole_day: str = "") -> None:
     await drive_traffic(api, seed=1 + sum(map(ord, formula)) % 50)
     assert api.services.history is not None
     assert await archive_events(api.services.calls, api.services.history) > 100
 
     status, live = await api.get("/admin/sla?window=today")
     assert status == 200
-    status, daily = await api.get("/admin/reports/sla?by=day")
+    status, daily = await api.get("/admin/reports/sla?by=day" + whole_day)
     assert status == 200, daily
     assert daily["formula"] == formula and daily["timezone"] == ZONE
     assert datetime.fromisoformat(daily["start"]).timestamp() == datetime.fromisoformat(live["start"]).timestamp()
