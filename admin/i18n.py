@@ -3,7 +3,8 @@
 The words are the pages' catalogues (static/i18n.en.json, static/i18n.zh-CN.json, shipped as
 package data): one catalogue per language for the dashboard, the workbench and the CLI. The
 language is LANGUAGE's first entry, else LC_ALL, LC_MESSAGES or LANG (the first set, as
-gettext reads them): Chinese ("zh…") or English (anything else, "C" and "POSIX" included).
+gettext reads them): Chinese ("zh…") or English (anything else, "C" and "POSIX" included);
+router/config.py's `env_language` reads them from the environment.
 A key missing from the catalogue shows as ⟦key⟧, never the other language's words.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
@@ -24,8 +24,7 @@ LANGS: Final[tuple[Lang, ...]] = ("en", "zh-CN")
 _PLACEHOLDER: Final = re.compile(r"\{(\w+)\}")
 
 
-def language(env: Mapping[str, str] | None = None) -> Lang:
-    env = os.environ if env is None else env
+def language(env: Mapping[str, str]) -> Lang:
     wanted = (env.get("LANGUAGE") or "").split(":")[0] or env.get("LC_ALL") or env.get("LC_MESSAGES") or env.get("LANG")
     return "zh-CN" if (wanted or "").lower().startswith("zh") else "en"
 
@@ -40,8 +39,8 @@ def catalogue(lang: Lang) -> dict[str, str]:
 class Words:
     """One language's words and its ways with numbers and times."""
 
-    def __init__(self, lang: Lang | None = None) -> None:
-        self.lang: Lang = lang or language()
+    def __init__(self, lang: Lang) -> None:
+        self.lang: Lang = lang
         self.strings = catalogue(self.lang)
 
     def t(self, key: str, **values: object) -> str:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 
 from tierline.admin.alerting import AlertSettings
+from tierline.admin.i18n import Lang, language
 from tierline.queue.hours import holiday_lines
 from tierline.queue.policy import Policy
 from tierline.queue.redis_keys import DEFAULT_NAMESPACE
@@ -113,6 +114,11 @@ def env_config_path(env: Mapping[str, str] | None = None) -> Path | None:
 def env_admin_token(env: Mapping[str, str] | None = None) -> str | None:
     """`TIERLINE_ADMIN_TOKEN` for the commands that call a running service's /admin API."""
     return (os.environ if env is None else env).get(ENV_PREFIX + "ADMIN_TOKEN") or None
+
+
+def env_language(env: Mapping[str, str] | None = None) -> Lang:
+    """The language of the CLI's tables: LANGUAGE, LC_ALL, LC_MESSAGES, LANG (admin/i18n.py)."""
+    return language(os.environ if env is None else env)
 
 
 def load_settings(

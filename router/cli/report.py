@@ -37,7 +37,7 @@ from tierline.queue.history import events as ev
 from tierline.queue.history import reports
 from tierline.queue.history.archive import Archive
 from tierline.router.cli.exit_codes import Exit
-from tierline.router.config import ConfigError, Settings, load_settings
+from tierline.router.config import ConfigError, Settings, env_language, load_settings
 
 FORMATS = ("table", "csv", "json")
 
@@ -187,7 +187,7 @@ def _when(iso: str) -> str:
 
 def sla_table(report: reports.SlaReport, words: Words | None = None) -> Table:
     """In `words`' language (by default LANG's: admin/i18n.py)."""
-    w = words or Words()
+    w = words or Words(env_language())
     extra = [reports.threshold_key(t) for t in report.thresholds]
     table = Table(
         title=w.t(
@@ -238,7 +238,7 @@ def sla_table(report: reports.SlaReport, words: Words | None = None) -> Table:
 
 
 def agent_table(report: reports.AgentReport, words: Words | None = None) -> Table:
-    w = words or Words()
+    w = words or Words(env_language())
     table = Table(
         title=w.t(
             "cli.report_agents_title",
@@ -268,7 +268,7 @@ def agent_table(report: reports.AgentReport, words: Words | None = None) -> Tabl
 
 def call_table(found: reports.CallHistory, words: Words | None = None) -> Table:
     """Event kinds, ids and figures are the archive's identifiers, as the JSON gives them."""
-    w = words or Words()
+    w = words or Words(env_language())
     table = Table(title=w.t("cli.report_call_title", call=found.call_id, n=len(found.calls)), header_style="bold")
     keys = ("cli.col_call_started", "cli.col_time_utc", "cli.col_event", "cli.col_id", "dash.col_tier")
     for key in (*keys, "dash.col_queue", "dash.col_agent", "dash.col_caller", "cli.col_figures"):

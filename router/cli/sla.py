@@ -28,7 +28,7 @@ from tierline.admin.sla_status import Status, sla_status
 from tierline.queue.service_level import Window
 from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable, admin_get
 from tierline.router.cli.exit_codes import Exit
-from tierline.router.config import DEFAULT_URL
+from tierline.router.config import DEFAULT_URL, env_language
 
 WINDOWS: tuple[Window, ...] = get_args(Window)
 STATUS_STYLE: dict[Status, str] = {
@@ -92,7 +92,7 @@ STATUS_KEY: dict[Status, str] = {
 def render(report: dict[str, Any], words: Words | None = None) -> Group:
     """The report as a heading, the table and a callbacks line, in `words`' language (by
     default LANG's: admin/i18n.py)."""
-    w = words or Words()
+    w = words or Words(env_language())
     window = report["window"]
     title = Text.assemble(
         (w.t("cli.sla_title"), "bold"),
