@@ -92,6 +92,52 @@ def memory_of(path: Path) -> None:
     print(f"{(rss() - before) / result.loaded:.0f}")
 
 
+def redis_memory_of(path: Path) -> None:
+    """Child mode: Redis used_memory per record for one tier file, in a throwaway redis-server."""
+    import asyncio
+    import shutil
+    import socket
+
+    from redis import Redis
+
+    from tierline.queue.redis_link import RedisLink, connect
+    from tierline.tiers.redis_store import RedisTierStore
+
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as folder:
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", folder],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            for _ in range(100):
+                try:
+                    Redis.from_url(url).ping()
+                    break
+                except Exception:  # not up yet
+                    time.sleep(0.05)
+            before = int(Redis.from_url(url).info("memory")["used_memory"])
+
+            async def load() -> int:
+                link = RedisLink(connect(url, 30.0), timeout_s=30.0)
+                try:
+                    return (await RedisTierStore(link, "bench").reload_file(path, "csv")).loaded
+                finally:
+                    await link.close()
+
+            loaded = asyncio.run(load())
+            after = int(Redis.from_url(url).info("memory")["used_memory"])
+            print(f"{(after - before) / loaded:.0f}")
+        finally:
+            server.terminate()
+            server.wait()
+
+
 def record_memory(out: Path, folder: Path) -> None:
     """Process memory per customer of the graded tier file against the same callers with only
     caller, tier and customer_id: what the grading.* explanation costs each record."""
@@ -99,27 +145,36 @@ def record_memory(out: Path, folder: Path) -> None:
     with out.open() as graded, plain.open("w") as bare:
         for line in graded:
             bare.write(",".join(line.split(",")[:3]) + "\n")
-    figures = []
-    for path in (plain, out):
-        done = subprocess.run(
-            [sys.executable, __file__, "--memory-of", str(path)], capture_output=True, text=True, check=True
+    for mode, what in (
+        ("--memory-of", "memory tier store, process memory"),
+        ("--redis-memory-of", "Redis used_memory"),
+    ):
+        figures = []
+        for path in (plain, out):
+            done = subprocess.run(
+                [sys.executable, __file__, mode, str(path)], capture_output=True, text=True, check=True
+            )
+            figures.append(done.stdout.strip())
+        print(
+            f"{what} per record: {figures[0]} B plain (caller, tier, customer_id),"
+            f" {figures[1]} B graded (with the grading.* explanation)"
         )
-        figures.append(done.stdout.strip())
-    print(
-        f"memory tier store, process memory per record: {figures[0]} B plain (caller, tier, customer_id),"
-        f" {figures[1]} B graded (with the grading.* explanation)"
-    )
 
 
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--memory-of":
         memory_of(Path(sys.argv[2]))
         return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "--redis-memory-of":
+        redis_memory_of(Path(sys.argv[2]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--per-customer", type=int, default=10, help="transactions per customer (default 10)")
     parser.add_argument("--keep", default="", help="generate into this folder and keep the files")
-    parser.add_argument("--record-memory", action="store_true", help="also: memory tier store bytes per record")
+    parser.add_argument(
+        "--record-memory", action="store_true", help="also: bytes per record in the memory tier store and in Redis"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as scratch:
         folder = Path(args.keep) if args.keep else Path(scratch)
