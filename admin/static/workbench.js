@@ -20,6 +20,7 @@
   var agent = "", token = "", queues = [];
   var current = null; // the callback this agent holds, as the API last answered it
   var lastDone = null; // what the last outcome answered, for its message after a language switch
+  var stale = false; // the callback shown was taken or closed by someone else (409): Next is open again
   var busy = false;
 
   function storage() {
@@ -158,13 +159,13 @@
     var errorKey = $("outcome-error").dataset.code;
     if (errorKey !== undefined && errorKey !== "") $("outcome-error").textContent = I18n.error(errorKey);
     $("sign-out").hidden = !agent;
-    $("next").disabled = !agent || !!current;
+    $("next").disabled = !agent || (!!current && !stale);
   }
 
   // --- actions ------------------------------------------------------------------------------
 
   function takeNext() {
-    if (busy || !agent || current) return;
+    if (busy || !agent || (current && !stale)) return;
     busy = true;
     setStatus("wb.asking");
     var body = { only: "callbacks" };
@@ -180,7 +181,8 @@
       if (answer.status !== 200) return showStatusError(failure(answer));
       $("empty").hidden = true;
       lastDone = null;
-      current = answer.body.callback;
+      stale = false;
+      current = answer.body.callback; // the note typed so far stays in its field
       $("outcome-error").textContent = "";
       $("outcome-error").dataset.code = "";
       setStatus("wb.took", { caller: current.caller });
@@ -221,11 +223,16 @@
         // The note stays as typed: nothing is lost when someone else took or closed it meanwhile.
         var fault = failure(answer);
         showOutcomeError(fault.code, fault.status);
-        if (answer.status === 409) app.dataset.state = "conflict";
+        if (answer.status === 409) {
+          app.dataset.state = "conflict";
+          stale = true;
+          $("next").disabled = false;
+        }
         return;
       }
       lastDone = answer.body;
       current = null;
+      stale = false;
       $("note").value = "";
       $("call-at").value = "";
       $("outcome-error").textContent = "";
@@ -264,7 +271,7 @@
       $("next").focus();
     });
     $("sign-out").addEventListener("click", function () {
-      agent = ""; token = ""; queues = []; current = null; lastDone = null;
+      agent = ""; token = ""; queues = []; current = null; lastDone = null; stale = false;
       $("agent").value = ""; $("token").value = ""; $("queues").value = "";
       saveSession();
       setStatus("wb.signed_out");

@@ -248,6 +248,18 @@ async def test_taken_meanwhile_is_409_and_the_note_is_kept(api: Api, browser: An
     page = await wait_for(
         driver, lambda p: p["outcomeError"] == en["error.not_assigned"] and p["note"] == note, "409 again"
     )
+    # The agent moves on (Next is open again after a 409) and the note is still there to reuse.
+    api.clock.advance(RETRY_S)
+    status, _ = await api.post(
+        f"/v1/callbacks/{callback_id}/outcome", {"outcome": "no_answer", "agent_id": "b2"}, headers=BACK
+    )
+    assert status == 200
+    api.clock.advance(RETRY_S)
+    await alt(driver, "n")
+    page = await wait_for(
+        driver, lambda p: p["state"] == "holding" and p["callback"] == callback_id, "the callback back"
+    )
+    assert page["note"] == note and len(page["attempts"]) == 2
 
 
 TEXT_NODES = """
