@@ -192,6 +192,9 @@ def build(spec: list[tuple[Any, ...]], tag: str) -> list[ev.Event]:
             "callback_assigned": {"attempt": 1},
             "callback_outcome": {"outcome": "no_answer", "attempts": 1},
             "callback_closed": {"reason": close_reason, "deadline": T0 + 900},
+            "callback_request": {"wait_s": figure},
+            "hold_released": {"how": "handed_out"},
+            "resume": {"resumed_from": f"{tag}c0", "position": 1},
             "tiers_reloaded": {"version": "v1", "counts": {"vip": 1}},
             "tier_edited": {"edit": "added"},
         }.get(kind, {})

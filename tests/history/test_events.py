@@ -20,6 +20,9 @@ ONE_OF_EACH: list[ev.Event] = [
     ev.CallbackAssigned(id=ID, at=1.0, callback_id="k", agent="a", attempt=1),
     ev.CallbackOutcomeEvent(id=ID, at=1.0, callback_id="k", agent="a", outcome="no_answer", attempts=1),
     ev.CallbackClosed(id=ID, at=1.0, callback_id="k", reason="unreached", deadline=2.0),
+    ev.CallbackRequest(id=ID, at=1.0, call_id="c", wait_s=31.5),
+    ev.HoldReleased(id=ID, at=1.0, call_id="c", callback_id="k", how="handed_out"),
+    ev.Resume(id=ID, at=1.0, call_id="c2", resumed_from="c", position=2),
     ev.TiersReloaded(id=ID, at=1.0, version="v9", counts={"vip": 3, "mid": 5}),
     ev.TierEdited(id=ID, at=1.0, caller="+4930123", tier="vip", edit="changed", version="v9"),
 ]
@@ -29,6 +32,8 @@ def test_every_kind_named_in_the_issue_has_a_struct_and_round_trips() -> None:
     assert set(ev.KINDS) == {
         "enter", "offer", "ring_no_answer", "answer", "abandon", "overflow", "end", "callback_created",
         "callback_assigned", "callback_outcome", "callback_closed", "tiers_reloaded", "tier_edited",
+        # issue 16: a caller taking the callback offer, its held place leaving, an abandon taken back
+        "callback_request", "hold_released", "resume",
     }  # fmt: skip
     assert sorted(ev.kind_of(e) for e in ONE_OF_EACH) == sorted(ev.KINDS)
     for event in ONE_OF_EACH:
