@@ -142,6 +142,9 @@ class MemoryTierStore:
     async def count(self) -> int:
         return len(self._table.records)
 
+    async def tier_table(self) -> dict[str, Tier]:
+        return {caller: TIERS[blob[1]] for caller, blob in self._table.records.items()}
+
     async def save_grading(self, report: bytes) -> None:
         self._grading = report
 

@@ -62,7 +62,7 @@ from tierline.queue.redis_link import RedisLink
 from tierline.tiers import codec, redis_pack
 from tierline.tiers.codec import FieldNames
 from tierline.tiers.freshness import OUTCOMES, ReloadOutcome, TierFreshness
-from tierline.tiers.model import DEFAULT_TIER, TIER_RANK, Tier, TierRecord
+from tierline.tiers.model import DEFAULT_TIER, TIER_RANK, TIERS, Tier, TierRecord
 from tierline.tiers.parse import BadTierFile, TierFileFormat
 from tierline.tiers.phone import normalise_caller
 from tierline.tiers.redis_events import STREAM_EMIT, TierOutbox
@@ -197,6 +197,9 @@ end
 return out
 """
 )
+
+
+_TABLE_BATCH: Final = 256  # buckets per round trip when the whole table is read
 
 
 @dataclass(slots=True)
@@ -575,4 +578,27 @@ class RedisTierStore:
 
     async def grading(self) -> bytes | None:
         found: bytes | None = await self._link.run(lambda: self._client.get(self._grading_key))
+        return found
+
+    async def tier_table(self) -> dict[str, Tier]:
+        """Every caller's tier in the live version, read bucket by bucket (a grading run compares
+        its result with it). A blob's byte 1 is its tier rank (codec)."""
+        meta = await self._current(force=True)
+        found: dict[str, Tier] = {}
+        for start in range(0, meta.buckets, _TABLE_BATCH):
+            keys = [
+                rk.tier_bucket_key(self._ns, meta.data_id, bucket)
+                for bucket in range(start, min(start + _TABLE_BATCH, meta.buckets))
+            ]
+
+            async def read(keys: list[str] = keys) -> list[dict[bytes, bytes]]:
+                pipe = self._client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hgetall(key)
+                answers: list[dict[bytes, bytes]] = await pipe.execute()
+                return answers
+
+            for bucket in await self._link.run(read):
+                for caller, blob in bucket.items():
+                    found[caller.decode()] = TIERS[blob[1]]
         return found

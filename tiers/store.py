@@ -54,6 +54,10 @@ class TierStore(Protocol):
         """
         ...
 
+    async def tier_table(self) -> dict[str, Tier]:
+        """Every caller's tier now (a grading run's migration report compares with it)."""
+        ...
+
     async def save_grading(self, report: bytes) -> None:
         """Keep the last grading run's report (JSON, `grading.run.GradingReport`), replacing the one before."""
         ...

@@ -28,7 +28,7 @@ from tierline.router.config import DEFAULT_URL, DEFAULTS
 from tierline.tiers.grading.config import GradingConfigError, load_grading
 from tierline.tiers.grading.inputs import BadInput, MissingEngine
 from tierline.tiers.grading.run import GradingReport, GradingRun, run_grading
-from tierline.tiers.model import TIERS
+from tierline.tiers.model import TIERS, Tier
 from tierline.tiers.redis_store import LEASE_S, RedisTierStore
 
 SHOWN_PROBLEMS = 20
@@ -71,6 +71,13 @@ def grade(args: argparse.Namespace) -> int:
         return _fail(Exit.USAGE, f"cannot read config {args.config}: {exc}")
     except GradingConfigError as exc:
         return _fail(Exit.USAGE, str(exc))
+    live = None
+    if args.apply and args.store and args.previous is None:
+        # Straight into Redis: the table it holds now is what this run replaces.
+        try:
+            live = asyncio.run(_live_table(args))
+        except (EngineError, Unavailable) as exc:
+            return _fail(Exit.UNREACHABLE, f"cannot read the live tier table: {exc}")
     console = Console(stderr=True)
     try:
         with Progress(
@@ -88,6 +95,7 @@ def grade(args: argparse.Namespace) -> int:
                 transactions=args.transactions,
                 customers=args.customers,
                 previous=args.previous,
+                live=live or None,
                 as_of=args.as_of,
                 step=lambda what: bar.update(task, description=what),
             )
@@ -106,11 +114,11 @@ def _finish(args: argparse.Namespace, result: GradingRun) -> int:
     print_report(report)
     if report.refused:
         return _fail(Exit.REFUSED, "nothing applied: " + "; ".join(report.refused))
-    if args.apply and args.previous is None and not args.force:
+    if args.apply and report.migration is None and not args.force:
         return _fail(
             Exit.REFUSED,
-            "nothing applied: no previous run to compare with; give --previous (the tier file the last run"
-            " applied) or, for a first run, --force",
+            "nothing applied: no previous run to compare with (and no live table: --url, or an empty store);"
+            " give --previous (the tier file the last run applied) or, for a first run, --force",
         )
     if report.guard and not args.force:
         return _fail(Exit.REFUSED, "nothing applied, the guard refuses: " + "; ".join(report.guard))
@@ -141,6 +149,14 @@ def _finish(args: argparse.Namespace, result: GradingRun) -> int:
     if code == Exit.OK:
         return asyncio.run(_keep_report(args, report))
     return code
+
+
+async def _live_table(args: argparse.Namespace) -> dict[str, Tier]:
+    link = RedisLink(connect(args.store, reload.TIMEOUT_S), timeout_s=reload.TIMEOUT_S)
+    try:
+        return await RedisTierStore(link, args.namespace).tier_table()
+    finally:
+        await link.close()
 
 
 async def _keep_report(args: argparse.Namespace, report: GradingReport) -> int:

@@ -155,6 +155,11 @@ async def test_grade_apply_route_and_the_agent_sees_why(
     code, out, err = await grade(*common, "--transactions", str(broken), "--previous", str(first), "--apply", *target)
     assert code == 1, out + err
     assert "guard: tier vip would go from 7 to 0 numbers" in out and "nothing applied" in err
+    if store == "redis":
+        # Straight into the store with no --previous: the live table is the comparison.
+        code, out, err = await grade(*common, "--transactions", str(broken), "--apply", *target)
+        assert code == 1, out + err
+        assert "migration: 12 numbers in both" in out and "guard: tier vip would go from 7 to 0 numbers" in out
     status, looked = await api.get("/v1/callers/+8613800000001")
     assert status == 200 and looked["tier"] == "vip"
     assert looked["crm"]["grading.segment"] == "important value"

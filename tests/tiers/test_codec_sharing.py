@@ -80,6 +80,9 @@ async def test_both_stores_answer_the_same_records(tmp_path: Path, server: str, 
         for store in (memory, redis):
             record = await store.lookup(caller)
             assert (record.tier, record.crm) == (tier, crm)
+    expected = {caller: tier for caller, tier, _ in rows}
+    for store in (memory, redis):
+        assert await store.tier_table() == expected
     # A single edit afterwards is stored whole and reads back as given, on both.
     for store in (memory, redis):
         await store.put(rows[-1][0], "mid", {"customer_id": "C-new", "grading.segment": "important value"})

@@ -9,7 +9,7 @@ existing reload's job (atomic swap, reject threshold, rollback), fed the file `w
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -87,6 +87,7 @@ def run_grading(
     transactions: Path | None = None,
     customers: Path | None = None,
     previous: Path | None = None,
+    live: Mapping[str, Tier] | None = None,
     as_of: dt.date | None = None,
     today: dt.date | None = None,
     step: Step = _NO_STEP,
@@ -94,6 +95,8 @@ def run_grading(
     """Grade the files. Raises `inputs.BadInput` (or `MissingEngine`) when a file cannot be read at all.
 
     `as_of`: the argument, else the config's, else the day before `today` in the config's zone.
+    The migration report compares with `previous` (a tier file, with PSI from its explanation),
+    else with `live` (the store's caller -> tier table), else it is left out.
     """
     if as_of is None:
         as_of = settings.as_of
@@ -118,6 +121,10 @@ def run_grading(
             {caller: tier for caller, (tier, _) in before.items()}, graded.tier_of(), settings.guard
         )
         report.migration.psi = _psi(before, graded)
+        report.guard = list(report.migration.refusals)
+    elif live is not None:
+        step("comparing with the live table")
+        report.migration = migration.compare(live, graded.tier_of(), settings.guard)
         report.guard = list(report.migration.refusals)
     return GradingRun(report=report, graded=graded)
 
