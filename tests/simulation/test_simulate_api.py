@@ -46,7 +46,7 @@ MakeClient = Callable[..., Awaitable[Client]]
 async def make_client(tmp_path: Path) -> AsyncIterator[MakeClient]:
     closers: list[Callable[[], Awaitable[None]]] = []
 
-    async def make(archive: bool = False) -> Client:
+    async def make(archive: bool = False, recent: bool = False) -> Client:
         settings = load_settings(None, env={"TIERLINE_ADMIN_TOKEN": "sim-boss", "TIERLINE_API_TOKEN": "sim-ivr"})
         clock = ManualClock(datetime(2026, 11, 30, 7, 0, tzinfo=UTC).timestamp())
         history = None
@@ -55,6 +55,8 @@ async def make_client(tmp_path: Path) -> AsyncIterator[MakeClient]:
             await lite.open()
             closers.append(lite.close)
             await fill(lite)
+            if recent:
+                await fill_recent(lite)
             history = lite
         services = dataclasses.replace(open_services(settings, clock), history=history)
         server = TestServer(build_app(services, sweeper=False), host="127.0.0.1")
@@ -84,6 +86,23 @@ async def fill(archive: SqliteArchive) -> None:
                     n += 1
                     batch.append(ev.Enter(id=ids.next(), at=at, position=1, **base))
                     batch.append(ev.End(id=ids.next(), at=at + 200, agent="a1", handle_s=200.0, **base))
+    await archive.ingest(batch)
+
+
+async def fill_recent(archive: SqliteArchive) -> None:
+    """The 24 hours before the clock (2026-11-30 07:00 UTC): 60 calls answered after 0-59 s,
+    each ending after 100 + n s, and 40 abandons after 30 s."""
+    ids = ev.IdSequence(2)
+    start = datetime(2026, 11, 29, 12, 0, tzinfo=UTC).timestamp()
+    batch: list[ev.Event] = []
+    for n in range(100):
+        base = {"call_id": f"r{n}", "caller": "+4930777", "queue": "default", "tier": "standard"}
+        at = start + n * 60.0
+        if n < 60:
+            batch.append(ev.Answer(id=ids.next(), at=at, wait_s=float(n), threshold_s=20.0, **base))
+            batch.append(ev.End(id=ids.next(), at=at + 100 + n, agent="a1", handle_s=100.0 + n, **base))
+        else:
+            batch.append(ev.Abandon(id=ids.next(), at=at, wait_s=30.0, short=False, threshold_s=20.0, **base))
     await archive.ingest(batch)
 
 
@@ -276,3 +295,20 @@ async def test_handle_times_and_patience_say_where_they_are_drawn_from(make_clie
     no_history = await make_client()
     status, body = await no_history.call("POST", "/admin/simulate", csv | {"distributions": "archive"})
     assert (status, body["error"]["code"]) == (422, "no_history"), body
+
+
+async def test_patience_drawn_from_the_archives_waits(make_client: MakeClient) -> None:
+    """History on, nothing given: handle times and patience come from the last 24 hours."""
+    client = await make_client(archive=True, recent=True)
+    request = {"arrivals_csv": ARRIVALS, "staffing_csv": STAFFING, "replications": 2, "seed": 3}
+    status, job = await client.call("POST", "/admin/simulate", request)
+    assert status == 202, job
+    sources = job["sources"]
+    assert (sources["handle"], sources["handle_samples"], sources["handle_from"]) == ("archive", 60, "archive")
+    assert (sources["patience"], sources["patience_from"]) == ("archive", "archive")
+    assert (sources["abandons_seen"], sources["waits_seen"]) == (40, 100)
+    assert sources["window"] == "2026-11-29T07:00:00+00:00/2026-11-30T07:00:00+00:00"
+    body = await finished(client, job["job_id"])
+    assert body["status"] == "done", body
+    # Everyone who waited past 30 s in the archive gave up there: short staff, many abandons.
+    assert sum(c["abandoned"]["mean"] for c in body["result"]["totals"]) > 0
