@@ -162,11 +162,12 @@ def measure(kind: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             )
         for index, phase in enumerate(phases):
             wait_for(sync / f"ready-{index}", client)
+            # The driving process polls between phases: its counting goes on last and off first.
             for process in [*nodes, client]:
                 callgrind(process.process.pid, "-i", "on")
             (sync / f"go-{index}").touch()
             wait_for(sync / f"done-{index}", client)
-            for process in [*nodes, client]:
+            for process in [client, *nodes]:
                 callgrind(process.process.pid, "-i", "off")
             server = sum(instructions(node.dump(), "serverCron") for node in nodes)
             server_raw = sum(instructions(node.out.parent / f"{node.out.name}.{node.dumps}") for node in nodes)
@@ -261,15 +262,17 @@ def main() -> int:
     try:
         for kind in args.stores.split(","):
             results.append(measure(kind, args, logs))
+    except BaseException:
+        args.keep = True  # what went wrong is in the logs
+        raise
     finally:
         if args.keep:
             print(f"logs and callgrind files kept in {logs}")
         else:
             shutil.rmtree(logs, ignore_errors=True)
-    worst = 0.0
+    worst = max(cost(result["round_trip"]) for result in results)
     for result in results:
         server, client, both = result["server"], result["client"], result["round_trip"]
-        worst = max(worst, cost(both))
         print(
             f"{result['store']:8} instructions/call, events on / off: server {server['on']:,.0f} / {server['off']:,.0f}"
             f" ({100 * cost(server):.1f}%), client {client['on']:,.0f} / {client['off']:,.0f}"
