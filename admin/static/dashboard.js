@@ -235,6 +235,52 @@
     document.getElementById("workload").setAttribute("data-state", "ready");
   }
 
+  // The last applied grading run (GET /admin/grading, issue 17): numbers and share per tier, and
+  // where the numbers in both tables came from (the migration matrix) when the run had one.
+  var GRADING_PATH = "/admin/grading";
+
+  function renderGrading(g) {
+    var tiers = ["vip", "mid", "standard", "blacklisted"];
+    var moved = g.migration;
+    document.getElementById("grading-summary").textContent = t("dash.grading_summary", {
+      as_of: g.as_of, customers: I18n.number(g.customers), callers: I18n.number(g.callers)
+    });
+    var head = document.getElementById("grading-head");
+    var cells = [el("th", { "class": "left" }, t("dash.col_tier")), el("th", {}, t("dash.gr_numbers")), el("th", {}, t("dash.gr_share"))];
+    if (moved) {
+      cells.push(el("th", {}, t("dash.gr_before")));
+      tiers.forEach(function (to) { cells.push(el("th", {}, t("dash.gr_to", { tier: t("tier." + to) }))); });
+    }
+    head.replaceChildren.apply(head, cells);
+    var rows = document.createDocumentFragment();
+    tiers.forEach(function (tier) {
+      var n = g.tiers[tier] || 0;
+      var tr = el("tr", { "data-tier": tier });
+      tr.appendChild(el("td", { "class": "left tier tier-" + tier }, t("tier." + tier)));
+      tr.appendChild(cell("numbers", n, I18n.number(n)));
+      tr.appendChild(cell("share", g.callers ? n / g.callers : null, g.callers ? pct(n / g.callers) : "–"));
+      if (moved) {
+        tr.appendChild(cell("before", moved.before[tier], I18n.number(moved.before[tier])));
+        tiers.forEach(function (to) {
+          var k = moved.matrix[tier][to];
+          tr.appendChild(cell("to_" + to, k, I18n.number(k), k && to !== tier ? "busy" : ""));
+        });
+      }
+      rows.appendChild(tr);
+    });
+    document.getElementById("grading-rows").replaceChildren(rows);
+    document.getElementById("grading-table").hidden = false;
+    document.getElementById("grading-none").hidden = true;
+    document.getElementById("grading").setAttribute("data-state", "ready");
+  }
+
+  function noGrading(err) {
+    var none = err && err.status === 404;
+    document.getElementById("grading-table").hidden = none;
+    document.getElementById("grading-none").hidden = !none;
+    document.getElementById("grading").setAttribute("data-state", none ? "none" : "error");
+  }
+
   function renderCharts(today) {
     var container = document.getElementById("charts");
     var dayStart = Date.parse(today.start);
@@ -589,6 +635,9 @@
       getJson("/admin/workload").then(renderWorkload, function () {
         document.getElementById("workload").setAttribute("data-state", "error");
       });
+      // The report changes once a night: read with the first figures and once a minute after.
+      // It answers 404 until a run has been applied, which the card says.
+      if (polls % 30 === 1) getJson(GRADING_PATH).then(renderGrading, noGrading);
       var server = timeFormatter(today.timezone, true).format(new Date(Date.parse(today.generated_at)));
       setState("live", "dash.live", { time: server, zone: today.timezone, every: I18n.number(POLL_MS / 1000) });
     }).catch(function (err) {
