@@ -49,8 +49,11 @@
     pairs.forEach(function (p) { if (p[1]) store.setItem(p[0], p[1]); else store.removeItem(p[0]); });
   }
 
+  var statusVars = {}; // the status line's values, to show it again in another language
+
   function setStatus(key, vars) {
-    $("status").textContent = key ? I18n.t(key, vars) : "";
+    statusVars = vars || {};
+    $("status").textContent = key ? I18n.t(key, statusVars) : "";
     $("status").dataset.key = key || "";
   }
 
@@ -155,7 +158,7 @@
     drawCallback();
     drawDone();
     var key = $("status").dataset.key;
-    if (key) $("status").textContent = I18n.t(key);
+    if (key) $("status").textContent = I18n.t(key, statusVars);
     var errorKey = $("outcome-error").dataset.code;
     if (errorKey !== undefined && errorKey !== "") $("outcome-error").textContent = I18n.error(errorKey);
     $("sign-out").hidden = !agent;

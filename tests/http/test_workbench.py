@@ -281,6 +281,7 @@ async def test_the_chinese_page_renders_every_string_from_its_catalogue(api: Api
     await click(driver, "next")
     page = await wait_for(driver, lambda p: p["cardShown"] and p["callback"] == callback_id, "the callback")
     assert page["tier"] == zh["tier.mid"] and page["reason"] == zh["reason.max_wait"]
+    assert page["status"] == zh["wb.took"].format(caller=CALLER)
     assert page["waited"] == zh["unit.minutes"].format(m="1")
     keyed = await asyncio.to_thread(
         driver.execute_script,
@@ -315,6 +316,7 @@ async def test_the_chinese_page_renders_every_string_from_its_catalogue(api: Api
 
     await asyncio.to_thread(lambda: Select(driver.find_element(By.ID, "lang")).select_by_value("en"))
     page = await wait_for(driver, lambda p: p["lang"] == "en", "English")
+    assert "{" not in page["status"], page["status"]
     assert page["tier"] == en["tier.mid"] and page["outcomeError"] == en["error.call_at_past"]
 
 
