@@ -159,6 +159,11 @@ class MemoryCallStore:
             self._emit("enter", now, call_id, None, call.caller, call.tier, queue, None, 0)
             self._overflow(call, CLOSED_REASON if closed else "queue_full", now)
             return self._snapshot(call, now), True
+        if resumed is not None and resumed.callback_id:
+            # The callback the abandon opened or joined is moot; a place it held leaves first.
+            callback = self._callbacks.get(resumed.callback_id)
+            if callback is not None:
+                self._resolve_callback(callback, now)
         position = waitlist.arrive(call.tier, call.place, now)
         self._loads[queue].arrived(call.tier, now)
         self._emit("enter", now, call_id, None, call.caller, call.tier, queue, None, position)
@@ -664,12 +669,9 @@ class MemoryCallStore:
 
     def _resumed(self, call: Call, old: Call, position: int, now: float) -> None:
         """Counters move forward: the abandon stays, a `resumed` is added (with the abandon's
-        wait, so a short one is known); the callback the abandon opened is moot."""
+        wait, so a short one is known)."""
         self._ledger.record(call.queue, call.tier, "resumed", now, old.waited(now))
         self._emit("resume", now, call.call_id, None, call.caller, call.tier, call.queue, None, old.call_id, position)
-        callback = self._callbacks.get(old.callback_id) if old.callback_id else None
-        if callback is not None:
-            self._resolve_callback(callback, now)
 
     def _check_no_callback(self, caller: str) -> None:
         """One callback per caller: a caller with an active one is not given a second."""

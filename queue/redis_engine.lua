@@ -461,10 +461,9 @@ local function release_hold(c, at, how)
   finish("c", c.call_id, at)
 end
 
-local function resolve_inbound(caller, now)
-  local id = redis.call("HGET", K_CBACTIVE, caller)
-  if not id then return end
-  local b = load_cb(id)
+-- The caller got through (or took an abandoned place back): an open callback is moot, and a
+-- place it held leaves the line (MemoryCallStore._resolve_callback).
+local function resolve_cb(b, now)
   if RULES.resolved_by_inbound[b.status] then
     if b.held == "true" then  -- its place leaves the line too
       local h = load_call(b.call_id)
@@ -473,6 +472,12 @@ local function resolve_inbound(caller, now)
     end
     cb_close(b, "resolved_inbound", now, nil)
   end
+end
+
+local function resolve_inbound(caller, now)
+  local id = redis.call("HGET", K_CBACTIVE, caller)
+  if not id then return end
+  resolve_cb(load_cb(id), now)
 end
 
 -- --- moves shared by several ops ------------------------------------------------------------
@@ -664,6 +669,11 @@ function ops.route(now, call_id, caller, tier, queue, rec, rkey)
   local old = nil
   if not away and c.rkey then old = take_resume(c, c.rkey) end
   record(queue, c.tier, "arrived", now, 0)
+  if old and old.callback_id then
+    -- The callback the abandon opened or joined is moot; a place it held leaves first.
+    local b = load_cb(old.callback_id)
+    if b then resolve_cb(b, now) end
+  end
   if away then
     emit_call("enter", now, c, nil, "position", "0")  -- turned away at the door, never in line
     overflow(c, closed and RULES.closed_reason or "queue_full", now)
@@ -677,13 +687,9 @@ function ops.route(now, call_id, caller, tier, queue, rec, rkey)
     "t" .. rank, num(now))
   emit_call("enter", now, c, nil, "position", pos)
   if old then
-    -- Counters move forward: the abandon stays, a `resumed` is added; its callback is moot.
+    -- Counters move forward: the abandon stays, a `resumed` is added.
     record(queue, c.tier, "resumed", now, waited(old, now))
     emit_call("resume", now, c, nil, "resumed_from", old.call_id, "position", pos)
-    if old.callback_id then
-      local b = load_cb(old.callback_id)
-      if b and RULES.resolved_by_inbound[b.status] then cb_close(b, "resolved_inbound", now, nil) end
-    end
   end
   local w = estimate_for(c, pos, now)
   if w then set_call(c, { quoted = num(w) }) end  -- compared with the real wait at answer

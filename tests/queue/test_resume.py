@@ -134,3 +134,21 @@ def test_a_resume_window_below_zero_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(path, env={})
     assert "resume_window_s" in str(refused.value)
+
+
+async def test_taking_a_place_back_frees_a_place_held_by_the_callback_the_abandon_joined(make_store: MakeStore) -> None:
+    store, clock = make_store(RESUME)
+    await store.route("held", record("+100", "mid"), "default")
+    await store.route("other", record("+200", "mid"), "default")
+    await store.request_callback("held")  # +100's one callback holds the first place
+    await store.route("b", record("+100", "mid"), "default")
+    clock.advance(10)
+    gone = await store.abandon("b")  # a mid abandon: it joins +100's callback
+    assert gone.callback is not None and gone.callback.held
+    back, _ = await store.route("b2", record("+100", "mid"), "default")
+    assert back.call.resumed_from == "b" and back.position == 2  # behind "other": the held place left
+    done = await store.callbacks("done", 10)
+    assert [(c.call_id, c.status, c.held) for c in done] == [("held", "resolved_inbound", False)]
+    row = await sla_row(store, "mid")
+    assert (row.held, row.waiting_now) == (0, 2)
+    assert (await store.get_call("other")).position == 1
