@@ -21,7 +21,6 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tierline.queue.errors import EngineError, Unavailable
-from tierline.queue.redis_link import RedisLink, connect
 from tierline.router.cli import reload
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULT_URL, DEFAULTS
@@ -29,7 +28,7 @@ from tierline.tiers.grading.config import GradingConfigError, load_grading
 from tierline.tiers.grading.inputs import BadInput, MissingEngine
 from tierline.tiers.grading.run import GradingReport, GradingRun, run_grading
 from tierline.tiers.model import TIERS, Tier
-from tierline.tiers.redis_store import LEASE_S, RedisTierStore
+from tierline.tiers.redis_store import LEASE_S
 
 SHOWN_PROBLEMS = 20
 
@@ -152,9 +151,9 @@ def _finish(args: argparse.Namespace, result: GradingRun) -> int:
 
 
 async def _live_table(args: argparse.Namespace) -> dict[str, Tier]:
-    link = RedisLink(connect(args.store, reload.TIMEOUT_S), timeout_s=reload.TIMEOUT_S)
+    link, store = reload.direct_tier_store(args.store, args.namespace)
     try:
-        return await RedisTierStore(link, args.namespace).tier_table()
+        return await store.tier_table()
     finally:
         await link.close()
 
@@ -163,9 +162,9 @@ async def _keep_report(args: argparse.Namespace, report: GradingReport) -> int:
     """The applied run's report into the store, for GET /admin/grading and the dashboard."""
     body = msgspec.json.encode(report)
     if args.store:
-        link = RedisLink(connect(args.store, reload.TIMEOUT_S), timeout_s=reload.TIMEOUT_S)
+        link, store = reload.direct_tier_store(args.store, args.namespace)
         try:
-            await RedisTierStore(link, args.namespace).save_grading(body)
+            await store.save_grading(body)
         except (EngineError, Unavailable) as exc:
             return _fail(Exit.UNREACHABLE, f"the tiers are applied, but the report could not be kept: {exc}")
         finally:

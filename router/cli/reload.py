@@ -27,6 +27,7 @@ from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULT_URL, DEFAULTS
 from tierline.tiers.parse import BadTierFile, TierFileFormat
 from tierline.tiers.redis_store import LEASE_S, RedisTierStore
+from tierline.tiers.reload import DEFAULT_MAX_REJECT_RATIO
 
 TIMEOUT_S = 5.0  # a batch job, not a caller waiting: generous per-command time
 SHOWN_REJECTIONS = 20
@@ -115,6 +116,15 @@ async def _post(url: str, path: Path, content_type: str, token: str | None) -> i
 # --- straight into the shared store -----------------------------------------------------------
 
 
+def direct_tier_store(
+    url: str, namespace: str, max_reject_ratio: float = DEFAULT_MAX_REJECT_RATIO, lease_s: float = LEASE_S
+) -> tuple[RedisLink, RedisTierStore]:
+    """The shared tier store a store-direct command writes (`reload-tiers --store`, `grade
+    --apply --store`), on a link of its own that the caller closes: the one place the CLIs open it."""
+    link = RedisLink(connect(url, TIMEOUT_S), timeout_s=TIMEOUT_S)
+    return link, RedisTierStore(link, namespace, max_reject_ratio=max_reject_ratio, lease_s=lease_s)
+
+
 def _into_store(args: argparse.Namespace, fmt: TierFileFormat | None) -> int:
     if not is_redis_url(args.store):
         return _fail(Exit.USAGE, f"--store must be a redis:// or redis+cluster:// URL, not {args.store!r}")
@@ -122,8 +132,9 @@ def _into_store(args: argparse.Namespace, fmt: TierFileFormat | None) -> int:
 
 
 async def _run(args: argparse.Namespace, fmt: TierFileFormat | None) -> int:
-    link = RedisLink(connect(args.store, TIMEOUT_S), timeout_s=TIMEOUT_S)
-    store = RedisTierStore(link, args.namespace, max_reject_ratio=args.max_reject_ratio, lease_s=args.lock_lease_s)
+    link, store = direct_tier_store(
+        args.store, args.namespace, max_reject_ratio=args.max_reject_ratio, lease_s=args.lock_lease_s
+    )
     console = Console(stderr=True)
     try:
         if args.rollback:
