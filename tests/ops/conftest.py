@@ -9,10 +9,8 @@ they are missing the tests fail and say how to install them (CI does, in .ci/run
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -26,6 +24,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML is locked in requirements/
 from aiohttp import ClientSession
 
 from tests.support.redis_servers import free_port
+from tests.support.serve_process import start_serve
 from tierline.queue.redis_link import RedisLink, connect
 from tierline.tiers.redis_store import RedisTierStore
 
@@ -107,21 +106,8 @@ class OpsStack:
 
 
 def start_router(redis_url: str, config: Path) -> Router:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TIERLINE_STORE": redis_url,
-        "TIERLINE_PORT": str(port),
-        "TIERLINE_ADMIN_TOKEN": ADMIN_TOKEN,
-        "TIERLINE_API_TOKEN": API_TOKEN,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tierline.router.cli", "serve", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    return Router(port, process)
+    tokens = {"TIERLINE_ADMIN_TOKEN": ADMIN_TOKEN, "TIERLINE_API_TOKEN": API_TOKEN}
+    return Router(*start_serve(redis_url, config, tokens))
 
 
 def prometheus_config(routers: list[Router], token_file: Path) -> str:

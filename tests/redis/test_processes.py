@@ -9,11 +9,9 @@ and Redis with AOF keeps the state over a restart.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +22,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientError, ClientSession
 
-from tests.support.redis_servers import RedisServer, free_port
+from tests.support.redis_servers import RedisServer
+from tests.support.serve_process import start_serve
 from tierline.tiers.model import TIER_RANK
 
 TIER_MIX = ["vip"] * 5 + ["mid"] * 20 + ["standard"] * 72 + ["blacklisted"] * 3
@@ -37,15 +36,7 @@ class Router:
 
 
 def start_router(redis_url: str, config: Path) -> Router:
-    port = free_port()
-    env = {**os.environ, "TIERLINE_STORE": redis_url, "TIERLINE_PORT": str(port)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tierline.router.cli", "serve", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    return Router(port, process)
+    return Router(*start_serve(redis_url, config))
 
 
 async def wait_ready(http: ClientSession, router: Router) -> None:

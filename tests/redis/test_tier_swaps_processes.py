@@ -11,7 +11,6 @@ queued `standard`.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +20,8 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 
-from tests.support.redis_servers import RedisServer, free_port
+from tests.support.redis_servers import RedisServer
+from tests.support.serve_process import start_serve
 
 CALLERS = [f"+86139{i:08d}" for i in range(400)]
 
@@ -34,14 +34,7 @@ def redis() -> Iterator[RedisServer]:
 
 
 def start_router(redis_url: str, config: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    env = {**os.environ, "TIERLINE_STORE": redis_url, "TIERLINE_PORT": str(port)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tierline.router.cli", "serve", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port, process = start_serve(redis_url, config, stderr=subprocess.DEVNULL)
     return f"http://127.0.0.1:{port}", process
 
 
