@@ -39,7 +39,11 @@ CallerNumber = Annotated[
 ]
 Note = Annotated[str, Meta(max_length=2000)]
 CrmFields = Annotated[
-    dict[Annotated[str, Meta(min_length=1, max_length=MAX_CRM_NAME)], Annotated[str, Meta(max_length=MAX_CRM_VALUE)]],
+    dict[
+        # Not starting with NUL: the tier codec marks its shared values so (tiers/codec.py).
+        Annotated[str, Meta(min_length=1, max_length=MAX_CRM_NAME, pattern=r"^[^\x00]")],
+        Annotated[str, Meta(max_length=MAX_CRM_VALUE)],
+    ],
     Meta(max_length=MAX_CRM_FIELDS),
 ]
 

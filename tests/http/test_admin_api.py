@@ -70,6 +70,15 @@ async def test_single_edits_and_calls_keep_their_arrival_tier(api: Api) -> None:
     assert call["tier"] == "vip"
 
 
+async def test_a_crm_field_named_with_a_leading_nul_is_refused_and_changes_nothing(api: Api) -> None:
+    """The tier codec marks its shared values with a leading NUL: such a name is bad input (422),
+    not a failure of the store (it was a 500)."""
+    status, body = await api.call("PUT", "/admin/tiers/+861234567", {"tier": "vip", "crm": {"\x00x": "1"}})
+    assert status == 422 and body["error"]["code"] == "invalid_field"
+    _, record = await api.get("/v1/callers/+861234567")
+    assert record["known"] is False
+
+
 async def test_sla_report_per_queue_and_tier(make_api: ApiFactory) -> None:
     api = await make_api('timezone = "Asia/Shanghai"\n[queues.billing]\nmax_waiting = 1\n')
     await api.call("PUT", "/admin/tiers/+861111111", {"tier": "mid"})
