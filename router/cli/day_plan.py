@@ -20,11 +20,13 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from tierline.admin.i18n import Words
 from tierline.admin.simulation import scenario as sc
 from tierline.admin.simulation.curves import day_bounds
 from tierline.admin.simulation.interval_plan import day_plan
 from tierline.router.cli.exit_codes import Exit
-from tierline.router.config import ConfigError, load_settings
+from tierline.router.cli.staffing_words import model_words, seconds, source_words
+from tierline.router.config import ConfigError, env_language, load_settings
 from tierline.tiers.model import TIERS
 
 
@@ -66,25 +68,48 @@ def run_local(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def render(body: dict[str, Any], console: Console) -> None:
+def _source(body: dict[str, Any], w: Words) -> str:
+    """Where the curve came from (admin/simulation/curves.py names it) in the catalogue's words."""
+    source: str = body["plan"]["source"]
+    if source == "csv":
+        return w.t("cli.plan_source_csv")
+    if source.endswith(" average"):
+        return w.t("cli.plan_source_weekday", n=w.number(len(body["days_averaged"])))
+    if source.startswith("archive:"):
+        return w.t("cli.plan_source_day", day=source.removeprefix("archive:"))
+    return source_words(source, w)
+
+
+def render(body: dict[str, Any], console: Console, words: Words | None = None) -> None:
+    """The plan's header line and one row per interval with calls, in `words`' language (by
+    default LANG's: admin/i18n.py). The notes are the plan's own words."""
+    w = words or Words(env_language())
     plan = body["plan"]
-    hours = "-" if plan["agent_hours"] is None else f"{plan['agent_hours']:.2f}"
     console.print(
-        f"Plan for {body['date']} — {plan['source']}, model {plan['model']}, AHT {plan['aht_s']:.1f} s "
-        f"({body['aht_source']}); agent-hours {hours}, peak {plan['peak_agents'] or '-'} agents"
+        w.t(
+            "cli.plan_heading",
+            date=body["date"],
+            source=_source(body, w),
+            model=model_words(plan["model"], w),
+            aht=seconds(plan["aht_s"], w),
+            aht_source=source_words(body["aht_source"], w),
+            hours="-" if plan["agent_hours"] is None else w.number(plan["agent_hours"], 2),
+            peak=plan["peak_agents"] or "-",
+        )
     )
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column in ("time", *TIERS, "Erlangs", "agents"):
-        table.add_column(column, justify="left" if column == "time" else "right")
+    table.add_column(w.t("cli.col_time"))
+    for name in (*(w.t("tier." + t) for t in TIERS), w.t("cli.col_erlangs"), w.t("cli.col_agents")):
+        table.add_column(name, justify="right")
     for row in plan["intervals"]:
         if not row["load_erlangs"] and not row["agents"]:
             continue
         table.add_row(
             row["time"],
-            *(f"{row['arrivals'][t]:.1f}" for t in TIERS),
-            f"{row['load_erlangs']:.2f}",
-            "-" if row["agents"] is None else str(row["agents"]),
+            *(w.number(row["arrivals"][t], 1) for t in TIERS),
+            w.number(row["load_erlangs"], 2),
+            "-" if row["agents"] is None else w.number(row["agents"]),
         )
     console.print(table)
     for note in plan["notes"]:
-        console.print(f"note: {note}")
+        console.print(w.t("cli.note", note=note))

@@ -15,11 +15,13 @@ from rich.console import Console
 from rich.table import Table
 
 from tierline.admin.forecast import WINDOWS
+from tierline.admin.i18n import Words
 from tierline.admin.staffing.outlook import MODELS
 from tierline.router.cli import day_plan
 from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable, admin_get
 from tierline.router.cli.exit_codes import Exit
-from tierline.router.config import DEFAULT_URL
+from tierline.router.cli.staffing_words import formula_words, model_words, seconds, source_words
+from tierline.router.config import DEFAULT_URL, env_language
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,75 +72,90 @@ def run(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def _num(value: float | None, unit: str = "", digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}{unit}"
-
-
-def render(body: dict[str, Any], console: Console) -> None:
-    """The forecast as a header (inputs, model, pool figures) and one row per tier."""
+def render(body: dict[str, Any], console: Console, words: Words | None = None) -> None:
+    """The forecast as a header (inputs, model, pool figures) and one row per tier, in `words`'
+    language (by default LANG's: admin/i18n.py). The notes are the service's own words."""
+    w = words or Words(env_language())
     inputs = body["inputs"]
-    queue = body["queue"] or "all queues (one agent pool)"
-    names = {"erlang_c": "Erlang C", "erlang_a": "Erlang A (abandons)"}
     console.print(
-        f"Forecast for {queue} — model {body['model']}: {names.get(body['model'], body['model'])}, "
-        f"strict tier priority; service level {body['service_level_formula']}"
-    )
-    ended = inputs["ended_in_window"]
-    aht_note = inputs["aht_source"]
-    if aht_note == "observed":
-        aht_note += f", {ended} call{'' if ended == 1 else 's'} ended"
-    console.print(
-        f"Inputs: window {inputs['window']} ({inputs['window_s']:.0f} s observed), "
-        f"arrivals {inputs['arrivals_per_hour']:.1f}/h, AHT {_num(inputs['aht_s'], ' s')} ({aht_note}), "
-        f"load {_num(inputs['load_erlangs'], ' Erlangs', 2)}"
-        + (
-            ""
-            if inputs["patience_s"] is None
-            else f", patience {inputs['patience_s']:.0f} s ({inputs['patience_source']})"
+        w.t(
+            "cli.fc_heading",
+            queue=body["queue"] or w.t("cli.fc_all_queues"),
+            model=model_words(body["model"], w),
+            formula=formula_words(body["service_level_formula"], w),
         )
     )
+    ended = inputs["ended_in_window"]
+    aht_note = source_words(inputs["aht_source"], w)
+    if inputs["aht_source"] == "observed":
+        aht_note = w.t("cli.fc_ended_one" if ended == 1 else "cli.fc_ended_many", source=aht_note, n=w.number(ended))
+    patience = (
+        ""
+        if inputs["patience_s"] is None
+        else w.t(
+            "cli.fc_patience",
+            patience=w.t("unit.seconds", s=w.number(inputs["patience_s"], 0)),
+            source=source_words(inputs["patience_source"], w),
+        )
+    )
+    console.print(
+        w.t(
+            "cli.fc_inputs",
+            window=inputs["window"],
+            observed=w.t("unit.seconds", s=w.number(inputs["window_s"], 0)),
+            arrivals=w.number(inputs["arrivals_per_hour"], 1),
+            aht=seconds(inputs["aht_s"], w),
+            aht_source=aht_note,
+            load="-" if inputs["load_erlangs"] is None else w.number(inputs["load_erlangs"], 2),
+        )
+        + patience
+    )
     if body["agents"] is None:
-        console.print("Agents: -")
+        console.print(w.t("cli.fc_agents_none"))
     else:
-        why = "given" if body["agents_source"] == "given" else "needed to meet every target"
-        state = "stable" if body["stable"] else "UNSTABLE (agents ≤ load: the lowest tiers' queue grows)"
-        abandon = "" if body["p_abandon"] is None else f", abandons {_pct(body['p_abandon'])}"
         console.print(
-            f"Agents: {body['agents']} ({why}), {state}; needed for every target: {body['agents_needed'] or '-'}; "
-            f"P(wait) {_pct(body['p_wait'])}, ASA {_num(body['asa_s'], ' s')}{abandon}, "
-            f"occupancy {_pct(body['occupancy'])}"
+            w.t(
+                "cli.fc_agents",
+                agents=w.number(body["agents"]),
+                why=w.t("cli.source_given" if body["agents_source"] == "given" else "cli.fc_why_needed"),
+                state=w.t("cli.fc_stable" if body["stable"] else "cli.fc_unstable"),
+                needed=body["agents_needed"] or "-",
+                p_wait=w.percent(body["p_wait"]),
+                asa=seconds(body["asa_s"], w),
+                abandon="" if body["p_abandon"] is None else w.t("cli.fc_abandon", p=w.percent(body["p_abandon"])),
+                occupancy=w.percent(body["occupancy"]),
+            )
         )
     sources = {t["tier"]: t["source"] for t in inputs["tiers"]}
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     erlang_a = body["model"] == "erlang_a"
-    columns = ["tier", "calls/h", "source", "threshold", "target", "SL", "pooled SL", "ASA"]
-    columns += ["abandon"] if erlang_a else ["mean wait"]
-    columns += ["met", "needed"]
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("tier", "source", "met") else "right")
+    columns = ["dash.col_tier", "cli.col_calls_per_h", "cli.col_source", "cli.col_threshold", "dash.col_target"]
+    columns += ["cli.col_sl", "cli.col_pooled_sl", "dash.col_asa"]
+    columns += ["cli.col_abandon_share"] if erlang_a else ["cli.col_mean_wait"]
+    columns += ["cli.col_met", "cli.col_needed"]
+    for key in columns:
+        left = key in ("dash.col_tier", "cli.col_source", "cli.col_met")
+        table.add_column(w.t(key, window="").strip(), justify="left" if left else "right")
     for row in body["tiers"]:
-        met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
+        met = "-" if row["met"] is None else w.t("cli.yes" if row["met"] else "cli.no")
         if row["stable"] is False:
-            met = "UNSTABLE"
+            met = w.t("cli.fc_unstable_short")
         elif not row["has_calls"]:
-            met = "no calls"
+            met = w.t("cli.fc_no_calls")
+        source = sources.get(row["tier"])
         table.add_row(
-            row["tier"],
-            f"{row['arrivals_per_hour']:.1f}",
-            sources.get(row["tier"], "-"),
-            f"{row['threshold_s']:g} s",
-            _pct(row["target"]),
-            _pct(row["service_level"]),
-            _pct(row["pooled_service_level"]),
-            _num(row["asa_s"], " s"),
-            _pct(row["p_abandon"]) if erlang_a else _num(row["mean_wait_s"], " s"),
+            w.t("tier." + row["tier"]),
+            w.number(row["arrivals_per_hour"], 1),
+            "-" if source is None else source_words(source, w),
+            w.t("unit.seconds", s=f"{row['threshold_s']:g}"),
+            w.percent(row["target"]),
+            w.percent(row["service_level"]),
+            w.percent(row["pooled_service_level"]),
+            seconds(row["asa_s"], w),
+            w.percent(row["p_abandon"]) if erlang_a else seconds(row["mean_wait_s"], w),
             met,
-            "-" if row["agents_needed"] is None else str(row["agents_needed"]),
+            "-" if row["agents_needed"] is None else w.number(row["agents_needed"]),
         )
     console.print(table)
     for note in body["notes"]:
-        console.print(f"note: {note}")
+        console.print(w.t("cli.note", note=note))

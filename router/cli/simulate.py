@@ -17,13 +17,15 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from tierline.admin.i18n import Words
 from tierline.admin.simulation import scenario as sc
 from tierline.admin.simulation.curves import day_bounds
 from tierline.admin.simulation.simulate import simulate
 from tierline.admin.simulation.summary import Estimate, Outcome
 from tierline.queue.policy import TierPolicy
 from tierline.router.cli.exit_codes import Exit
-from tierline.router.config import ConfigError, load_settings
+from tierline.router.cli.staffing_words import formula_words, seconds
+from tierline.router.config import ConfigError, env_language, load_settings
 from tierline.tiers.model import Tier, parse_tier
 
 
@@ -120,64 +122,74 @@ def run(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _pct(e: Estimate) -> str:
+def _pct(e: Estimate, w: Words) -> str:
     if e.mean is None:
         return "-"
     if e.low is None or e.high is None:
-        return f"{e.mean * 100:.1f}%"
-    return f"{e.mean * 100:.1f}% ±{(e.high - e.low) * 50:.1f}"
+        return w.percent(e.mean)
+    return f"{w.percent(e.mean)} ±{w.number((e.high - e.low) * 50, 1)}"
 
 
-def _num(e: Estimate, digits: int = 1) -> str:
-    return "-" if e.mean is None else f"{e.mean:.{digits}f}"
+def _num(e: Estimate, w: Words, digits: int = 1) -> str:
+    return "-" if e.mean is None else w.number(e.mean, digits)
 
 
-def render(outcome: Outcome, console: Console) -> None:
-    """Per interval: agents and each tier's service level; then each tier over the period."""
+def render(outcome: Outcome, console: Console, words: Words | None = None) -> None:
+    """Per interval: agents and each tier's service level; then each tier over the period; in
+    `words`' language (by default LANG's: admin/i18n.py)."""
+    w = words or Words(env_language())
     console.print(
-        f"Simulated {outcome.replications} replication(s), seed {outcome.seed}, {outcome.calls_simulated} calls; "
-        f"service level = {outcome.formula_text} ({outcome.formula}); ± is the 95% interval"
+        w.t(
+            "cli.sim_heading",
+            replications=w.number(outcome.replications),
+            seed=outcome.seed,
+            calls=w.number(outcome.calls_simulated),
+            formula_text=formula_words(outcome.formula, w),
+            formula=outcome.formula,
+        )
     )
     tiers = [c.tier for c in outcome.totals if c.arrived.mean]
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    table.add_column("interval")
-    table.add_column("agents", justify="right")
+    table.add_column(w.t("cli.col_interval"))
+    table.add_column(w.t("cli.col_agents"), justify="right")
     for tier in tiers:
-        table.add_column(f"{tier} SL", justify="right")
-    table.add_column("abandons", justify="right")
-    table.add_column("overflows", justify="right")
-    table.add_column("callbacks", justify="right")
+        table.add_column(w.t("cli.col_tier_sl", tier=w.t("tier." + tier)), justify="right")
+    for key in ("dash.col_abandoned", "dash.col_overflowed", "dash.col_callbacks"):
+        table.add_column(w.t(key), justify="right")
     for row in outcome.intervals:
         cells = {c.tier: c for c in row.tiers}
         table.add_row(
             row.time,
-            str(row.agents),
-            *(_pct(cells[t].service_level) for t in tiers),
-            f"{sum(c.abandoned.mean or 0 for c in row.tiers):.1f}",
-            f"{sum(c.overflowed.mean or 0 for c in row.tiers):.1f}",
-            f"{sum(c.callbacks_created.mean or 0 for c in row.tiers):.1f}",
+            w.number(row.agents),
+            *(_pct(cells[t].service_level, w) for t in tiers),
+            w.number(sum(c.abandoned.mean or 0 for c in row.tiers), 1),
+            w.number(sum(c.overflowed.mean or 0 for c in row.tiers), 1),
+            w.number(sum(c.callbacks_created.mean or 0 for c in row.tiers), 1),
         )
     console.print(table)
     totals = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column in ("tier", "calls", "SL", "target", "met", "ASA s", "abandons", "overflows", "callbacks", "in time"):
-        totals.add_column(column, justify="left" if column in ("tier", "met", "in time") else "right")
+    columns = ("dash.col_tier", "cli.col_calls", "cli.col_sl", "dash.col_target", "cli.col_met", "dash.col_asa")
+    for key in (*columns, "dash.col_abandoned", "dash.col_overflowed", "dash.col_callbacks", "cli.col_cb_in_time"):
+        left = key in ("dash.col_tier", "cli.col_met", "cli.col_cb_in_time")
+        totals.add_column(w.t(key, window="").strip(), justify="left" if left else "right")
     for cell in outcome.totals:
         if not cell.arrived.mean:
             continue
-        in_time = "-" if cell.callbacks_workable is None else ("yes" if cell.callbacks_workable else "NO")
+        in_time = "-" if cell.callbacks_workable is None else w.t("cli.yes" if cell.callbacks_workable else "cli.no")
         totals.add_row(
-            cell.tier,
-            _num(cell.arrived, 0),
-            _pct(cell.service_level),
-            "-" if cell.target is None else f"{cell.target * 100:.0f}%",
-            "-" if cell.met is None else ("yes" if cell.met else "NO"),
-            _num(cell.asa_s),
-            _num(cell.abandoned),
-            _num(cell.overflowed),
-            _num(cell.callbacks_created),
+            w.t("tier." + cell.tier),
+            _num(cell.arrived, w, 0),
+            _pct(cell.service_level, w),
+            "-" if cell.target is None else w.percent(cell.target),
+            "-" if cell.met is None else w.t("cli.yes" if cell.met else "cli.no"),
+            seconds(cell.asa_s.mean, w),
+            _num(cell.abandoned, w),
+            _num(cell.overflowed, w),
+            _num(cell.callbacks_created, w),
             in_time,
         )
     console.print(totals)
-    left = {t: n for t, n in outcome.waiting_at_end.items() if n}
-    if left:
-        console.print(f"still waiting when the plan ended (mean): {left}")
+    still = {t: n for t, n in outcome.waiting_at_end.items() if n}
+    if still:
+        waiting = ", ".join(f"{w.t('tier.' + t)} {w.number(n, 1)}" for t, n in still.items())
+        console.print(w.t("cli.sim_waiting_at_end", waiting=waiting))

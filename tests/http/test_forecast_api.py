@@ -247,7 +247,7 @@ async def test_cli_prints_the_table(api: Api) -> None:
     _, body = await api.get("/admin/forecast?queue=default")
     assert "Forecast for default" in out and "AHT 280.0 s (observed, 3 calls ended)" in out
     assert f"Agents: {body['agents']} (needed to meet every target), stable" in out
-    assert "tier" in out and "pooled SL" in out
+    assert "Tier" in out and "Pooled SL" in out
     rows = table_rows(out)
     assert set(rows) == set(TIERS)
     vip = {r["tier"]: r for r in body["tiers"]}["vip"]
@@ -396,5 +396,5 @@ async def test_cli_erlang_a(api: Api) -> None:
         "--url", api.base, "--queue", "default", "--model", "erlang_a", "--patience-s", "300", "--aht-s", "180"
     )
     assert code == 0, err
-    assert "model erlang_a: Erlang A (abandons)" in out and "patience 300 s (given)" in out
+    assert "model Erlang A (abandons)" in out and "patience 300 s (given)" in out
     assert "abandon" in out and "abandons" in out

@@ -4,14 +4,21 @@ the API answers with (so the pages never show a bare code or English words in Ch
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
+from typing import Any
 
+import msgspec
+import pytest
+
+from tierline.admin.staffing.outlook import Model
 from tierline.queue import decisions as d
 from tierline.queue import errors
 from tierline.queue.redis_store import _ERRORS
 from tierline.router.plumbing.gate import _HTTP_CODES
+from tierline.tiers.model import Tier
 
 STATIC = Path(__file__).resolve().parents[2] / "admin" / "static"
 LANGS = ("en", "zh-CN")
@@ -162,3 +169,124 @@ def test_the_agent_report_table_in_chinese() -> None:
         assert words["unit.seconds"].format(s="300.0") in text, lang
         if lang == "zh-CN":
             assert "Average" not in text and "Agent" not in text
+
+
+# --- the staffing commands: `tierline forecast`, `tierline forecast --plan`, `tierline simulate` ---
+
+ARRIVALS = "start,vip,mid,standard\n08:00,3,10,30\n08:15,3,12,34\n"
+
+
+def set_lang(monkeypatch: pytest.MonkeyPatch, lang: str) -> None:
+    """LANG alone decides (the other variables gettext reads first are cleared)."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", lang)
+
+
+def english_words_left(text: str, data: set[str]) -> list[str]:
+    """Words of the English catalogue (those Chinese words differently) found in `text`, save `data`."""
+    en, zh = catalogue("en"), catalogue("zh-CN")
+    english = {w for k, v in en.items() if zh[k] != v for w in re.findall(r"[A-Za-z]{4,}", v)}
+    english -= data | {"Erlang"}  # the model's name is the same in both
+    return [word for word in re.findall(r"[A-Za-z]{4,}", text) if word in english]
+
+
+def forecast_answer(model: Model) -> dict[str, Any]:
+    """`GET /admin/forecast`'s answer as the service builds it: an hour of observed traffic
+    (200 calls, 190 ended at 180 s each; 20 abandons after 300 s of waiting in all) through
+    admin/forecast.py's plan and the route's view."""
+    from tierline.admin import forecast
+    from tierline.queue.store import Traffic
+    from tierline.router.config import load_settings
+    from tierline.router.forecast_api import _view
+
+    now = 1_800_000_000.0
+    arrived: dict[Tier, int] = {"vip": 20, "mid": 60, "standard": 120, "blacklisted": 0}
+    traffic = Traffic(start=now - 3600, now=now, arrived=arrived, ended=190, handle_sum_s=190 * 180.0)
+    waits = forecast.WaitSample(wait_sum_s=20 * 300.0, abandons=20)
+    settings = load_settings(None, env={})
+    figures = forecast.plan(
+        traffic, 3600.0, settings, total=None, per_tier={}, aht_given=None, agents=None, model=model, waits=waits
+    )
+    answer: dict[str, Any] = msgspec.to_builtins(_view("default", "60m", traffic, figures, None))
+    return answer
+
+
+@pytest.mark.parametrize("model", ["erlang_c", "erlang_a"])
+def test_the_forecast_in_both_languages_by_lang(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
+    from rich.console import Console
+
+    from tierline.router.cli.forecast import render
+
+    answer = forecast_answer(model)
+    assert answer["notes"] == [] and answer["agents"]  # notes are the service's words: none here
+    zh, en = catalogue("zh-CN"), catalogue("en")
+    for lang, words in (("zh_CN.UTF-8", zh), ("en_US.UTF-8", en)):
+        set_lang(monkeypatch, lang)
+        out = io.StringIO()
+        render(answer, Console(file=out, width=240, color_system=None))
+        text = out.getvalue()
+        keys = ["cli.col_pooled_sl", "cli.col_calls_per_h", "cli.col_needed", "cli.fc_stable", "tier.standard"]
+        keys += ["cli.col_abandon_share" if model == "erlang_a" else "cli.col_mean_wait", "cli.source_observed"]
+        for key in keys:
+            assert words[key] in text, (lang, key)
+        assert words["unit.seconds"].format(s="180.0") in text, lang  # the AHT observed
+        if words is zh:
+            assert "已结束 190 通" in text and "坐席：" in text and "输入：窗口 60m" in text
+            assert english_words_left(text, {"default"}) == []
+        else:
+            assert "Forecast for default" in text and "AHT 180.0 s (observed, 190 calls ended)" in text
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    from tierline.router.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def test_the_day_plan_in_both_languages_by_lang(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`tierline forecast --plan --arrivals` (the plan worked out here, printed by the same
+    render as the service's answer)."""
+    (tmp_path / "arrivals.csv").write_text(ARRIVALS)
+    argv = ("forecast", "--plan", "--arrivals", str(tmp_path / "arrivals.csv"), "--aht-s", "180")
+    zh, en = catalogue("zh-CN"), catalogue("en")
+    for lang, words in (("zh_CN.UTF-8", zh), ("C", en)):
+        set_lang(monkeypatch, lang)
+        text = run_cli(capsys, *argv)
+        for key in ("cli.col_time", "cli.col_erlangs", "cli.col_agents", "tier.vip", "tier.mid", "cli.plan_source_csv"):
+            assert words[key] in text, (lang, key)
+        assert words["unit.seconds"].format(s="180.0") in text and "08:15" in text, lang
+        if words is zh:
+            assert "排班计划" in text and "坐席工时" in text and "note" not in text
+            assert english_words_left(text, set()) == []
+        else:
+            assert "Plan for" in text and "agent-hours" in text
+
+
+def test_the_simulation_in_both_languages_by_lang(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "arrivals.csv").write_text(ARRIVALS)
+    (tmp_path / "staffing.csv").write_text("start,end,agents\n08:00,08:45,8\n")
+    argv = ["simulate", "--arrivals", str(tmp_path / "arrivals.csv"), "--staffing", str(tmp_path / "staffing.csv")]
+    argv += ["--aht-s", "180", "--patience-s", "120", "--overflow-after-s", "mid=30", "--replications", "2"]
+    zh, en = catalogue("zh-CN"), catalogue("en")
+    for lang, words in (("zh_CN.UTF-8", zh), ("en_GB.UTF-8", en)):
+        set_lang(monkeypatch, lang)
+        text = run_cli(capsys, *argv)
+        keys = ["cli.col_interval", "cli.col_agents", "dash.col_abandoned", "cli.col_cb_in_time", "cli.col_met"]
+        for key in (*keys, "dash.col_overflowed", "tier.standard"):
+            assert words[key] in text, (lang, key)
+        assert words["cli.col_tier_sl"].format(tier=words["tier.mid"]) in text, lang
+        flat = re.sub(r"\s+", "", text)  # the heading wraps at the console's width
+        assert re.sub(r"\s+", "", words["formula.default"]) in flat and "08:15" in text, lang
+        if words is zh:
+            assert "±为95%置信区间" in flat
+            assert english_words_left(text, {"default"}) == []
+        else:
+            assert "95%interval" in flat
