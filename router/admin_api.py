@@ -172,7 +172,7 @@ async def delete_tier(request: web.Request) -> web.Response:
     produces="text/html",
 )
 async def dashboard_page(request: web.Request) -> web.Response:
-    return _asset_response(dashboard.PAGE)
+    return asset_response(dashboard.PAGE)
 
 
 @admin.route("GET", "/admin", summary="Redirect to the dashboard, /admin/", role="public", responses={308: None})
@@ -189,10 +189,12 @@ async def dashboard_redirect(request: web.Request) -> web.Response:
     produces="text/*",
 )
 async def dashboard_asset(request: web.Request) -> web.Response:
-    return _asset_response(path_param(request, "name"))
+    return asset_response(path_param(request, "name"))
 
 
-def _asset_response(name: str) -> web.Response:
+def asset_response(name: str) -> web.Response:
+    """A page or asset of admin/static (the dashboard's, the workbench's) with the pages'
+    security headers; 404 for a name that is not one."""
     found = dashboard.asset(name)
     if found is None:
         raise ApiError(404, "not_found", f"no dashboard asset {name!r}")

@@ -16,10 +16,10 @@ from aiohttp import web
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tierline.admin import dashboard
+from tierline.router.admin_api import asset_response
 from tierline.router.plumbing.bodies import json_response
 from tierline.router.plumbing.context import services
 from tierline.router.plumbing.endpoints import EndpointTable
-from tierline.router.plumbing.errors import ApiError
 from tierline.router.plumbing.messages import ts
 from tierline.tiers.model import Tier
 
@@ -35,7 +35,7 @@ workbench_api = EndpointTable()
     produces="text/html",
 )
 async def workbench_page(request: web.Request) -> web.Response:
-    return _asset(dashboard.WORKBENCH_PAGE)
+    return asset_response(dashboard.WORKBENCH_PAGE)
 
 
 @workbench_api.route(
@@ -43,14 +43,6 @@ async def workbench_page(request: web.Request) -> web.Response:
 )
 async def workbench_redirect(request: web.Request) -> web.Response:
     raise web.HTTPPermanentRedirect("/workbench/")
-
-
-def _asset(name: str) -> web.Response:
-    found = dashboard.asset(name)
-    if found is None:
-        raise ApiError(404, "not_found", f"no workbench asset {name!r}")
-    body, kind = found
-    return web.Response(body=body, content_type=kind, charset="utf-8", headers=dashboard.SECURITY_HEADERS)
 
 
 # --- the team lead's workload view (issue 20 item 3) -------------------------------------------
