@@ -152,7 +152,9 @@
       tr.appendChild(cell("sl_15m", r15.service_level, pct(r15.service_level), statusClass(status)));
       tr.appendChild(cell("sl_today", row.service_level, pct(row.service_level), statusClass(todayStatus)));
       tr.appendChild(cell("target", row.target, row.target === null ? t("dash.no_target") : t("dash.target_within", { target: pct(row.target), s: I18n.number(row.threshold_s) })));
-      tr.appendChild(cell("waiting_now", row.waiting_now, I18n.number(row.waiting_now)));
+      // Places kept for a requested callback are not waiting calls, but callers behind them wait for them.
+      var waiting = I18n.number(row.waiting_now) + (row.held ? " " + t("dash.held", { n: I18n.number(row.held) }) : "");
+      tr.appendChild(cell("waiting_now", row.waiting_now, waiting));
       var late = row.oldest_wait_now_s !== null && row.oldest_wait_now_s > row.threshold_s;
       tr.appendChild(cell("oldest_wait_now_s", row.oldest_wait_now_s, secs(row.oldest_wait_now_s), late ? "warn" : ""));
       tr.appendChild(cell("asa_s", row.asa_s, secs(row.asa_s)));

@@ -459,3 +459,24 @@ async def test_history_view_says_when_history_is_off(make_api: ApiFactory, brows
         browser.execute_script, "return document.getElementById('history-status').textContent;"
     )
     assert "history is off" in text
+
+
+async def test_a_place_held_for_a_callback_shows_beside_the_waiting_calls(guarded: Api, browser: Any) -> None:
+    """Issue 16 item 3: a held place is not a waiting call, but the callers behind wait for it."""
+    api, driver = guarded, browser
+    await api.call("PUT", "/admin/tiers/+8620009", {"tier": "mid"}, headers=ADMIN)
+    await ivr(api, "/v1/calls", {"call_id": "h1", "caller": "+8620009"})
+    await ivr(api, "/v1/calls", {"call_id": "h2", "caller": "+8620010"})
+    await ivr(api, "/v1/calls/h1/callback")
+    _, today = await api.get("/admin/sla?window=today", headers=ADMIN)
+    mid = next(r for r in today["rows"] if (r["queue"], r["tier"]) == ("default", "mid"))
+    assert (mid["waiting_now"], mid["held"]) == (0, 1)
+
+    await asyncio.to_thread(driver.get, f"{api.base}/admin/#token={ADMIN_TOKEN}")
+    await wait_for(driver, lambda p: p["state"] == "live" and p["rows"], "its first figures")
+    text = await asyncio.to_thread(
+        driver.execute_script,
+        "return document.querySelector('#sla-rows tr[data-queue=default][data-tier=mid] td[data-field=waiting_now]')"
+        ".textContent;",
+    )
+    assert text == "0 (1 held for a callback)"
