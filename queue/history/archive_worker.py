@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import struct
 import sys
 from collections.abc import Sequence
@@ -138,7 +139,11 @@ async def serve(archive: Archive) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-    out = sys.stdout.buffer
+    # The replies own the real stdout; anything else the process prints (a library's stray
+    # print) goes to stderr instead of into the protocol.
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     await archive.open()
     try:
         while True:
@@ -155,4 +160,5 @@ async def serve(archive: Archive) -> None:
             out.write(_LENGTH.pack(len(encoded)) + encoded)
             out.flush()
     finally:
+        out.close()
         await archive.close()
