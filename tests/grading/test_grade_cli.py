@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("duckdb")  # the extra tierline[grading]; the dev lock installs it
 
 from tests.conftest import new_namespace
-from tests.http.conftest import Api, ApiFactory, make_api  # noqa: F401  (the fixture)
+from tests.http.conftest import Api, ApiFactory, make_api, route_and_take  # noqa: F401  (the fixture)
 from tierline.queue.redis_link import RedisLink, connect
 from tierline.router.cli import main
 from tierline.tiers.redis_store import RedisTierStore
@@ -87,15 +87,6 @@ async def grade_process(*args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
-
-
-async def route_and_take(api: Api, caller: str) -> dict[str, object]:
-    status, _ = await api.post("/v1/calls", {"call_id": f"call-{caller[1:]}", "caller": caller})
-    assert status in (200, 201)
-    status, work = await api.post("/v1/agents/agent-1/next")
-    assert status == 200 and work["kind"] == "call", work
-    taken: dict[str, object] = work["caller"]
-    return taken
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])

@@ -82,3 +82,13 @@ async def make_api() -> AsyncIterator[ApiFactory]:
 async def api(make_api: ApiFactory) -> Api:
     result: Api = await make_api()
     return result
+
+
+async def route_and_take(api: Api, caller: str) -> dict[str, object]:
+    """Route a call from `caller` and have agent-1 take it: the caller record an agent sees."""
+    status, _ = await api.post("/v1/calls", {"call_id": f"call-{caller[1:]}", "caller": caller})
+    assert status in (200, 201)
+    status, work = await api.post("/v1/agents/agent-1/next")
+    assert status == 200 and work["kind"] == "call", work
+    taken: dict[str, object] = work["caller"]
+    return taken

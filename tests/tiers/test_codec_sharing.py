@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import new_namespace
-from tests.http.conftest import Api, ApiFactory, make_api  # noqa: F401  (the fixture)
+from tests.http.conftest import Api, ApiFactory, make_api, route_and_take  # noqa: F401  (the fixture)
 from tierline.queue.redis_link import RedisLink, connect
 from tierline.tiers import codec
 from tierline.tiers.memory import MemoryTierStore
@@ -88,15 +88,6 @@ async def test_both_stores_answer_the_same_records(tmp_path: Path, server: str, 
         await store.put(rows[-1][0], "mid", {"customer_id": "C-new", "grading.segment": "important value"})
         record = await store.lookup(rows[-1][0])
         assert record.crm == {"customer_id": "C-new", "grading.segment": "important value"}
-
-
-async def route_and_take(api: Api, caller: str) -> dict[str, object]:
-    status, _ = await api.post("/v1/calls", {"call_id": f"call-{caller[1:]}", "caller": caller})
-    assert status in (200, 201)
-    status, work = await api.post("/v1/agents/agent-1/next")
-    assert status == 200 and work["kind"] == "call", work
-    taken: dict[str, object] = work["caller"]
-    return taken
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])
