@@ -1014,9 +1014,9 @@ end
 
 -- Per queue × tier: waiting now, the oldest arrival, callbacks active and overdue, after the sweep;
 -- then, apart, each lane's estimate-accuracy counters.
-function ops.lanes(now, ...)
+local function lanes(now, queues)
   local out, acc = {}, {}
-  for _, queue in ipairs({ ... }) do
+  for _, queue in ipairs(queues) do
     for rank = 0, 3 do
       local k = lane_key(queue, rank)
       local count = redis.call("ZCARD", k)
@@ -1034,17 +1034,46 @@ function ops.lanes(now, ...)
       acc[#acc + 1] = redis.call("HGETALL", acc_key(queue, TIER_OF[rank]))
     end
   end
-  return { "lanes", out, num(now), acc }
+  return out, acc
+end
+
+-- Tally hashes of `family` (minute or interval) read in the script, not as a pipeline of one
+-- HGETALL per hash: the dashboard's reads then cost its router one command to pack and parse.
+-- `args` from `i` on: queue, tier, a count n, then n slot numbers; again for each queue × tier.
+-- One list of hashes per queue × tier, in the order given.
+local function tally_hashes(family, args, i)
+  local out = {}
+  while i <= #args do
+    local prefix = KEY[family] .. ":" .. args[i] .. ":" .. args[i + 1] .. ":"
+    local n = tonumber(args[i + 2])
+    local hashes = {}
+    for j = 1, n do hashes[j] = redis.call("HGETALL", prefix .. args[i + 2 + j]) end
+    out[#out + 1] = hashes
+    i = i + 3 + n
+  end
+  return out
+end
+
+function ops.tallies(now, family, ...)
+  return { "tallies", tally_hashes(family, { ... }, 1), num(now) }
+end
+
+-- /admin/sla in one round trip: the lanes of the first `nqueues` arguments, then the tallies
+-- the rest name (as `tally_hashes`).
+function ops.sla(now, family, nqueues, ...)
+  local args = { ... }
+  local n = tonumber(nqueues)
+  local out, acc = lanes(now, { unpack(args, 1, n) })
+  return { "sla", out, num(now), acc, tally_hashes(family, args, n + 1) }
 end
 
 -- Everything /metrics shows: lanes, lifetime tallies per queue × tier, callback counts.
 function ops.metrics(now, ...)
-  local got = ops.lanes(now, ...)
-  local lanes = got[2]
+  local out, acc = lanes(now, { ... })
   local life = {}
-  for _, lane in ipairs(lanes) do life[#life + 1] = redis.call("HGETALL", life_key(lane[1], lane[2])) end
+  for _, lane in ipairs(out) do life[#life + 1] = redis.call("HGETALL", life_key(lane[1], lane[2])) end
   local overdue = redis.call("ZCOUNT", K_CBACT, "-inf", "(" .. num(now))
-  return { "metrics", lanes, life, redis.call("HGETALL", K_CBSTAT), overdue, num(now), got[4] }
+  return { "metrics", out, life, redis.call("HGETALL", K_CBSTAT), overdue, num(now), acc }
 end
 
 -- Members compared as Redis orders equal scores: byte by byte (Lua's `<` follows the locale).

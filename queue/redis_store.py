@@ -9,7 +9,6 @@ tallies (plain hash counters, summed here with `service_level.total`). All keys
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -111,8 +110,19 @@ def _accuracy(pairs: Sequence[tuple[str, str]], hashes: Sequence[Any]) -> dict[t
     return {pair: Accuracy.from_fields(_pairs(flat)) for pair, flat in zip(pairs, hashes, strict=True)}
 
 
-def tally_from(fields: dict[bytes, bytes]) -> sl.Tally:
-    return msgspec.convert({k.decode(): v.decode() for k, v in fields.items()}, sl.Tally, strict=False)
+def tally_from(flat: Sequence[bytes]) -> sl.Tally:
+    """A tally hash as the engine's HGETALL returns it (a flat field, value list)."""
+    return msgspec.convert(
+        {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}, sl.Tally, strict=False
+    )
+
+
+def _tally_args(pairs: Sequence[tuple[str, str]], slots: Sequence[Sequence[int]]) -> list[str]:
+    """The engine's `tally_hashes` arguments: per queue × tier, its name, a count and the slots."""
+    args: list[str] = []
+    for (name, tier), wanted in zip(pairs, slots, strict=True):
+        args += (name, tier, str(len(wanted)), *map(str, wanted))
+    return args
 
 
 class RedisCallStore:
@@ -336,30 +346,27 @@ class RedisCallStore:
 
     async def sla(self, queue: str | None, window: sl.Window) -> SlaReport:
         names = [self._queue(queue)] if queue is not None else list(self.policy.queues)
-        lanes = await self._op("lanes", *names)
-        now = float(lanes[2])
+        # One script reads the lanes and the tallies, so the slots to read are named at this
+        # router's clock; the report is dated at the engine's, which may be a little ahead
+        # (another router's clock, within the skew the README allows).
         pairs = [(name, tier) for name in names for tier in TIERS]
-        today = sl.today_intervals(now, self.policy.timezone)
+        today = sl.today_intervals(self.clock.now(), self.policy.timezone)
         if window == "today":
             # Settled intervals are kept by this process (queue/settled.py): read the rest only.
             wanted = [self._settled.wanted(pair, today) for pair in pairs]
             family = "interval"
         else:
-            minutes = list(sl.rolling_minutes(window, now))
+            minutes = list(sl.rolling_minutes(window, self.clock.now()))
             wanted = [minutes] * len(pairs)
             family = "minute"
-        keys = [
-            rk.tally_key(self._namespace, family, name, tier, slot)
-            for (name, tier), slots in zip(pairs, wanted, strict=True)
-            for slot in slots
-        ]
-        tallies = iter(await self._read_hashes(keys))
-        accuracy = _accuracy(pairs, lanes[3])
+        reply = await self._op("sla", family, str(len(names)), *names, *_tally_args(pairs, wanted))
+        lanes, now, hashes = reply[1], float(reply[2]), reply[4]
+        accuracy = _accuracy(pairs, reply[3])
         formula = self.policy.sla_formula
         rows = []
-        for (name, tier), slots, lane in zip(pairs, wanted, lanes[1], strict=True):
+        for (name, tier), slots, lane, flat in zip(pairs, wanted, lanes, hashes, strict=True):
             policy = self.policy.tier(tier)
-            fetched = {slot: next(tallies) for slot in slots}
+            fetched = {slot: tally_from(hash_) for slot, hash_ in zip(slots, flat, strict=True)}
             intervals = None
             if window == "today":
                 tally, intervals = self._settled.row((name, tier), today, now, fetched)
@@ -385,14 +392,16 @@ class RedisCallStore:
 
     async def traffic(self, queue: str | None, window_s: float) -> Traffic:
         names = [self._queue(queue)] if queue is not None else list(self.policy.queues)
-        now = float((await self._op("sweep"))[1])
-        minutes = sl.window_minutes(window_s, now)
-        keys = [
-            rk.tally_key(self._namespace, "minute", name, tier, m) for tier in TIERS for name in names for m in minutes
-        ]
-        tallies = await self._read_hashes(keys)
-        per_tier = len(names) * len(minutes)
-        by_tier = {tier: sl.total(tallies[i * per_tier : (i + 1) * per_tier]) for i, tier in enumerate(TIERS)}
+        minutes = sl.window_minutes(window_s, self.clock.now())
+        pairs = [(name, tier) for tier in TIERS for name in names]
+        reply = await self._op("tallies", "minute", *_tally_args(pairs, [minutes] * len(pairs)))
+        now = float(reply[2])
+        tallies = [[tally_from(flat) for flat in hashes] for hashes in reply[1]]
+        per_tier = len(names)
+        by_tier = {
+            tier: sl.total(t for lane in tallies[i * per_tier : (i + 1) * per_tier] for t in lane)
+            for i, tier in enumerate(TIERS)
+        }
         assert self._started_at is not None
         return Traffic.of(by_tier, minutes, now, self._started_at)
 
@@ -436,19 +445,6 @@ class RedisCallStore:
             ],
             callbacks_at_risk=counts.get("at_risk", 0),
         )
-
-    async def _read_hashes(self, keys: list[str]) -> list[sl.Tally]:
-        """Many small hashes in one round trip (per node on a cluster)."""
-        client = self._link.client
-
-        async def read() -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            for key in keys:
-                pipe.hgetall(key)
-            return await pipe.execute()
-
-        results = await self._link.run(read, deadline_s=max(1.0, math.ceil(len(keys) / 2000)))
-        return [tally_from(fields) for fields in results]
 
     async def sweep(self) -> None:
         await self._op("sweep")

@@ -16,7 +16,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from tierline.queue.callbacks import Attempt, Callback, CallbackReason, CallbackStatus, Outcome
 from tierline.queue.calls import CallStatus, OverflowReason
 from tierline.queue.service_level import Figures, Window
-from tierline.queue.store import CallbackSummary, CallSnapshot, SlaReport, Work
+from tierline.queue.store import CallbackSummary, CallSnapshot, IntervalFigures, SlaReport, Work
 from tierline.queue.wait_accuracy import Accuracy, AccuracyFigures
 from tierline.queue.wait_accuracy import figures as accuracy_figures
 from tierline.tiers.model import MAX_CRM_FIELDS, MAX_CRM_NAME, MAX_CRM_VALUE, Tier, TierRecord
@@ -423,12 +423,39 @@ def work_view(work: Work) -> WorkView:
     return WorkView(kind="callback", callback=callback_view(work.callback))
 
 
+class _IntervalViews:
+    """The views of each queue × tier's intervals of today, kept while an interval's figures are
+    the same object. The stores keep a settled interval's figures once made (queue/settled.py),
+    so a dashboard poll builds the view of the current interval or two, not of up to 96."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, str], dict[float, tuple[IntervalFigures, IntervalView]]] = {}
+
+    def views(self, lane: tuple[str, str], intervals: list[IntervalFigures]) -> list[IntervalView]:
+        kept = self._kept.get(lane, {})
+        fresh: dict[float, tuple[IntervalFigures, IntervalView]] = {}
+        out = []
+        for interval in intervals:
+            hit = kept.get(interval.start)
+            if hit is not None and hit[0] is interval:
+                view = hit[1]
+            else:
+                view = IntervalView(**msgspec.structs.asdict(interval.figures), start=ts(interval.start))
+            fresh[interval.start] = (interval, view)
+            out.append(view)
+        self._kept[lane] = fresh  # only today's: an older day's views go with it
+        return out
+
+
+_interval_views = _IntervalViews()
+
+
 def sla_view(report: SlaReport, formula: str, formula_text: str, timezone: str, callbacks: CallbackSummary) -> SlaView:
     rows = []
     for row in report.rows:
         intervals: list[IntervalView] | UnsetType = UNSET
         if row.intervals is not None:
-            intervals = [IntervalView(**msgspec.structs.asdict(i.figures), start=ts(i.start)) for i in row.intervals]
+            intervals = _interval_views.views((row.queue, row.tier), row.intervals)
         rows.append(
             SlaRowView(
                 **msgspec.structs.asdict(row.figures),
