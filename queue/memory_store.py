@@ -669,9 +669,13 @@ class MemoryCallStore:
 
     def _resumed(self, call: Call, old: Call, position: int, now: float) -> None:
         """Counters move forward: the abandon stays, a `resumed` is added (with the abandon's
-        wait, so a short one is known)."""
-        self._ledger.record(call.queue, call.tier, "resumed", now, old.waited(now))
-        self._emit("resume", now, call.call_id, None, call.caller, call.tier, call.queue, None, old.call_id, position)
+        wait, so a short one is known; the event says so too, for the archive's tallies)."""
+        wait = old.waited(now)
+        self._ledger.record(call.queue, call.tier, "resumed", now, wait)
+        short = wait < self.policy.short_abandon_s
+        self._emit(
+            "resume", now, call.call_id, None, call.caller, call.tier, call.queue, None, old.call_id, position, short
+        )
 
     def _check_no_callback(self, caller: str) -> None:
         """One callback per caller: a caller with an active one is not given a second."""

@@ -688,8 +688,10 @@ function ops.route(now, call_id, caller, tier, queue, rec, rkey)
   emit_call("enter", now, c, nil, "position", pos)
   if old then
     -- Counters move forward: the abandon stays, a `resumed` is added.
-    record(queue, c.tier, "resumed", now, waited(old, now))
-    emit_call("resume", now, c, nil, "resumed_from", old.call_id, "position", pos)
+    local was = waited(old, now)  -- the abandon's wait: `short` tells the archive what record counted
+    record(queue, c.tier, "resumed", now, was)
+    emit_call("resume", now, c, nil, "resumed_from", old.call_id, "position", pos, "short",
+      flag(was < CFG.short_abandon))
   end
   local w = estimate_for(c, pos, now)
   if w then set_call(c, { quoted = num(w) }) end  -- compared with the real wait at answer

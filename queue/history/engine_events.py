@@ -34,7 +34,7 @@ FIGURES: Final[dict[str, tuple[str, ...]]] = {
     "callback_closed": ("reason", "deadline"),
     "callback_request": ("wait_s",),
     "hold_released": ("how",),
-    "resume": ("resumed_from", "position"),
+    "resume": ("resumed_from", "position", "short"),
     "tiers_reloaded": ("version", "counts"),
     "tier_edited": ("edit", "version"),
 }

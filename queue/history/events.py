@@ -139,10 +139,14 @@ class HoldReleased(EventBase, frozen=True, tag="hold_released"):
 
 class Resume(EventBase, frozen=True, tag="resume"):
     """A caller who abandoned `resumed_from` called the same queue again within
-    resume_window_s: this call took back that call's place and tier, at `position`."""
+    resume_window_s: this call took back that call's place and tier, at `position`. `short`:
+    the abandon taken back was a short one (its wait under short_abandon_s), so the archive
+    leaves it out of the default formula once, as the live ledger does (`resumed_short`).
+    False when absent (events recorded before the field)."""
 
     resumed_from: str
     position: int
+    short: bool = False
 
 
 class TiersReloaded(EventBase, frozen=True, tag="tiers_reloaded"):

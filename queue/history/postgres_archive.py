@@ -42,13 +42,17 @@ from tierline.queue.history.archive import (
 from tierline.queue.history.buckets import bucket_end, bucket_of, bucket_start, day_bounds, interval_bound
 from tierline.queue.history.tallies import (
     AGENT_FIELDS,
+    AGENT_FIELDS_V1,
     COUNT_FIELDS,
     INTERVAL_S,
     SUMMED,
     TALLY_FIELDS,
+    TALLY_FIELDS_HOLD_RESUME,
+    TALLY_FIELDS_V1,
     AgentTally,
     IntervalTally,
     LaneKey,
+    hold_resume_lanes,
     tally,
 )
 
@@ -82,7 +86,8 @@ def _columns(names: Sequence[str]) -> str:
     return ", ".join(f"{n} {_type(n)} NOT NULL DEFAULT 0" for n in names)
 
 
-# Numbered, applied in order, each once; never edit a shipped one: add the next number.
+# Numbered, applied in order, each once; never edit a shipped one: add the next number. Each
+# names its tally columns literally (tallies.TALLY_FIELDS_V1, …), never TALLY_FIELDS.
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (
         1,
@@ -97,11 +102,11 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         CREATE INDEX events_callback ON events (callback_id) WHERE callback_id IS NOT NULL;
         CREATE TABLE store_epochs (epoch bigint PRIMARY KEY, claimed_at timestamptz);
         CREATE TABLE interval_tallies (
-            interval bigint NOT NULL, queue text NOT NULL, tier text NOT NULL, {_columns(TALLY_FIELDS)},
+            interval bigint NOT NULL, queue text NOT NULL, tier text NOT NULL, {_columns(TALLY_FIELDS_V1)},
             PRIMARY KEY (interval, queue, tier)
         );
         CREATE TABLE agent_tallies (
-            interval bigint NOT NULL, agent text NOT NULL, {_columns(AGENT_FIELDS)},
+            interval bigint NOT NULL, agent text NOT NULL, {_columns(AGENT_FIELDS_V1)},
             PRIMARY KEY (interval, agent)
         );
         """,
@@ -112,12 +117,12 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         2,
         f"""
         CREATE TABLE hour_tallies (
-            hour bigint NOT NULL, queue text NOT NULL, tier text NOT NULL, {_columns(TALLY_FIELDS)},
+            hour bigint NOT NULL, queue text NOT NULL, tier text NOT NULL, {_columns(TALLY_FIELDS_V1)},
             PRIMARY KEY (hour, queue, tier)
         );
-        INSERT INTO hour_tallies (hour, queue, tier, {", ".join(TALLY_FIELDS)})
+        INSERT INTO hour_tallies (hour, queue, tier, {", ".join(TALLY_FIELDS_V1)})
         SELECT interval / {HOUR_INTERVALS}, queue, tier,
-               {", ".join(f"max({f})" if f == "answer_wait_max" else f"sum({f})" for f in TALLY_FIELDS)}
+               {", ".join(f"max({f})" if f == "answer_wait_max" else f"sum({f})" for f in TALLY_FIELDS_V1)}
         FROM interval_tallies GROUP BY 1, 2, 3;
         """,
     ),
@@ -132,12 +137,39 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         CREATE TABLE day_zones (zone text PRIMARY KEY, added_at timestamptz NOT NULL);
         CREATE TABLE day_tallies (
             zone text NOT NULL, day_start bigint NOT NULL, queue text NOT NULL, tier text NOT NULL,
-            {_columns(TALLY_FIELDS)},
+            {_columns(TALLY_FIELDS_V1)},
             PRIMARY KEY (zone, day_start, queue, tier)
         );
         """,
     ),
+    (
+        # Calls that took the callback offer, and abandons a re-call took back (issue 16 items
+        # 3 and 4), as the live ledger counts them, in every tally table; counted from the
+        # archived events (_HOLD_RESUME_COUNTS) in the same transaction, days for each zone kept.
+        4,
+        "".join(
+            f"ALTER TABLE {table} ADD COLUMN {_columns([f])};"
+            for table in ("interval_tallies", "hour_tallies", "day_tallies")
+            for f in TALLY_FIELDS_HOLD_RESUME
+        ),
+    ),
 )
+
+# The interval × queue × tier counts of the archived `callback_request` and `resume` events
+# (migration 4). A `resume` recorded before it carried `short` takes it from the abandon it took
+# back (the same rule: that abandon's wait under short_abandon_s).
+_HOLD_RESUME_COUNTS: Final = f"""
+    SELECT floor(extract(epoch FROM e.at) / {INTERVAL_S})::bigint, e.queue, e.tier,
+        count(*) FILTER (WHERE e.kind = 'callback_request'),
+        count(*) FILTER (WHERE e.kind = 'resume'),
+        count(*) FILTER (WHERE e.kind = 'resume' AND coalesce((e.body ->> 'short')::boolean, (
+            SELECT (a.body ->> 'short')::boolean FROM events a
+            WHERE a.call_id = e.body ->> 'resumed_from' AND a.kind = 'abandon' AND a.at <= e.at
+            ORDER BY a.at DESC LIMIT 1), false))
+    FROM events e
+    WHERE e.kind IN ('callback_request', 'resume') AND e.queue IS NOT NULL AND e.tier IS NOT NULL
+    GROUP BY 1, 2, 3
+"""
 
 _STAGING: Final = "history_staging"
 _CREATE_STAGING: Final = (
@@ -249,6 +281,23 @@ def _tally_columns(keyed: Iterable[tuple[tuple[Any, ...], IntervalTally]], keys:
     return _columns_of(rows, keys + len(TALLY_FIELDS))
 
 
+async def _add_lanes(conn: asyncpg.Connection, lanes: dict[LaneKey, IntervalTally]) -> None:
+    """Adds 15-minute increments to interval_tallies, hour_tallies and the days of every zone kept."""
+    if not lanes:
+        return
+    await conn.execute(_TALLY_UPSERT, *_tally_columns(lanes.items(), 3))
+    await conn.execute(_HOUR_UPSERT, *_tally_columns(_hours(lanes).items(), 3))
+    # After the 15-minute upsert, never before: see _add_day_zone.
+    for (zone,) in await conn.fetch("SELECT zone FROM day_zones"):
+        days = _days(lanes, ZoneInfo(zone))
+        keyed = (((zone, *key), t) for key, t in days.items())
+        await conn.execute(_DAY_UPSERT, *_tally_columns(keyed, 4))
+
+
+async def _backfill_hold_resume(conn: asyncpg.Connection) -> None:
+    await _add_lanes(conn, hold_resume_lanes(await conn.fetch(_HOLD_RESUME_COUNTS)))
+
+
 def partition_name(month: datetime) -> str:
     return f"events_{month.year:04d}_{month.month:02d}"
 
@@ -345,6 +394,8 @@ class PostgresArchive:
             for version, script in MIGRATIONS:
                 if version not in done:
                     await conn.execute(script)
+                    if version == 4:
+                        await _backfill_hold_resume(conn)
                     await conn.execute("INSERT INTO schema_migrations VALUES ($1, now())", version)
                     applied.append(version)
             if self.day_zone is not None:
@@ -452,14 +503,7 @@ class PostgresArchive:
             await _copy(conn, [event_row(e, datetime.fromtimestamp(e.at, UTC)) for e in batch])
             new = [by_id[(r[0], r[1])] for r in await conn.fetch(_MOVE)]
             lanes, agents = tally(new)
-            if lanes:
-                await conn.execute(_TALLY_UPSERT, *_tally_columns(lanes.items(), 3))
-                await conn.execute(_HOUR_UPSERT, *_tally_columns(_hours(lanes).items(), 3))
-                # After the 15-minute upsert, never before: see _add_day_zone.
-                for (zone,) in await conn.fetch("SELECT zone FROM day_zones"):
-                    days = _days(lanes, ZoneInfo(zone))
-                    keyed = (((zone, *key), t) for key, t in days.items())
-                    await conn.execute(_DAY_UPSERT, *_tally_columns(keyed, 4))
+            await _add_lanes(conn, lanes)
             if agents:
                 rows = [(*key, *(getattr(t, f) for f in AGENT_FIELDS)) for key, t in agents.items()]
                 await conn.execute(_AGENT_UPSERT, *_columns_of(rows, 2 + len(AGENT_FIELDS)))

@@ -72,6 +72,12 @@ class SlaRow(msgspec.Struct, kw_only=True):
     threshold_s: float | None
     target: float | None
     met: bool | None
+    # Calls that took the callback offer and left the line (in no formula, nor in `offered`), and
+    # abandons taken back by a re-call within resume_window_s (still in `abandoned`; the default
+    # formula leaves them out as it does short ones): as /admin/sla counts them. Last, so the
+    # CSV columns before them stay where they were.
+    callback_requested: int
+    resumed: int
     # Extra thresholds asked for (`thresholds=`): seconds (as "%g" text) -> answered within them.
     answered_within: dict[str, int] = msgspec.field(default_factory=dict)
 
@@ -272,6 +278,8 @@ def _sla_row(
         threshold_s=fig.threshold_s if known else None,
         target=fig.target if known else None,
         met=fig.met if known else None,
+        callback_requested=fig.callback_requested,
+        resumed=fig.resumed,
     )
 
 

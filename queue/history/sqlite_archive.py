@@ -27,11 +27,15 @@ from tierline.queue.history.archive import (
 )
 from tierline.queue.history.tallies import (
     AGENT_FIELDS,
+    AGENT_FIELDS_V1,
     COUNT_FIELDS,
     SUMMED,
     TALLY_FIELDS,
+    TALLY_FIELDS_HOLD_RESUME,
+    TALLY_FIELDS_V1,
     AgentTally,
     IntervalTally,
+    hold_resume_lanes,
     tally,
 )
 
@@ -42,7 +46,8 @@ def _columns(names: Sequence[str]) -> str:
     return ", ".join(f"{n} {'INTEGER' if n in COUNT_FIELDS else 'REAL'} NOT NULL DEFAULT 0" for n in names)
 
 
-# Numbered, applied in order, each once; never edit a shipped one: add the next number.
+# Numbered, applied in order, each once; never edit a shipped one: add the next number. Each
+# names its tally columns literally (tallies.TALLY_FIELDS_V1, …), never TALLY_FIELDS.
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (
         1,
@@ -61,17 +66,39 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         + f"""
         CREATE TABLE interval_tallies (
             interval INTEGER NOT NULL, queue TEXT NOT NULL, tier TEXT NOT NULL,
-            {_columns(TALLY_FIELDS)},
+            {_columns(TALLY_FIELDS_V1)},
             PRIMARY KEY (interval, queue, tier)
         ) WITHOUT ROWID;
         CREATE TABLE agent_tallies (
             interval INTEGER NOT NULL, agent TEXT NOT NULL,
-            {_columns(AGENT_FIELDS)},
+            {_columns(AGENT_FIELDS_V1)},
             PRIMARY KEY (interval, agent)
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        # Calls that took the callback offer, and abandons a re-call took back (issue 16 items
+        # 3 and 4), as the live ledger counts them; counted from the archived events by
+        # _backfill_hold_resume in the same transaction.
+        2,
+        "".join(f"ALTER TABLE interval_tallies ADD COLUMN {_columns([f])};" for f in TALLY_FIELDS_HOLD_RESUME),
+    ),
 )
+
+# The interval × queue × tier counts of the archived `callback_request` and `resume` events. A
+# `resume` recorded before it carried `short` takes it from the abandon it took back (the same
+# rule: that abandon's wait under short_abandon_s). Times are after 1970, so CAST is floor.
+_HOLD_RESUME_COUNTS: Final = """
+    SELECT CAST(e.at / 900 AS INTEGER), e.queue, e.tier,
+        sum(e.kind = 'callback_request'), sum(e.kind = 'resume'),
+        sum(e.kind = 'resume' AND coalesce(json_extract(e.body, '$.short'), (
+            SELECT json_extract(a.body, '$.short') FROM events a
+            WHERE a.call_id = json_extract(e.body, '$.resumed_from') AND a.kind = 'abandon' AND a.at <= e.at
+            ORDER BY a.at DESC LIMIT 1), 0))
+    FROM events e
+    WHERE e.kind IN ('callback_request', 'resume') AND e.queue IS NOT NULL AND e.tier IS NOT NULL
+    GROUP BY 1, 2, 3
+"""
 
 _EVENT_COLUMNS: Final = "events (at, epoch, seq, kind, call_id, callback_id, caller, tier, queue, agent, body)"
 _EVENT_INSERT: Final = f"INSERT OR IGNORE INTO {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -234,6 +261,15 @@ class _transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
+def _backfill_hold_resume(db: sqlite3.Connection) -> None:
+    lanes = hold_resume_lanes(db.execute(_HOLD_RESUME_COUNTS).fetchall())
+    db.executemany(_TALLY_UPSERT, [(*key, *(getattr(t, f) for f in TALLY_FIELDS)) for key, t in lanes.items()])
+
+
+# What a migration fills from the rows already there, after its script, in its transaction.
+_BACKFILLS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {2: _backfill_hold_resume}
+
+
 def _migrate(db: sqlite3.Connection) -> list[int]:
     with _transaction(db):
         db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
@@ -246,6 +282,8 @@ def _migrate(db: sqlite3.Connection) -> list[int]:
             for statement in script.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if (backfill := _BACKFILLS.get(version)) is not None:
+                backfill(db)
             db.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                 (version, datetime.now(UTC).isoformat()),

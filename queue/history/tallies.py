@@ -9,13 +9,22 @@ these intervals too (reports.py builds longer buckets from them).
 Callbacks: `callbacks_completed_in_time` counts closes as completed by the deadline;
 `callbacks_overdue` counts callbacks decided (completed or unreached) after their deadline.
 A callback still open past its deadline counts once it is closed.
+
+As the live ledger (decisions.TALLY_MOVES): `callback_requested` counts calls that took the
+callback offer and left the line (a `callback_request` event), in no formula; `resumed` counts
+abandons a re-call took back (a `resume` event, in the re-call's interval) and `resumed_short`
+those of them that were short abandons (the event's `short`), so the default formula leaves a
+resumed abandon out once.
+
+New fields go at the end (rows are read positionally) and into a new migration of each archive:
+the shipped migrations name their own fields (sqlite_archive.FIELDS_V1).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
 import msgspec
 
@@ -42,6 +51,9 @@ class IntervalTally(msgspec.Struct):
     answer_wait_max: float = 0.0
     ended: int = 0
     handle_sum: float = 0.0
+    callback_requested: int = 0
+    resumed: int = 0
+    resumed_short: int = 0
 
     @property
     def offered(self) -> int:
@@ -67,6 +79,9 @@ class IntervalTally(msgspec.Struct):
             self.answer_wait_max = other.answer_wait_max
         self.ended += other.ended
         self.handle_sum += other.handle_sum
+        self.callback_requested += other.callback_requested
+        self.resumed += other.resumed
+        self.resumed_short += other.resumed_short
 
     def service_tally(self) -> Tally:
         """The engine's own tally shape, so its formulas apply unchanged."""
@@ -82,6 +97,9 @@ class IntervalTally(msgspec.Struct):
             answer_wait_max=self.answer_wait_max,
             ended=self.ended,
             handle_sum=self.handle_sum,
+            callback_requested=self.callback_requested,
+            resumed=self.resumed,
+            resumed_short=self.resumed_short,
         )
 
 
@@ -99,6 +117,28 @@ class AgentTally(msgspec.Struct, kw_only=True):
 
 
 TALLY_FIELDS: Final[tuple[str, ...]] = IntervalTally.__struct_fields__
+# The tally columns as the archives' migrations made them, written out: a shipped migration
+# never changes, whatever fields IntervalTally gains (tests/history/test_tallies.py holds that
+# they add up to TALLY_FIELDS, in order). Version 1 made the tables; the callback offer and
+# resume counts (issue 16 items 3 and 4) came after.
+TALLY_FIELDS_V1: Final[tuple[str, ...]] = (
+    "entered",
+    "answered",
+    "answered_within",
+    "abandoned",
+    "abandoned_within",
+    "short_abandoned",
+    "overflowed",
+    "callbacks_created",
+    "callbacks_completed_in_time",
+    "callbacks_overdue",
+    "answer_wait_sum",
+    "answer_wait_max",
+    "ended",
+    "handle_sum",
+)
+TALLY_FIELDS_HOLD_RESUME: Final[tuple[str, ...]] = ("callback_requested", "resumed", "resumed_short")
+AGENT_FIELDS_V1: Final[tuple[str, ...]] = ("answered", "ended", "handle_sum", "callbacks_completed")
 SUMMED: Final[tuple[str, ...]] = tuple(f for f in TALLY_FIELDS if f != "answer_wait_max")
 AGENT_FIELDS: Final[tuple[str, ...]] = AgentTally.__struct_fields__
 # Counts (the rest are seconds): databases store them as integers.
@@ -130,6 +170,10 @@ def _lane_increment(event: ev.Event) -> IntervalTally | None:
             return IntervalTally(overflowed=1)
         case ev.End(handle_s=handle):
             return IntervalTally(ended=1, handle_sum=handle)
+        case ev.CallbackRequest():
+            return IntervalTally(callback_requested=1)
+        case ev.Resume(short=short):
+            return IntervalTally(resumed=1, resumed_short=int(short))
         case ev.CallbackCreated(merged=False):
             return IntervalTally(callbacks_created=1)
         case ev.CallbackClosed(reason=reason, deadline=deadline, at=at):
@@ -137,6 +181,15 @@ def _lane_increment(event: ev.Event) -> IntervalTally | None:
             late = reason in ("completed", "unreached") and at > deadline
             return IntervalTally(callbacks_completed_in_time=int(in_time), callbacks_overdue=int(late))
     return None
+
+
+def hold_resume_lanes(rows: Iterable[Sequence[Any]]) -> dict[LaneKey, IntervalTally]:
+    """Rows of (interval, queue, tier, callback_requested, resumed, resumed_short), as the
+    archives count them from archived events when adding these columns, as tallies."""
+    return {
+        (int(i), str(q), str(t)): IntervalTally(callback_requested=int(c), resumed=int(r), resumed_short=int(s))
+        for i, q, t, c, r, s in rows
+    }
 
 
 def _agent_increment(event: ev.Event) -> AgentTally | None:

@@ -205,7 +205,8 @@ def sla_table(report: reports.SlaReport, words: Words | None = None) -> Table:
     keys = [*left, "cli.col_sl", "dash.col_target", "dash.col_offered", "dash.col_answered", "cli.col_within"]
     names = [w.t(k, window="") if k == "cli.col_sl" else w.t(k) for k in keys]
     names += [w.t("cli.col_within_s", s=k) for k in extra]
-    tail = ["dash.col_abandoned", "cli.col_short", "dash.col_overflowed", "dash.col_asa", "cli.col_longest"]
+    tail = ["dash.col_abandoned", "cli.col_short", "dash.col_overflowed", "cli.col_cb_requested", "cli.col_resumed"]
+    tail += ["dash.col_asa", "cli.col_longest"]
     tail += ["cli.col_cb_created", "cli.col_cb_in_time", "cli.col_cb_overdue"]
     names += [w.t(k) for k in tail]
     for i, name in enumerate(names):
@@ -227,6 +228,8 @@ def sla_table(report: reports.SlaReport, words: Words | None = None) -> Table:
             row.abandoned,
             row.short_abandoned,
             row.overflowed,
+            row.callback_requested,
+            row.resumed,
             _s(row.asa_s, w),
             _s(row.longest_wait_s, w),
             row.callbacks_created,

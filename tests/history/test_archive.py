@@ -8,15 +8,21 @@ import math
 import uuid
 from collections import defaultdict
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.history.conftest import new_schema
 from tests.history.traffic import traffic
 from tierline.queue.history import events as ev
-from tierline.queue.history.archive import Archive
+from tierline.queue.history import reports
+from tierline.queue.history.archive import Archive, sum_into_buckets
 from tierline.queue.history.postgres_archive import PostgresArchive
 from tierline.queue.history.sqlite_archive import SqliteArchive
+from tierline.queue.history.tallies import TALLY_FIELDS_V1
 
 T0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 ALL = (0, 10**9)
@@ -54,6 +60,11 @@ def recount(
             elif isinstance(e, ev.CallbackClosed):
                 lane["callbacks_completed_in_time"] += e.reason == "completed" and e.at <= e.deadline
                 lane["callbacks_overdue"] += e.reason in ("completed", "unreached") and e.at > e.deadline
+            elif kind == "callback_request":
+                lane["callback_requested"] += 1
+            elif isinstance(e, ev.Resume):
+                lane["resumed"] += 1
+                lane["resumed_short"] += e.short
         if e.agent is not None:
             agent = agents[(interval, e.agent)]
             if isinstance(e, ev.Answer):
@@ -150,9 +161,133 @@ async def test_reopening_applies_no_migration_twice_and_keeps_the_data(
         again = PostgresArchive(pg_dsn, schema=archive.schema)
     assert await again.open() == []
     assert await again.open() == []  # open twice on one object: still nothing to do
-    assert await again.migrations() == ([1] if isinstance(archive, SqliteArchive) else [1, 2, 3])
+    assert await again.migrations() == ([1, 2] if isinstance(archive, SqliteArchive) else [1, 2, 3, 4])
     assert await again.count_events() == await archive.count_events() > 0
     await again.close()
+
+
+def held_and_resumed(start: float, epoch: int, calls: int) -> list[ev.Event]:
+    """Calls that abandon (short and not) and are taken back by a re-call, its `resume` as the
+    engines recorded it before it carried `short`; and calls that took the callback offer."""
+    ids = ev.IdSequence(epoch)
+    out: list[ev.Event] = []
+    for n in range(calls):
+        at, wait = start + n * 1700.0, (2.0, 30.0)[n % 2]
+        base: dict[str, Any] = {"queue": "sales", "tier": ("mid", "vip", "standard")[n % 3], "caller": f"+49305{n:04d}"}
+        old, new, asked = f"old{n}", f"new{n}", f"asked{n}"
+        out += [
+            ev.Enter(id=ids.next(), at=at, call_id=old, position=1, **base),
+            ev.Abandon(id=ids.next(), at=at + wait, call_id=old, wait_s=wait, short=wait < 5, threshold_s=20.0, **base),
+            ev.Enter(id=ids.next(), at=at + wait + 40, call_id=new, position=1, **base),
+            ev.Resume(id=ids.next(), at=at + wait + 40, call_id=new, resumed_from=old, position=1, **base),
+            ev.Enter(id=ids.next(), at=at + 50, call_id=asked, position=2, **base),
+            ev.CallbackRequest(id=ids.next(), at=at + 650, call_id=asked, wait_s=600.0, **base),
+        ]
+    return out
+
+
+HOLD_RESUME = ("callback_requested", "resumed", "resumed_short")
+
+
+async def _columns(archive: Archive, table: str) -> list[str]:
+    if isinstance(archive, SqliteArchive):
+        return [r[1] for r in await archive._run(lambda db: db.execute(f"PRAGMA table_info({table})").fetchall())]
+    assert isinstance(archive, PostgresArchive)
+    rows = await archive.pool.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2"
+        " ORDER BY ordinal_position",
+        archive.schema,
+        table,
+    )
+    return [r[0] for r in rows]
+
+
+async def _make_old(archive: Archive) -> None:
+    """Takes the archive back to the schema before the offer and resume counts: their columns
+    dropped, their migration not applied; the rows already there as the old code left them
+    (the other columns count the same events the same way)."""
+    tables = (
+        ("interval_tallies",)
+        if isinstance(archive, SqliteArchive)
+        else ("interval_tallies", "hour_tallies", "day_tallies")
+    )
+    drops = [f"ALTER TABLE {t} DROP COLUMN {f}" for t in tables for f in HOLD_RESUME]
+    if isinstance(archive, SqliteArchive):
+
+        def old(db: Any) -> None:
+            for statement in [*drops, "DELETE FROM schema_migrations WHERE version = 2"]:
+                db.execute(statement)
+
+        await archive._run(old)
+    else:
+        assert isinstance(archive, PostgresArchive)
+        async with archive.pool.acquire() as conn, conn.transaction():
+            for statement in [*drops, "DELETE FROM schema_migrations WHERE version = 4"]:
+                await conn.execute(statement)
+    for table in tables:
+        keys = (
+            ["interval"]
+            if table == "interval_tallies"
+            else ["hour"]
+            if table == "hour_tallies"
+            else ["zone", "day_start"]
+        )
+        assert await _columns(archive, table) == [*keys, "queue", "tier", *TALLY_FIELDS_V1]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_an_archive_made_before_the_offer_and_resume_counts_gets_them_counted_at_open(
+    kind: str, tmp_path: object, pg_dsn: str
+) -> None:
+    zone = "Europe/Berlin"
+    events = traffic(seed=8, calls=60, start=T0, spacing_s=2400) + held_and_resumed(T0 + 300, epoch=2, calls=40)
+    later = held_and_resumed(T0 + 2 * 86_400, epoch=3, calls=6)
+    archive: SqliteArchive | PostgresArchive
+    if kind == "sqlite":
+        archive = SqliteArchive(f"{tmp_path}/old.db")
+    else:
+        archive = PostgresArchive(pg_dsn, schema=new_schema(), day_zone=zone)
+    await archive.open()
+    await archive.ingest(events)
+    before = {(r.interval, r.queue, r.tier): r.tally for r in await archive.interval_tallies(*ALL)}
+    await _make_old(archive)
+    await archive.close()
+
+    again = (
+        SqliteArchive(archive.path)
+        if isinstance(archive, SqliteArchive)
+        else PostgresArchive(pg_dsn, schema=archive.schema, day_zone=zone)
+    )
+    assert await again.open() == ([2] if kind == "sqlite" else [4])
+    try:
+        assert await again.count_events() == len(events)
+        # A resume recorded without `short` is counted short when the abandon it took back was.
+        was_short = {e.call_id: e.short for e in events if isinstance(e, ev.Abandon)}
+        truth = [
+            msgspec.structs.replace(e, short=was_short[e.resumed_from]) if isinstance(e, ev.Resume) else e
+            for e in events
+        ]
+        lanes, _ = await archived_tallies(again)
+        assert close(lanes, recount(truth)[0])
+        totals = {f: sum(row.get(f, 0) for row in lanes.values()) for f in HOLD_RESUME}
+        assert totals == {"callback_requested": 40, "resumed": 40, "resumed_short": 20}
+        for key, row in lanes.items():  # the columns the old code kept are as they were
+            assert all(row.get(f, 0) == getattr(before[key], f) for f in TALLY_FIELDS_V1 if key in before), key
+        # New events count on top; buckets read by the hour and by the zone's days agree.
+        await again.ingest(later)
+        truth += later
+        assert close((await archived_tallies(again))[0], recount(truth)[0])
+        zone_info = ZoneInfo(zone)
+        for by in ("60m", "day"):
+            _, bounds = reports.bucket_bounds(T0 - 86_400, T0 + 4 * 86_400, by, zone_info)
+            summed = await again.bucket_tallies(bounds, days_in=zone)
+            expected = sum_into_buckets(await again.interval_tallies(bounds[0], bounds[-1]), bounds)
+            # Equal but for the order floats were summed in.
+            as_dicts = [{(r.interval, r.queue, r.tier): _fields(r.tally) for r in rows} for rows in (summed, expected)]
+            assert close(*as_dicts), by
+            assert sum(r.tally.resumed for r in summed) == 46
+    finally:
+        await again.close()
 
 
 EVENTS = st.lists(
@@ -194,7 +329,7 @@ def build(spec: list[tuple[Any, ...]], tag: str) -> list[ev.Event]:
             "callback_closed": {"reason": close_reason, "deadline": T0 + 900},
             "callback_request": {"wait_s": figure},
             "hold_released": {"how": "handed_out"},
-            "resume": {"resumed_from": f"{tag}c0", "position": 1},
+            "resume": {"resumed_from": f"{tag}c0", "position": 1, "short": figure < 5},
             "tiers_reloaded": {"version": "v1", "counts": {"vip": 1}},
             "tier_edited": {"edit": "added"},
         }.get(kind, {})

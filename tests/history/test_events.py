@@ -22,7 +22,7 @@ ONE_OF_EACH: list[ev.Event] = [
     ev.CallbackClosed(id=ID, at=1.0, callback_id="k", reason="unreached", deadline=2.0),
     ev.CallbackRequest(id=ID, at=1.0, call_id="c", wait_s=31.5),
     ev.HoldReleased(id=ID, at=1.0, call_id="c", callback_id="k", how="handed_out"),
-    ev.Resume(id=ID, at=1.0, call_id="c2", resumed_from="c", position=2),
+    ev.Resume(id=ID, at=1.0, call_id="c2", resumed_from="c", position=2, short=True),
     ev.TiersReloaded(id=ID, at=1.0, version="v9", counts={"vip": 3, "mid": 5}),
     ev.TierEdited(id=ID, at=1.0, caller="+4930123", tier="vip", edit="changed", version="v9"),
 ]

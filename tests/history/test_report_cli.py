@@ -9,16 +9,21 @@ import io
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
+from rich.console import Console
 
 from tests.history.conftest import new_schema
-from tests.history.test_reports_api import ADMIN, MakeReportApi, archive_events, drive_traffic
+from tests.history.test_reports_api import ADMIN, MakeReportApi, archive_events, drive_hold_and_resume, drive_traffic
 from tests.history.test_reports_api import make_report_api as make_report_api  # a fixture, re-exported
 from tests.history.traffic import traffic
+from tierline.admin.i18n import Words
+from tierline.queue.history import reports
 from tierline.queue.history.postgres_archive import PostgresArchive
 from tierline.queue.history.sqlite_archive import SqliteArchive
 from tierline.router.cli import main
 from tierline.router.cli.exit_codes import Exit
+from tierline.router.cli.report import sla_table
 
 START, END = "2027-01-15", "2027-01-16"  # the day the report API's clock starts in (Berlin)
 
@@ -36,8 +41,9 @@ async def test_the_csv_is_the_http_reports_csv(
     archive = SqliteArchive(path)
     await archive.open()
     try:
-        api = await make_report_api(archive=archive)
+        api = await make_report_api(archive=archive, top="resume_window_s = 300.0\n")
         await drive_traffic(api, seed=21)
+        await drive_hold_and_resume(api, seed=21)  # offers taken, abandons taken back
         await archive_events(api.services.calls, archive)
         for kind, query in (
             ("sla", f"from={START}&to={END}&by=60m&thresholds=10,30"),
@@ -52,6 +58,20 @@ async def test_the_csv_is_the_http_reports_csv(
             code, out, err = await cli(capsys, *argv)
             assert code == Exit.OK, err
             assert out == served and len(list(csv.reader(io.StringIO(out)))) > 5, kind
+            if kind == "sla":
+                rows = list(csv.DictReader(io.StringIO(out)))
+                assert sum(int(r["callback_requested"]) for r in rows) == 6
+                assert sum(int(r["resumed"]) for r in rows) == 12
+        span = ["--history", f"sqlite:///{path}", "--from", START, "--to", END, "--tz", "Europe/Berlin"]
+        code, out, err = await cli(capsys, "report", "sla", *span, "--format", "json")
+        assert code == Exit.OK, err
+        report = json.loads(out)
+        assert sum(r["callback_requested"] for r in report["rows"]) == 6
+        assert sum(r["resumed"] for r in report["rows"]) == 12
+        table = Console(width=400, record=True)
+        table.print(sla_table(msgspec.convert(report, reports.SlaReport), Words("en")))
+        header = next(line for line in table.export_text().splitlines() if "Offered" in line)
+        assert "CB requested" in header and "Resumed" in header
     finally:
         await archive.close()
 

@@ -3,7 +3,9 @@
 Calls go through `/v1` with a clock the test moves; the store's events are then read
 (`read_events`) into the archive as the archiver would. `/admin/reports/sla` for today must
 equal `/admin/sla?window=today` on that traffic, figure for figure, under every formula (memory
-store), and on a real Redis and the real 3-master cluster.
+store), and on a real Redis and the real 3-master cluster; with callback offers taken and
+abandons taken back by a re-call (issue 16 items 3 and 4) too, on memory and Redis, into SQLite
+and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -77,11 +79,12 @@ async def make_report_api(tmp_path: Path) -> AsyncIterator[MakeReportApi]:
     closers: list[Callable[[], Awaitable[None]]] = []
 
     async def make(
-        formula: str = "default", archive: Archive | str | None = "sqlite", store: str = "memory"
+        formula: str = "default", archive: Archive | str | None = "sqlite", store: str = "memory", top: str = ""
     ) -> ReportApi:
+        """`top`: settings put before the others (top-level keys such as resume_window_s)."""
         config = tmp_path / f"tierline-{len(closers)}.toml"
         namespace = f'[server]\nredis_namespace = "rep{uuid.uuid4().hex[:10]}"\n'
-        config.write_text(CONFIG.format(formula=formula) + ("" if store == "memory" else namespace))
+        config.write_text(top + CONFIG.format(formula=formula) + ("" if store == "memory" else namespace))
         env = {"TIERLINE_ADMIN_TOKEN": ADMIN_TOKEN, "TIERLINE_API_TOKEN": API_TOKEN, "TIERLINE_STORE": store}
         settings = load_settings(config, env=env)
         clock = ManualClock()
@@ -163,6 +166,51 @@ async def drive_traffic(api: ReportApi, seed: int, calls: int = 36, spacing_s: f
     return ids
 
 
+async def drive_hold_and_resume(api: ReportApi, seed: int, calls: int = 24) -> None:
+    """Calls one after another from the clock's now: some take the callback offer after a
+    short or long wait (and the IVR's hang-up after it, which is no abandon), some abandon
+    (short or not) and call again within resume_window_s (taking the place back), the re-call
+    then answered, abandoned again or left waiting; the rest answered. Each of the tiers."""
+    rng = random.Random(seed)
+    for n in range(calls):
+        tier, fate = ("mid", "vip", "standard")[n % 3], n % 4
+        caller = f"+49302{seed:02d}{n:04d}"
+        if tier != "standard":
+            await api.put(f"/admin/tiers/{caller}", {"tier": tier, "crm": {"customer_id": f"K{n}"}})
+        queue = rng.choice(["default", "sales"])
+        call_id = f"h{seed}-{n}"
+        status, body = await api.post("/v1/calls", {"call_id": call_id, "caller": caller, "queue": queue})
+        assert status == 201, body
+        api.clock.advance({1: 0.5, 2: 30.0}.get(fate) or rng.choice([3.0, 15.0, 25.0, 40.0]))  # 1: a short abandon
+        if fate == 0:
+            status, body = await api.post(f"/v1/calls/{call_id}/callback", {})
+            assert status == 200 and body["status"] == "callback_requested", body
+            api.clock.advance(5)
+            status, body = await api.post(f"/v1/calls/{call_id}/abandon", {})
+            assert status == 200 and body["status"] == "callback_requested", body
+        elif fate in (1, 2):
+            status, body = await api.post(f"/v1/calls/{call_id}/abandon", {})
+            assert status == 200 and body["status"] == "abandoned", body
+            api.clock.advance(rng.choice([10.0, 20.0]))  # mid overflows at 60 s of wait (from the first arrival)
+            again = f"{call_id}-again"
+            status, body = await api.post("/v1/calls", {"call_id": again, "caller": caller, "queue": queue})
+            assert status == 201 and body["resumed_from"] == call_id, body
+            api.clock.advance(rng.choice([3.0, 5.0]))
+            then = rng.random()
+            if then < 0.5:
+                status, body = await api.post(f"/v1/calls/{again}/answer", {"agent_id": f"a{n % 5}"})
+                assert status == 200, body
+                api.clock.advance(60)
+                assert (await api.post(f"/v1/calls/{again}/end", {}))[0] == 200
+            elif then < 0.8:
+                assert (await api.post(f"/v1/calls/{again}/abandon", {}))[0] == 200
+        else:
+            assert (await api.post(f"/v1/calls/{call_id}/answer", {"agent_id": f"a{n % 5}"}))[0] == 200
+            api.clock.advance(90)
+            assert (await api.post(f"/v1/calls/{call_id}/end", {}))[0] == 200
+        api.clock.advance(rng.uniform(20, 200))
+
+
 async def archive_events(store: CallStore, archive: Archive) -> int:
     """What the archiver does: every event the store holds, in batches, into the archive."""
     after: ev.EventId | None = None
@@ -188,6 +236,8 @@ SAME = (
     "target",
     "met",
     "average_handle_s",
+    "callback_requested",
+    "resumed",
 )
 
 
@@ -228,8 +278,40 @@ async def test_the_same_holds_on_postgresql_reading_its_daily_sums(make_report_a
         await archive.close()
 
 
-async def _report_equals_live(api: ReportApi, formula: str, whole_day: str = "") -> None:
-    await drive_traffic(api, seed=1 + sum(map(ord, formula)) % 50)
+def _busy(row: dict[str, Any]) -> bool:
+    return bool(row["offered"] or row.get("arrived", row.get("entered")) or row["callback_requested"] or row["resumed"])
+
+
+@pytest.mark.parametrize("formula", sorted(FORMULAS))
+async def test_offers_taken_and_resumed_calls_count_alike_live_and_archived(
+    make_report_api: MakeReportApi, formula: str
+) -> None:
+    api = await make_report_api(formula, top="resume_window_s = 300.0\n")
+    await _report_equals_live(api, formula, hold_and_resume=True)
+
+
+@pytest.mark.parametrize("archive_kind", ["sqlite", "postgres"])
+async def test_offers_taken_and_resumed_calls_count_alike_on_redis(
+    make_report_api: MakeReportApi, redis_url: str, pg_dsn: str, archive_kind: str
+) -> None:
+    archive: Archive | str = "sqlite"
+    if archive_kind == "postgres":
+        pg = PostgresArchive(pg_dsn, schema=new_schema(), day_zone=ZONE)
+        await pg.open()
+        archive = pg
+    try:
+        api = await make_report_api("default", archive=archive, store=redis_url, top="resume_window_s = 300.0\n")
+        await _report_equals_live(api, "default", hold_and_resume=True)
+    finally:
+        if isinstance(archive, PostgresArchive):
+            await archive.close()
+
+
+async def _report_equals_live(api: ReportApi, formula: str, whole_day: str = "", hold_and_resume: bool = False) -> None:
+    seed = 1 + sum(map(ord, formula)) % 50
+    await drive_traffic(api, seed=seed)
+    if hold_and_resume:
+        await drive_hold_and_resume(api, seed=seed)
     assert api.services.history is not None
     assert await archive_events(api.services.calls, api.services.history) > 100
 
@@ -240,9 +322,12 @@ async def _report_equals_live(api: ReportApi, formula: str, whole_day: str = "")
     assert daily["formula"] == formula and daily["timezone"] == ZONE
     assert datetime.fromisoformat(daily["start"]).timestamp() == datetime.fromisoformat(live["start"]).timestamp()
     lanes = {(r["queue"], r["tier"]): r for r in daily["rows"]}
-    busy = {(r["queue"], r["tier"]): r for r in live["rows"] if r["offered"] or r["arrived"]}
+    busy = {(r["queue"], r["tier"]): r for r in live["rows"] if _busy(r)}
     assert set(busy) <= set(lanes) and len(busy) >= 6
     assert sum(r["overflowed"] for r in busy.values()) and sum(r["short_abandoned"] for r in busy.values())
+    if hold_and_resume:
+        assert sum(r["callback_requested"] for r in busy.values()) == 6
+        assert sum(r["resumed"] for r in busy.values()) == 12
     for key, row in lanes.items():
         _same(next(r for r in live["rows"] if (r["queue"], r["tier"]) == key), row, key)
 
@@ -250,14 +335,12 @@ async def _report_equals_live(api: ReportApi, formula: str, whole_day: str = "")
     status, quarters = await api.get("/admin/reports/sla?by=15m")
     assert status == 200
     by_start = {
-        (r["queue"], r["tier"], datetime.fromisoformat(r["start"]).timestamp()): r
-        for r in quarters["rows"]
-        if r["offered"] or r["entered"]
+        (r["queue"], r["tier"], datetime.fromisoformat(r["start"]).timestamp()): r for r in quarters["rows"] if _busy(r)
     }
     seen = 0
     for row in live["rows"]:
         for interval in row.get("intervals", []):
-            if interval["offered"] or interval["arrived"]:
+            if _busy(interval):
                 at = datetime.fromisoformat(interval["start"]).timestamp()
                 _same(interval, by_start.pop((row["queue"], row["tier"], at)), (row["queue"], row["tier"], at))
                 seen += 1

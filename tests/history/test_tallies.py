@@ -1,4 +1,5 @@
-"""The tally arithmetic archiving leans on: `add` moves every field, and the memory store's raw
+"""The tally arithmetic archiving leans on: `add` moves every field, the archive counts what the
+live ledger counts, the shipped migrations' fields stay as they were, and the memory store's raw
 events become the same structs msgspec's validating conversion makes of them."""
 
 from __future__ import annotations
@@ -7,9 +8,19 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tierline.queue import service_level as sl
 from tierline.queue.history import events as ev
 from tierline.queue.history.engine_events import FIGURES, from_raw
-from tierline.queue.history.tallies import AGENT_FIELDS, TALLY_FIELDS, AgentTally, IntervalTally
+from tierline.queue.history.tallies import (
+    AGENT_FIELDS,
+    AGENT_FIELDS_V1,
+    TALLY_FIELDS,
+    TALLY_FIELDS_HOLD_RESUME,
+    TALLY_FIELDS_V1,
+    AgentTally,
+    IntervalTally,
+    tally,
+)
 
 counts = st.integers(min_value=0, max_value=10**6)
 seconds = st.floats(min_value=0, max_value=1e6, allow_nan=False)
@@ -56,7 +67,7 @@ RAW_FIGURES: dict[str, tuple[object, ...]] = {
     "callback_closed": ("completed", 1_700_086_400.0),
     "callback_request": (41.5,),
     "hold_released": ("expired",),
-    "resume": ("c0", 2),
+    "resume": ("c0", 2, True),
     "tiers_reloaded": ("7", {"vip": 2, "standard": 5}),
     "tier_edited": ("changed", "8"),
 }
@@ -75,3 +86,48 @@ def test_raw_events_become_what_the_validating_conversion_makes() -> None:
         made = from_raw(9, raw)
         assert made == expected
         assert ev.encode(made) == ev.encode(expected)
+
+
+def test_every_tally_field_is_in_exactly_one_migration_in_order() -> None:
+    """A field added to IntervalTally needs a migration of its own in both archives: the shipped
+    ones name theirs literally and never change."""
+    assert TALLY_FIELDS == TALLY_FIELDS_V1 + TALLY_FIELDS_HOLD_RESUME
+    assert AGENT_FIELDS == AGENT_FIELDS_V1
+    assert TALLY_FIELDS_V1 == (
+        "entered", "answered", "answered_within", "abandoned", "abandoned_within", "short_abandoned", "overflowed",
+        "callbacks_created", "callbacks_completed_in_time", "callbacks_overdue", "answer_wait_sum",
+        "answer_wait_max", "ended", "handle_sum",
+    )  # fmt: skip
+
+
+@settings(deadline=None)
+@given(
+    waits=st.lists(st.tuples(st.sampled_from(["abandon", "request", "resume"]), st.floats(0, 60)), max_size=30),
+    short_abandon_s=st.sampled_from([0.0, 5.0, 20.0]),
+)
+def test_offers_taken_and_resumed_abandons_count_as_the_live_ledger_counts_them(
+    waits: list[tuple[str, float]], short_abandon_s: float
+) -> None:
+    """What the archive adds for `abandon`, `callback_request` and `resume` events is what
+    service_level.record adds for `abandoned`, `callback_requested` and `resumed`, and the
+    formulas give the same level from either."""
+    live = sl.Tally()
+    events: list[ev.Event] = []
+    lane = {"queue": "q", "tier": "mid", "call_id": "c"}
+    for seq, (what, wait) in enumerate(waits, start=1):
+        at, short = 1_800_000_000.0 + seq, wait < short_abandon_s
+        if what == "abandon":
+            sl.record(live, "abandoned", wait, 20.0, short_abandon_s)
+            events.append(ev.Abandon(id=ev.EventId(1, seq), at=at, wait_s=wait, short=short, threshold_s=20.0, **lane))
+        elif what == "request":
+            sl.record(live, "callback_requested", wait, 20.0, short_abandon_s)
+            events.append(ev.CallbackRequest(id=ev.EventId(1, seq), at=at, wait_s=wait, **lane))
+        else:
+            sl.record(live, "resumed", wait, 20.0, short_abandon_s)
+            events.append(ev.Resume(id=ev.EventId(1, seq), at=at, resumed_from="c0", position=1, short=short, **lane))
+    archived = IntervalTally()
+    for increment in tally(events)[0].values():
+        archived.add(increment)
+    assert archived.service_tally() == live
+    for _, formula in sl.FORMULAS.values():
+        assert formula(archived.service_tally()) == formula(live)
