@@ -112,6 +112,8 @@ def _accuracy(pairs: Sequence[tuple[str, str]], hashes: Sequence[Any]) -> dict[t
 
 def tally_from(flat: Sequence[bytes]) -> sl.Tally:
     """A tally hash as the engine's HGETALL returns it (a flat field, value list)."""
+    if not flat:  # most minutes of most queue × tier pairs: nothing happened
+        return sl.Tally()
     return msgspec.convert(
         {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}, sl.Tally, strict=False
     )

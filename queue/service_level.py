@@ -80,11 +80,19 @@ def record(tally: Tally, kind: EventKind, value: float, threshold_s: float, shor
             setattr(tally, field, getattr(tally, field) + amount(how, value, threshold_s, short_abandon_s))
 
 
+_FIELDS: Final = Tally.__struct_fields__
+_MAX_AT: Final = _FIELDS.index("answer_wait_max")
+
+
 def total(tallies: Iterable[Tally]) -> Tally:
-    out = Tally()
-    for tally in tallies:
-        out.add(tally)
-    return out
+    """The sum of `tallies` (their maximum for `answer_wait_max`): `Tally.add` over them, column
+    by column (a dashboard poll sums 15 to 60 minutes for each queue × tier)."""
+    columns = list(zip(*map(msgspec.structs.astuple, tallies), strict=True))
+    if not columns:
+        return Tally()
+    values: list[float] = [sum(column) for column in columns]
+    values[_MAX_AT] = max(0.0, *columns[_MAX_AT])
+    return Tally(**dict(zip(_FIELDS, values, strict=True)))
 
 
 # --- formulas -------------------------------------------------------------------------------
