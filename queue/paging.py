@@ -9,10 +9,12 @@ belongs to, as opaque base64url text; clients pass back `next_cursor` unread.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import math
-from typing import Final
+from collections.abc import Callable, Iterable
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -23,8 +25,12 @@ from tierline.queue.store import CallbackFilter, CallbackPage
 # One page is read inside one Redis script; 100 callbacks keep it within a few milliseconds
 # (loadtest/stress_dashboard_poll.py measures it), so no supervisor read holds up routing.
 MAX_PAGE: Final = 100
+# Decoding and rendering a page hands the event loop back this often (`in_turns`).
+TURN: Final = 25
 
 PageKey = tuple[float, str]  # deadline, callback_id
+T = TypeVar("T")
+R = TypeVar("R")
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(tuple[str, float, str]).decode
@@ -60,3 +66,15 @@ def page(which: CallbackFilter, found: list[Callback], more: bool) -> CallbackPa
         return CallbackPage(callbacks=found)
     last = found[-1]
     return CallbackPage(callbacks=found, next_cursor=encode_cursor(which, (last.deadline, last.callback_id)))
+
+
+async def in_turns(convert: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`convert` over a page's items, handing the event loop back every `TURN` of them: a route
+    that arrives while a supervisor's page is decoded or rendered waits for one turn (a fraction
+    of a millisecond), not for the whole page."""
+    out: list[R] = []
+    for i, item in enumerate(items):
+        if i and i % TURN == 0:
+            await asyncio.sleep(0)
+        out.append(convert(item))
+    return out

@@ -314,7 +314,8 @@ class RedisCallStore:
             deadline, after_id = paging.decode_cursor(which, cursor)
             after_score = repr(deadline)
         reply = await self._op("callbacks", which, str(limit), after_score, after_id)
-        return paging.page(which, [callback_from(_pairs(flat)) for flat in reply[1]], more=bool(reply[2]))
+        found = await paging.in_turns(lambda flat: callback_from(_pairs(flat)), reply[1])
+        return paging.page(which, found, more=bool(reply[2]))
 
     async def callback_workload(self) -> Workload:
         edges = workload_edges(self.clock.now())

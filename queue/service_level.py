@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -90,7 +90,7 @@ def total(tallies: Iterable[Tally]) -> Tally:
     columns = list(zip(*map(msgspec.structs.astuple, tallies), strict=True))
     if not columns:
         return Tally()
-    values: list[float] = [sum(column) for column in columns]
+    values: list[Any] = [sum(column) for column in columns]
     values[_MAX_AT] = max(0.0, *columns[_MAX_AT])
     return Tally(**dict(zip(_FIELDS, values, strict=True)))
 

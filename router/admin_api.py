@@ -15,7 +15,7 @@ from aiohttp import web
 
 from tierline.admin import dashboard, metrics
 from tierline.queue.errors import Unavailable
-from tierline.queue.paging import MAX_PAGE
+from tierline.queue.paging import MAX_PAGE, in_turns
 from tierline.queue.redis_link import open_links
 from tierline.queue.service_level import FORMULAS, Window
 from tierline.router.plumbing.bodies import json_response, query_choice, query_int, read_json, receiving
@@ -84,11 +84,8 @@ async def list_callbacks(request: web.Request) -> web.Response:
     which = cast(Literal["open", "overdue", "done"], query_choice(request, "status", CALLBACK_FILTERS, "open"))
     limit = query_int(request, LIMIT, default=MAX_PAGE)
     found = await services(request).calls.callback_page(which, limit, request.query.get(CURSOR.name))
-    return json_response(
-        CallbackListView(
-            status=which, callbacks=[callback_view(c) for c in found.callbacks], next_cursor=found.next_cursor
-        )
-    )
+    views = await in_turns(callback_view, found.callbacks)
+    return json_response(CallbackListView(status=which, callbacks=views, next_cursor=found.next_cursor))
 
 
 @admin.route(
