@@ -11,11 +11,11 @@ poller, and as long again while a poller does every 2 s what the dashboard does
 (`GET /admin/sla?window=today` and `?window=15m`, which carry the per queue × tier callback
 counts) plus, harder than the dashboard, one full page of the callback list
 (`GET /admin/callbacks?status=open&limit=100`, the largest page there is). The quiet and the
-polled time each come in three phases that take turns (quiet, polled, quiet, …), so load from
+polled time each come in six phases that take turns (quiet, polled, quiet, …), so load from
 elsewhere on the machine weighs on both sides alike. Prints route p50/p99/max both ways, how
 long the poll's reads took, on Redis the longest script SLOWLOG saw (everything over 1 ms),
 and PASS/MISS for p99 with the poller ≤ 2 × p99 without.
-`--callbacks 2000 --seconds 5` is the short run for CI.
+`--callbacks 2000 --seconds 30` is the short run for CI (loadtest/stress-check).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ POLL_PATHS = (
     "/admin/callbacks?status=open&limit=100",
 )
 POLL_EVERY_S = 2.0
-PHASES = 3  # quiet and polled phases, each --seconds / PHASES long, taking turns
+PHASES = 6  # quiet and polled phases, each --seconds / PHASES long, taking turns
 
 
 def start_router(store: str, config: Path) -> tuple[str, subprocess.Popen[bytes]]:
