@@ -18,6 +18,8 @@ reload lock `{ns}:tiers:lock` share a slot; the bucket hashes `ns:t:<data id>:<b
 the field-name list `ns:t:<data id>:fields` carry no hash tag, so a cluster spreads them.
 Each bucket's outbox of tier-edit events `{ns:t:<data id>:<bucket>}:outbox` sits in its
 bucket's slot; the list of outboxes `{ns}:tiers:outboxes` in the meta's (tiers/redis_events.py).
+Hand edits a grading run keeps (issue 17) sit beside them: `{ns:t:<data id>:<bucket>}:edits`,
+written by the edit's own script, listed in `{ns}:tiers:edited` (the meta's slot).
 """
 
 from __future__ import annotations
@@ -145,3 +147,14 @@ def tier_outbox_key(bucket_key: str) -> str:
 def tier_outboxes_key(namespace: str) -> str:
     """The outboxes that may hold events not yet moved to the stream (in the meta's slot)."""
     return tag(namespace) + ":tiers:outboxes"
+
+
+def tier_edits_key(bucket_key: str) -> str:
+    """A bucket's hand edits (caller -> when and which tier) since a grading run last cleared
+    them: in the bucket's slot, so the edit's script writes both (tiers/redis_events.py)."""
+    return "{" + bucket_key + "}:edits"
+
+
+def tier_edited_key(namespace: str) -> str:
+    """The edit hashes that may hold hand edits (in the meta's slot)."""
+    return tag(namespace) + ":tiers:edited"

@@ -129,7 +129,7 @@ async def reload_tiers(request: web.Request) -> web.Response:
 @admin.route(
     "PUT",
     "/admin/tiers/{caller}",
-    summary="Set one caller's tier (lasts until the next full reload)",
+    summary="Set one caller's tier (lasts until the next full reload; listed as a hand edit a grading run keeps)",
     role="admin",
     body=TierEditBody,
     responses={200: TierRecordView},

@@ -8,13 +8,15 @@ of process memory per caller with a customer id, instead of several hundred as o
 
 Single edits change the live table in place and last until the next swap; an edit made while
 a reload is being parsed is replaced by the file's row (or its absence) when that reload swaps.
+Each `put` is also noted in the edit list (caller -> tier) that a grading run keeps (issue 17);
+a `delete` takes the caller out of it; a reload leaves it as it is; `clear_edits` empties it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -27,6 +29,7 @@ from tierline.tiers.phone import normalise_caller
 from tierline.tiers.reload import DEFAULT_MAX_REJECT_RATIO, ReloadResult, should_swap
 
 _READ_BUFFER: Final = 1 << 20
+TABLE_BATCH: Final = 16_384  # callers per batch of `table_rows`
 
 # Where the history events of tier changes go (issue 15): kind ("tiers_reloaded",
 # "tier_edited"), caller, tier, and the event's figures (queue/history/engine_events.FIGURES).
@@ -70,6 +73,7 @@ class MemoryTierStore:
         # could land in either order.
         self._reloading = asyncio.Lock()
         self._grading: bytes | None = None
+        self._edits: dict[str, Tier] = {}
 
     async def lookup(self, caller: str) -> TierRecord:
         table = self._table  # read once: a swap between two reads must not mix two tables
@@ -85,6 +89,7 @@ class MemoryTierStore:
         blob = codec.encode_record(tier, crm or {}, table.fields)
         old = table.records.get(caller)
         table.records[caller] = blob
+        self._edits[caller] = tier
         if self._on_event is not None and old != blob:
             self._on_event("tier_edited", caller, tier, ("added" if old is None else "changed", str(self._version)))
         return codec.decode(caller, blob, table.fields)
@@ -92,6 +97,7 @@ class MemoryTierStore:
     async def delete(self, caller: str) -> bool:
         caller = normalise_caller(caller)
         removed = self._table.records.pop(caller, None)
+        self._edits.pop(caller, None)
         if removed is not None and self._on_event is not None:
             self._on_event("tier_edited", caller, TIERS[removed[1]], ("removed", str(self._version)))
         return removed is not None
@@ -144,6 +150,26 @@ class MemoryTierStore:
 
     async def tier_table(self) -> dict[str, Tier]:
         return {caller: TIERS[blob[1]] for caller, blob in self._table.records.items()}
+
+    async def table_rows(self) -> AsyncIterator[list[tuple[str, Tier]]]:
+        # The callers are listed once (pointers, ~8 MB per million) and read TABLE_BATCH at a
+        # time between awaits: an edit or a swap meanwhile must not break the iteration.
+        records = self._table.records
+        callers = list(records)
+        for start in range(0, len(callers), TABLE_BATCH):
+            yield [
+                (caller, TIERS[blob[1]])
+                for caller in callers[start : start + TABLE_BATCH]
+                if (blob := records.get(caller)) is not None
+            ]
+
+    async def edits(self) -> dict[str, Tier]:
+        return dict(self._edits)
+
+    async def clear_edits(self) -> int:
+        dropped = len(self._edits)
+        self._edits = {}
+        return dropped
 
     async def save_grading(self, report: bytes) -> None:
         self._grading = report

@@ -14,6 +14,10 @@ between the append and the removal, two processes moving one outbox) is appended
 Outboxes that may hold entries are listed in `{ns}:tiers:outboxes` (added before the edit);
 `move_all` empties them, for the entries of a process that died between its edit and its move.
 
+The same script notes the edit in the bucket's edit list `{ns:t:<id>:<bucket>}:edits` (listed
+in `{ns}:tiers:edited`, added before the edit): the hand edits a grading run keeps (issue 17),
+read by `edited` and dropped by `clear_edits`; a reload leaves them.
+
 The append itself (`STREAM_EMIT`) repeats the engine's `emit` (queue/redis_engine.lua): the
 stream's epoch and sequence keys, `XADD … MAXLEN ~ cap` with the id `<epoch>-<seq>`, the event's
 fields as text. tests/tiers/test_redis_tier_events.py reads these events back as `events.Event`s
@@ -27,7 +31,7 @@ from typing import Any, Final
 
 from tierline.queue import redis_keys as rk
 from tierline.queue.redis_link import RedisLink
-from tierline.tiers.model import TIERS
+from tierline.tiers.model import DEFAULT_TIER, TIERS, Tier, parse_tier
 
 MOVED_KEEP_S: Final = 86_400  # how long a moved token is remembered: far past any retry
 
@@ -53,14 +57,20 @@ local function redis_seconds()
 end
 """
 
-# One edit and its outbox entry. KEYS[1] the bucket, KEYS[2] its outbox. ARGV: op ('put' |
-# 'del'), caller, blob ('' for del), token, the public tier version, then the tier names by
-# rank. Returns 'added' | 'changed' | 'removed' | '' (nothing changed: no event).
+# One edit, its outbox entry and its line in the bucket's edit list (what a grading run keeps:
+# `<seconds> <microseconds> <tier>` by Redis's clock, the tier empty for a delete, so the latest
+# line of a caller across versions wins; tiers/redis_store.py `edits`). KEYS[1] the bucket,
+# KEYS[2] its outbox, KEYS[3] its edit list. ARGV: op ('put' | 'del'), caller, blob ('' for
+# del), token, the public tier version, then the tier names by rank. Returns 'added' |
+# 'changed' | 'removed' | '' (the table did not change: no event; the edit list still records it).
 _EDIT: Final = (
     STREAM_EMIT
     + """
 local op, caller, blob, token, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local old = redis.call('HGET', KEYS[1], caller)
+local clock = redis.call('TIME')
+local edited = op == 'put' and ARGV[6 + cmsgpack.unpack(blob)[1]] or ''
+redis.call('HSET', KEYS[3], caller, clock[1] .. ' ' .. clock[2] .. ' ' .. edited)
 local edit, tier
 if op == 'put' then
   if old == blob then return '' end
@@ -110,6 +120,7 @@ return redis.call('LLEN', KEYS[1])
 """
 
 MOVE_BATCH: Final = 500
+EDIT_BATCH: Final = 256  # edit hashes per round trip when the edit list is read
 
 
 class TierOutbox:
@@ -120,6 +131,7 @@ class TierOutbox:
         self._link = link
         self._ns = namespace
         self._index = rk.tier_outboxes_key(namespace)
+        self._edited = rk.tier_edited_key(namespace)
         self._stream_keys = [
             rk.engine_key(namespace, "events"),
             rk.engine_key(namespace, "evepoch"),
@@ -134,14 +146,55 @@ class TierOutbox:
         """Apply a put (`blob`) or a delete, with its event in the bucket's outbox; then move
         the outbox to the stream. Returns the edit ('added', 'changed', 'removed', '')."""
         outbox = rk.tier_outbox_key(bucket_key)
+        edits = rk.tier_edits_key(bucket_key)
         client = self._link.client
+        # Listed before the edit, so a process that dies between the two leaves nothing unlisted.
         await self._link.run(lambda: client.sadd(self._index, outbox))
+        await self._link.run(lambda: client.sadd(self._edited, edits))
         args: list[Any] = [op, caller, blob, secrets.token_hex(8), str(version), *TIERS]
-        done = await self._link.run(lambda: self._edit(keys=[bucket_key, outbox], args=args))
+        done = await self._link.run(lambda: self._edit(keys=[bucket_key, outbox, edits], args=args))
         edit = done.decode() if isinstance(done, bytes) else str(done)
         if edit:
             await self.move(outbox)
         return edit
+
+    async def edited(self) -> dict[str, Tier]:
+        """The hand edits since the list was last cleared: caller -> tier, the latest line of each
+        caller across the listed edit hashes (a delete's line takes the caller out).
+
+        O(edits): one SMEMBERS, then one HGETALL per listed hash, pipelined."""
+        client = self._link.client
+        keys = [_text(raw) for raw in await self._link.run(lambda: client.smembers(self._edited))]
+        latest: dict[str, tuple[int, int, str]] = {}
+        for start in range(0, len(keys), EDIT_BATCH):
+            batch = keys[start : start + EDIT_BATCH]
+
+            async def read(batch: list[str] = batch) -> list[dict[bytes, bytes]]:
+                pipe = client.pipeline(transaction=False)
+                for key in batch:
+                    pipe.hgetall(key)
+                found: list[dict[bytes, bytes]] = await pipe.execute()
+                return found
+
+            for lines in await self._link.run(read):
+                for raw_caller, line in lines.items():
+                    seconds, micros, tier = line.decode().split(" ", 2)
+                    seen = (int(seconds), int(micros), tier)
+                    caller = raw_caller.decode()
+                    if caller not in latest or latest[caller][:2] < seen[:2]:
+                        latest[caller] = seen
+        return {caller: parse_tier(tier) or DEFAULT_TIER for caller, (_, _, tier) in latest.items() if tier}
+
+    async def clear_edits(self) -> int:
+        """Drop every listed edit hash (after a grading run that reset them); returns how many
+        edits (as `edited` counts them) went. An edit landing between the read and the drop is
+        dropped with them."""
+        client, dropped = self._link.client, len(await self.edited())
+        for raw in await self._link.run(lambda: client.smembers(self._edited)):
+            key = _text(raw)
+            await self._link.run(lambda: client.unlink(key))  # noqa: B023 (awaited at once)
+            await self._link.run(lambda: client.srem(self._edited, key))  # noqa: B023
+        return dropped
 
     async def move(self, outbox: str) -> int:
         """Move one outbox's entries to the stream; returns how many were appended."""
@@ -166,3 +219,7 @@ class TierOutbox:
             if not await self._link.run(lambda: client.llen(outbox)):  # noqa: B023 (awaited at once)
                 await self._link.run(lambda: client.srem(self._index, outbox))  # noqa: B023
         return appended
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -13,6 +13,8 @@ Layout (namespace `ns`; the names are built in queue/redis_keys.py, with every o
 - `ns:t:<id>:fields` — the CRM column names a blob's field ids point into, and the shared sets
   of repeated values (`codec.SHARED_MARK` entries).
 - `{ns}:tiers:grading` — the last grading run's report (JSON), for GET /admin/grading.
+- `{ns:t:<id>:<bucket>}:edits`, listed in `{ns}:tiers:edited` — hand edits since a grading run
+  last cleared them (`edits`; tiers/redis_events.py writes them in the edit's own script).
 
 A reload parses, buckets and packs the file in a child process (`redis_pack`: that CPU work
 never runs on a router's event loop), writes a whole new data version with one small EVAL
@@ -47,7 +49,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -580,11 +582,30 @@ class RedisTierStore:
         found: bytes | None = await self._link.run(lambda: self._client.get(self._grading_key))
         return found
 
+    async def edits(self) -> dict[str, Tier]:
+        """Callers edited by hand (`put`) since a grading run last cleared the list: caller -> tier.
+
+        Each edit's script records it in its bucket's edit list (tiers/redis_events.py), so an
+        edit and its record land together; a reload leaves the lists as they are. O(edits)."""
+        return await self._outbox.edited()
+
+    async def clear_edits(self) -> int:
+        """Forget every hand edit (a grading run with `--reset-edits`); returns how many went."""
+        return await self._outbox.clear_edits()
+
     async def tier_table(self) -> dict[str, Tier]:
-        """Every caller's tier in the live version, read bucket by bucket (a grading run compares
-        its result with it). A blob's byte 1 is its tier rank (codec)."""
-        meta = await self._current(force=True)
+        """Every caller's tier in the live version (a grading run compares its result with it)."""
         found: dict[str, Tier] = {}
+        async for rows in self.table_rows():
+            found.update(rows)
+        return found
+
+    async def table_rows(self) -> AsyncIterator[list[tuple[str, Tier]]]:
+        """The live version's callers and tiers, _TABLE_BATCH buckets (~16,000 callers) per batch,
+        read bucket by bucket: memory stays one batch, not the table. The version is pinned when
+        the read starts (a swap meanwhile is not seen; the version stays readable for GRACE_S
+        after it retires). A blob's byte 1 is its tier rank (codec)."""
+        meta = await self._current(force=True)
         for start in range(0, meta.buckets, _TABLE_BATCH):
             keys = [
                 rk.tier_bucket_key(self._ns, meta.data_id, bucket)
@@ -598,7 +619,5 @@ class RedisTierStore:
                 answers: list[dict[bytes, bytes]] = await pipe.execute()
                 return answers
 
-            for bucket in await self._link.run(read):
-                for caller, blob in bucket.items():
-                    found[caller.decode()] = TIERS[blob[1]]
-        return found
+            buckets = await self._link.run(read)
+            yield [(caller.decode(), TIERS[blob[1]]) for bucket in buckets for caller, blob in bucket.items()]

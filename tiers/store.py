@@ -7,7 +7,7 @@ normalising is the HTTP layer's job, done once per request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -56,6 +56,21 @@ class TierStore(Protocol):
 
     async def tier_table(self) -> dict[str, Tier]:
         """Every caller's tier now (a grading run's migration report compares with it)."""
+        ...
+
+    def table_rows(self) -> AsyncIterator[list[tuple[str, Tier]]]:
+        """Every caller's tier now, a batch (thousands of callers) at a time, so an export of a
+        million rows holds one batch, not the table. O(n) over the whole iteration."""
+        ...
+
+    async def edits(self) -> dict[str, Tier]:
+        """Callers whose tier was set by hand (`put`) since a grading run last cleared the list:
+        caller -> that tier. A `delete` takes a caller out; a reload leaves the list as it is
+        (the next grading run re-applies these tiers unless it resets them). O(edits)."""
+        ...
+
+    async def clear_edits(self) -> int:
+        """Empty the edit list (`tierline grade --reset-edits`); returns how many edits went."""
         ...
 
     async def save_grading(self, report: bytes) -> None:

@@ -4,6 +4,11 @@ write a tier file (`--output`) or apply it through the existing reload (`--apply
 Exit codes (`exit_codes.Exit`): 0 done (or `--dry-run`), 1 refused (bad rows over the ratio,
 the guard without `--force`, or the reload refused), 2 usage or an unreadable file or config,
 3 the service or store unreachable. A refusal prints the report and changes nothing.
+
+With a target (`--apply`, or `--store`/`--url` given) the run reads two things from the live
+store, directly (`--store`) or through the service's admin API (`--url`): the live table to
+compare with when there is no `--previous`, and the hand edits (`PUT /admin/tiers/{caller}`
+since a run last reset them), whose tiers it keeps unless `--reset-edits`.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tierline.queue.errors import EngineError, Unavailable
+from tierline.queue.redis_link import is_redis_url
 from tierline.router.cli import reload
+from tierline.router.cli.admin_client import AdminRefused, AdminUnreachable
 from tierline.router.cli.exit_codes import Exit
 from tierline.router.config import DEFAULT_URL, DEFAULTS
+from tierline.router.grading_api import TABLE_HEADER, EditListView, EditsClearedView
 from tierline.tiers.grading.config import GradingConfigError, load_grading
 from tierline.tiers.grading.inputs import BadInput, MissingEngine
 from tierline.tiers.grading.run import GradingReport, GradingRun, run_grading
-from tierline.tiers.model import TIERS, Tier
+from tierline.tiers.model import TIERS, Tier, parse_tier
 from tierline.tiers.redis_store import LEASE_S
 
 SHOWN_PROBLEMS = 20
@@ -53,7 +61,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub.add_argument("--force", action="store_true", help="apply even when the guard would refuse")
     sub.add_argument("--report", type=Path, default=None, help="also write the report here as JSON")
     sub.add_argument("--store", default=None, help="--apply straight into this Redis (redis://…), not via --url")
-    sub.add_argument("--url", default=DEFAULT_URL, help="--apply through this running service (default %(default)s)")
+    sub.add_argument("--url", default=None, help=f"--apply through this running service (default {DEFAULT_URL})")
+    sub.add_argument(
+        "--reset-edits",
+        action="store_true",
+        help="drop the hand edits (PUT /admin/tiers/…) since the last run: their callers take this run's tier",
+    )
     sub.add_argument("--namespace", default=DEFAULTS.server.redis_namespace, help="--store: key namespace")
     sub.add_argument("--admin-token", default=None, help="bearer token for /admin (env TIERLINE_ADMIN_TOKEN)")
     sub.set_defaults(func=grade)
@@ -70,13 +83,20 @@ def grade(args: argparse.Namespace) -> int:
         return _fail(Exit.USAGE, f"cannot read config {args.config}: {exc}")
     except GradingConfigError as exc:
         return _fail(Exit.USAGE, str(exc))
-    live = None
-    if args.apply and args.store and args.previous is None:
-        # Straight into Redis: the table it holds now is what this run replaces.
+    if args.reset_edits and not args.apply:
+        return _fail(Exit.USAGE, "--reset-edits drops the hand edits when a run is applied: give --apply")
+    if args.store and not is_redis_url(args.store):
+        return _fail(Exit.USAGE, f"--store must be a redis:// or redis+cluster:// URL, not {args.store!r}")
+    live: dict[str, Tier] | None = None
+    edits: dict[str, Tier] = {}
+    if args.apply or args.store or args.url:
+        # The table this run would replace (no --previous), and the hand edits it keeps.
         try:
-            live = asyncio.run(_live_table(args))
-        except (EngineError, Unavailable) as exc:
-            return _fail(Exit.UNREACHABLE, f"cannot read the live tier table: {exc}")
+            live, edits = asyncio.run(_read_live(args, want_table=args.previous is None))
+        except (EngineError, Unavailable, aiohttp.ClientError, AdminUnreachable) as exc:
+            return _fail(Exit.UNREACHABLE, f"cannot read the live tier table or its edits: {exc}")
+        except AdminRefused as exc:
+            return _fail(Exit.REFUSED, f"cannot read the live tier table or its edits {exc}")
     console = Console(stderr=True)
     try:
         with Progress(
@@ -95,11 +115,14 @@ def grade(args: argparse.Namespace) -> int:
                 customers=args.customers,
                 previous=args.previous,
                 live=live or None,
+                edits=None if args.reset_edits else edits,
                 as_of=args.as_of,
                 step=lambda what: bar.update(task, description=what),
             )
     except (BadInput, MissingEngine) as exc:
         return _fail(Exit.USAGE, str(exc))
+    if args.reset_edits:
+        result.report.edits_reset = len(edits)
     try:
         return _finish(args, result)
     finally:
@@ -140,22 +163,110 @@ def _finish(args: argparse.Namespace, result: GradingRun) -> int:
             rollback=False,
             max_reject_ratio=report.max_reject_ratio,
             lock_lease_s=LEASE_S,
-            url=args.url,
+            url=_url(args),
             format="csv",
             admin_token=args.admin_token,
         )
         code: int = reload.reload_tiers(reload_args)
-    if code == Exit.OK:
-        return asyncio.run(_keep_report(args, report))
-    return code
+    if code != Exit.OK:
+        return code
+    kept = asyncio.run(_keep_report(args, report))
+    if args.reset_edits:
+        cleared = asyncio.run(_clear_edits(args))
+        return kept if kept != Exit.OK else cleared
+    return kept
 
 
-async def _live_table(args: argparse.Namespace) -> dict[str, Tier]:
-    link, store = reload.direct_tier_store(args.store, args.namespace)
+def _url(args: argparse.Namespace) -> str:
+    return str(args.url or DEFAULT_URL).rstrip("/")
+
+
+def _headers(args: argparse.Namespace) -> dict[str, str]:
+    return {"Authorization": f"Bearer {args.admin_token}"} if args.admin_token else {}
+
+
+async def _read_live(args: argparse.Namespace, want_table: bool) -> tuple[dict[str, Tier] | None, dict[str, Tier]]:
+    """(the live caller -> tier table if wanted, the hand edits), from the store or the service."""
+    if args.store:
+        link, store = reload.direct_tier_store(args.store, args.namespace)
+        try:
+            return (await store.tier_table() if want_table else None), await store.edits()
+        finally:
+            await link.close()
+    url = _url(args)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+    async with aiohttp.ClientSession(timeout=timeout, headers=_headers(args)) as session:
+        async with session.get(f"{url}/admin/grading/edits") as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise AdminRefused(resp.status, _message(body))
+        try:
+            listed = msgspec.json.decode(body, type=EditListView)
+        except msgspec.ValidationError as exc:
+            raise AdminRefused(resp.status, f"not a list of hand edits: {exc}") from None
+        edits = {edit.caller: edit.tier for edit in listed.edits}
+        return (await _table_through(session, url) if want_table else None), edits
+
+
+async def _table_through(session: aiohttp.ClientSession, url: str) -> dict[str, Tier]:
+    """GET /admin/grading/table, read line by line as it streams (a body cut short raises
+    aiohttp.ClientPayloadError: the table is never taken for whole when it is not)."""
+    table: dict[str, Tier] = {}
+    async with session.get(f"{url}/admin/grading/table") as resp:
+        if resp.status != 200:
+            raise AdminRefused(resp.status, _message(await resp.read()))
+        header = (await resp.content.readline()).strip()
+        if header != TABLE_HEADER.strip():
+            raise AdminRefused(resp.status, f"not a tier table (first line {header[:80]!r})")
+        async for line in resp.content:
+            caller, _, name = line.decode().rstrip("\n").partition(",")
+            tier = parse_tier(name)
+            if tier is None:
+                raise AdminRefused(resp.status, f"the live table has a row with no tier: {line[:80]!r}")
+            table[caller] = tier
+    return table
+
+
+def _message(body: bytes) -> str:
     try:
-        return await store.tier_table()
-    finally:
-        await link.close()
+        return str(msgspec.json.decode(body)["error"]["message"])
+    except (msgspec.DecodeError, KeyError, TypeError):
+        return body.decode(errors="replace")[:200]
+
+
+async def _clear_edits(args: argparse.Namespace) -> int:
+    """After a `--reset-edits` run swapped in: the hand edits it overrode are forgotten."""
+    if args.store:
+        link, store = reload.direct_tier_store(args.store, args.namespace)
+        try:
+            cleared = await store.clear_edits()
+        except (EngineError, Unavailable) as exc:
+            return _fail(
+                Exit.UNREACHABLE,
+                f"the tiers are applied, but the hand edits could not be reset (run again with --reset-edits): {exc}",
+            )
+        finally:
+            await link.close()
+    else:
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=_headers(args)) as session,
+                session.delete(f"{_url(args)}/admin/grading/edits") as resp,
+            ):
+                body = await resp.read()
+        except aiohttp.ClientError as exc:
+            return _fail(
+                Exit.UNREACHABLE,
+                f"the tiers are applied, but the hand edits could not be reset (run again with --reset-edits): {exc}",
+            )
+        if resp.status != 200:
+            return _fail(
+                Exit.REFUSED,
+                f"the tiers are applied, but resetting the hand edits was refused ({resp.status}): " + _message(body),
+            )
+        cleared = msgspec.json.decode(body, type=EditsClearedView).cleared
+    print(f"hand edit list emptied: {cleared}")
+    return Exit.OK
 
 
 async def _keep_report(args: argparse.Namespace, report: GradingReport) -> int:
@@ -176,7 +287,7 @@ async def _keep_report(args: argparse.Namespace, report: GradingReport) -> int:
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
-            session.put(f"{args.url.rstrip('/')}/admin/grading", data=body, headers=headers) as resp,
+            session.put(f"{_url(args)}/admin/grading", data=body, headers=headers) as resp,
         ):
             answer = await resp.read()
     except aiohttp.ClientError as exc:
@@ -221,6 +332,17 @@ def print_report(report: GradingReport) -> None:
             + ", ".join(f"{k} {share.classes[k]} ({share.class_share[k]:.1%})" for k in share.classes)
         )
     out("tiers " + ", ".join(f"{tier} {count}" for tier, count in report.tiers.items()))
+    if report.edits:
+        overruled = [edit for edit in report.edits if not edit.kept]
+        out(
+            f"hand edits kept: {report.edits_kept} (after the blacklist flag, before the rules)"
+            + (f", overruled by the blacklist flag: {len(overruled)}" if overruled else "")
+        )
+        for edit in report.edits[:SHOWN_PROBLEMS]:
+            graded = edit.graded or "not graded"
+            out(f"  edit: {edit.caller} {edit.edited} ({'kept' if edit.kept else 'overruled'}; the run: {graded})")
+    if report.edits_reset:
+        out(f"hand edits reset: {report.edits_reset} (their callers take this run's tier)")
     out("rules " + ", ".join(f"{rule!r} {count}" for rule, count in report.rules.items()))
     moved = report.migration
     if moved is None:

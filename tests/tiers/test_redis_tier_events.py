@@ -11,7 +11,7 @@ from tests.conftest import new_namespace
 from tierline.queue.clock import ManualClock
 from tierline.queue.history import events as ev
 from tierline.queue.policy import Policy
-from tierline.queue.redis_keys import tier_outbox_key
+from tierline.queue.redis_keys import tier_edits_key, tier_outbox_key
 from tierline.queue.redis_link import RedisLink, connect
 from tierline.queue.redis_store import RedisCallStore
 from tierline.tiers import codec
@@ -76,7 +76,7 @@ async def test_an_outbox_left_behind_is_moved_once(server: str, links: list[Redi
     # A process that died right after its edit's script: the event waits in the outbox.
     blob = codec.encode(TIER_RANK["vip"], [])
     await box._link.client.sadd(box._index, outbox)
-    await box._edit(keys=[bucket, outbox], args=["put", "+4930777", blob, "tok-1", "0", *TIERS])
+    await box._edit(keys=[bucket, outbox, tier_edits_key(bucket)], args=["put", "+4930777", blob, "tok-1", "0", *TIERS])
     assert [e.caller for e in await _tier_events(calls)] == ["+4930666"]
     entries = await box._link.client.lrange(outbox, 0, -1)
     # Two movers at once: the entry is appended once.
@@ -85,7 +85,10 @@ async def test_an_outbox_left_behind_is_moved_once(server: str, links: list[Redi
     # Another left behind, never moved: the sweep finds it through the outbox list.
     other = tiers._key_of(meta, "+4930888")
     await box._link.client.sadd(box._index, tier_outbox_key(other))
-    await box._edit(keys=[other, tier_outbox_key(other)], args=["put", "+4930888", blob, "tok-2", "0", *TIERS])
+    await box._edit(
+        keys=[other, tier_outbox_key(other), tier_edits_key(other)],
+        args=["put", "+4930888", blob, "tok-2", "0", *TIERS],
+    )
     assert await tiers.move_outboxes() == 1  # the first was moved already: only the second now
     for key in (outbox, tier_outbox_key(other)):
         assert await box._link.client.llen(key) == 0

@@ -16,15 +16,17 @@ The graded numbers stay in DuckDB (table `result`): the tier file is written by 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
+
+import msgspec
 
 from tierline.tiers.grading import rfm
 from tierline.tiers.grading.config import EXPLAIN_FIELDS, PREFIX, Criterion, GradingSettings
 from tierline.tiers.grading.figures import RfmReport, ScorecardReport, ValueShareReport
 from tierline.tiers.grading.inputs import BadInput, Loaded, insert_rows
-from tierline.tiers.grading.rules import Facts, choose, is_flagged
+from tierline.tiers.grading.rules import BLACKLIST_RULE, EDIT_RULE, Facts, choose, is_flagged
 from tierline.tiers.model import TIER_RANK, TIERS, Tier
 
 # Columns a scorecard criterion may name besides the customer file's own.
@@ -44,6 +46,16 @@ def _number(value: float) -> str:
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+class KeptEdit(msgspec.Struct, frozen=True):
+    """A hand edit a run met: the edited tier, the run's own (None: the run did not grade the
+    number), and whether the edit stands (False: the customer's blacklist flag overrules it)."""
+
+    caller: str
+    edited: Tier
+    graded: Tier | None
+    kept: bool
 
 
 class Graded:
@@ -109,6 +121,49 @@ class Graded:
         if self.scorecard is None:
             return []
         return [row[0] for row in self.con.execute("SELECT score FROM facts").fetchall()]
+
+    def count_tiers(self) -> None:
+        counts = dict(self.con.execute("SELECT tier, count(*) FROM result GROUP BY tier").fetchall())
+        self.tiers = {tier: counts.get(tier, 0) for tier in sorted(TIERS, key=TIER_RANK.__getitem__)}
+        self.callers = sum(counts.values())
+
+    def keep_edits(self, edits: Mapping[str, Tier]) -> list[KeptEdit]:
+        """Lay the hand edits over the decided tiers (issue 17: after the blacklist flag, before
+        the rules): an edited number the run graded takes the edited tier (`rules.EDIT_RULE`)
+        unless its customer is flagged; an edited number the run did not grade is kept as a
+        record of its own (the tier and `grading.rule`, `grading.as_of` when those travel).
+        Returns each edit and what became of it, by number. O(edits) rows into DuckDB, one join."""
+        if not edits:
+            return []
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE edits (caller VARCHAR, tier VARCHAR)")
+        insert_rows(con, "edits", ["VARCHAR", "VARCHAR"], sorted(edits.items()))
+        found = con.execute(
+            """SELECT e.caller, e.tier, r.tier, r."__rule" FROM edits e LEFT JOIN result r USING (caller)
+               ORDER BY e.caller"""
+        ).fetchall()
+        kept = [
+            KeptEdit(caller=caller, edited=edited, graded=graded, kept=rule != BLACKLIST_RULE)
+            for caller, edited, graded, rule in found
+        ]
+        sets = ["tier = e.tier", f'"__rule" = {_literal(EDIT_RULE)}']
+        if PREFIX + "rule" in self.columns:
+            sets.append(f"{_quoted(PREFIX + 'rule')} = {_literal(EDIT_RULE)}")
+        con.execute(
+            f"""UPDATE result SET {", ".join(sets)} FROM edits e
+                WHERE result.caller = e.caller AND result."__rule" <> {_literal(BLACKLIST_RULE)}"""
+        )
+        extra = {PREFIX + "rule": _literal(EDIT_RULE), PREFIX + "as_of": _literal(self.as_of.isoformat())}
+        named = [name for name in extra if name in self.columns]
+        columns = ", ".join(["caller", "tier", '"__rule"', *map(_quoted, named)])
+        values = ", ".join(["e.caller", "e.tier", _literal(EDIT_RULE), *(extra[name] for name in named)])
+        con.execute(
+            f"""INSERT INTO result ({columns}) SELECT {values} FROM edits e
+                WHERE e.caller NOT IN (SELECT caller FROM result)"""
+        )
+        self._records = None
+        self.count_tiers()
+        return kept
 
     def write_csv(self, path: Path) -> int:
         """The tier file `reload-tiers` reads (caller, tier, the fields any record carries), by DuckDB."""
@@ -430,10 +485,10 @@ def _records(result: Graded, settings: GradingSettings, travelling: list[tuple[s
             FROM nums n JOIN decided d USING (ord)) WHERE nth = 1"""
     else:  # the usual file: no number on two customers, nothing to rank
         source = "nums n JOIN decided d USING (ord)"
-    con.execute(f"CREATE TABLE result AS SELECT caller, tier, {select} FROM {source}")
-    counts = dict(con.execute("SELECT tier, count(*) FROM result GROUP BY tier").fetchall())
-    result.tiers = {tier: counts.get(tier, 0) for tier in sorted(TIERS, key=TIER_RANK.__getitem__)}
-    result.callers = sum(counts.values())
+    # `__rule`: what chose the tier, whether or not it travels (`keep_edits` reads it); no tier
+    # file or record reads it (they name their columns).
+    con.execute(f'CREATE TABLE result AS SELECT caller, tier, rule AS "__rule", {select} FROM {source}')
+    result.count_tiers()
     (entries,) = con.execute("SELECT count(*) FROM nums").fetchone()
     result.conflict_count = entries - result.callers
     if result.conflict_count:

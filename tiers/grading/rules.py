@@ -1,7 +1,8 @@
 """Tier rules: an ordered list, first match wins, over what the methods found and CRM columns.
 
-Pure. Precedence when they meet (issue 17): a blacklist flag first, then a pinned tier, then
-the rules, then the default tier.
+Pure. Precedence when they meet (issue 17): a blacklist flag first, then a pinned tier or a
+hand edit (`PUT /admin/tiers/{caller}` since the last run; the newer of the two, the edit, wins:
+`engine.Graded.keep_edits` lays edits over the decided tiers), then the rules, then the default tier.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tierline.tiers.model import Tier, parse_tier
 
 BLACKLIST_RULE: Final = "blacklist flag"
 PIN_RULE: Final = "pinned"
+EDIT_RULE: Final = "hand edit"
 DEFAULT_RULE: Final = "default"
 _TRUE: Final = frozenset({"1", "true", "yes", "y", "x", "blacklisted"})
 

@@ -21,7 +21,7 @@ import msgspec
 from tierline.tiers import codec
 from tierline.tiers.grading import migration
 from tierline.tiers.grading.config import PREFIX, GradingSettings
-from tierline.tiers.grading.engine import Graded, grade
+from tierline.tiers.grading.engine import Graded, KeptEdit, grade
 from tierline.tiers.grading.figures import RfmReport, ScorecardReport, ValueShareReport
 from tierline.tiers.grading.grade import default_as_of
 from tierline.tiers.grading.inputs import BadInput, Loaded, Problem, read_aggregates, read_transactions
@@ -57,6 +57,12 @@ class GradingReport(msgspec.Struct, kw_only=True):
     """Why the run must not go live: bad rows over the ratio (never forced past)."""
     guard: list[str] = []
     """Why the guard holds the run back (`--force` goes past these)."""
+    edits_kept: int = 0
+    """Hand edits (`PUT /admin/tiers/{caller}` since the last run) whose tier this run keeps."""
+    edits: list[KeptEdit] = []
+    """Every hand edit the run met, by number, and whether it stands (a blacklist flag overrules one)."""
+    edits_reset: int = 0
+    """Hand edits this run dropped (`--reset-edits`): their numbers take the run's own tier."""
 
 
 @dataclass(slots=True)
@@ -88,6 +94,7 @@ def run_grading(
     customers: Path | None = None,
     previous: Path | None = None,
     live: Mapping[str, Tier] | None = None,
+    edits: Mapping[str, Tier] | None = None,
     as_of: dt.date | None = None,
     today: dt.date | None = None,
     step: Step = _NO_STEP,
@@ -97,6 +104,8 @@ def run_grading(
     `as_of`: the argument, else the config's, else the day before `today` in the config's zone.
     The migration report compares with `previous` (a tier file, with PSI from its explanation),
     else with `live` (the store's caller -> tier table), else it is left out.
+    `edits` (the store's hand edits, caller -> tier) are laid over the graded tiers before the
+    comparison: after the blacklist flag, before the rules (`Graded.keep_edits`).
     """
     if as_of is None:
         as_of = settings.as_of
@@ -113,7 +122,14 @@ def run_grading(
         raise BadInput("give --aggregates FILE, or --transactions FILE with --customers FILE")
     step("grading")
     graded = grade(population, settings, as_of)
+    try:
+        met = graded.keep_edits(edits) if edits else []
+    except BaseException:
+        graded.close()
+        raise
     report = _report(population, graded, settings)
+    report.edits = met
+    report.edits_kept = sum(1 for edit in met if edit.kept)
     if previous is not None:
         step("comparing")
         before = read_tier_file(previous)
