@@ -7,6 +7,7 @@
     checklib.py load TIERLINE TIERS WORKDIR   reload the tier file; note what it refused
     checklib.py plan WORKDIR PHASE KIND N     write the SIPp -inf file of a phase
     checklib.py prefill TIERLINE WORKDIR      set up the overflow phase (queue "small")
+    checklib.py prefill-offer TIERLINE WORKDIR   set up the offer phase (queue "offer")
     checklib.py agents TIERLINE WORKDIR PHASE SECONDS   answer the phase's "agent" calls
     checklib.py verify TIERLINE WORKDIR PHASE KIND [--bound-ms MS]
     checklib.py verify-early-cancel WORKDIR PHASE FAKELOG
@@ -242,6 +243,67 @@ def cmd_prefill(base, work):
         f.write("SEQUENTIAL\n" + "\n".join(lines) + "\n")
 
 
+# The offer phase (issue 16 item 3): queue "offer" has an AHT (one call answered and ended)
+# and OFFER_AHEAD mid calls waiting, so that a caller placed there is quoted a wait above the
+# tier's offer_callback_after_s (Tierline's default: the 20 s SLA threshold). The AHT of a call
+# ended at once is held at the estimate's 1 s floor (queue/estimate.py MIN_AHT_S), so the quote
+# at position p with no agent on a call is about p s (26 -> 25.7 s); a longer AHT only raises it.
+# Mid callers are offered the callback; standard callers, quoted as long, are the control.
+OFFER_AHEAD = 25
+OFFER_CALLERS = [
+    ("+19960000001", "mid"),
+    ("+19960000101", "standard"),
+    ("+19960000002", "mid"),
+    ("+19960000102", "standard"),
+    ("+19960000003", "mid"),
+    ("+19960000103", "standard"),
+    ("+19960000004", "mid"),
+    ("+19960000104", "standard"),
+]
+# The tiers Tierline offers the callback to: its default (queue/decisions.py OFFER_TIERS), which
+# check-tierline.toml leaves alone. No other tier's INVITE may carry X-Tierline-Offer-Callback.
+OFFER_TIERS = ("mid",)
+
+
+def cmd_prefill_offer(base, work):
+    api = Api(base)
+    ahead = [(f"+1995{i:08d}", "mid") for i in range(1, OFFER_AHEAD + 1)]
+    for caller, tier in OFFER_CALLERS + ahead:
+        st, doc = api.req("PUT", "/admin/tiers/" + urllib.parse.quote(caller), {"tier": tier})
+        if st != 200:
+            die(f"PUT /admin/tiers/{caller}: {st} {doc}")
+    # one call answered and ended: the queue's AHT, without which no wait is quoted
+    steps = (
+        ("/v1/calls", {"call_id": "tlc-offer-aht", "caller": "+19950000000", "queue": "offer"}, 201),
+        ("/v1/calls/tlc-offer-aht/answer", {"agent_id": "agent-offer-aht"}, 200),
+        ("/v1/calls/tlc-offer-aht/end", {}, 200),
+    )
+    for path, body, want in steps:
+        st, doc = api.req("POST", path, body)
+        if st != want:
+            die(f"could not give queue offer an AHT: POST {path}: {st} {doc}")
+    doc = None
+    for i, (caller, _) in enumerate(ahead, 1):
+        body = {"call_id": f"tlc-offer-fill-{i}", "caller": caller, "queue": "offer"}
+        st, doc = api.req("POST", "/v1/calls", body)
+        if st != 201 or doc.get("status") != "waiting":
+            die(f"could not fill queue offer: {st} {doc}")
+    # Tierline itself offers the last of them the callback: a missing header later is Kamailio's
+    if not (doc.get("tier") == "mid" and doc.get("offer_callback") is True):
+        die(
+            "queue offer is set up but its last mid caller is not offered a callback "
+            f"(position {doc.get('position')}, estimated_wait_s {doc.get('estimated_wait_s')}, "
+            f"offer_callback {doc.get('offer_callback')}): raise OFFER_AHEAD"
+        )
+    print(
+        f"offer: queue offer has an AHT and {OFFER_AHEAD} mid calls waiting; the last one is quoted "
+        f"{doc.get('estimated_wait_s')} s and offered a callback"
+    )
+    lines = [f"{caller};{tier};hold;offer;waiting" for caller, tier in OFFER_CALLERS]
+    with open(os.path.join(work, "offer.inf"), "w") as f:
+        f.write("SEQUENTIAL\n" + "\n".join(lines) + "\n")
+
+
 def read_inf(work, phase):
     with open(os.path.join(work, phase + ".inf")) as f:
         rows = [ln.rstrip("\n").split(";") for ln in f if ln.strip() and ln.strip() != "SEQUENTIAL"]
@@ -284,7 +346,21 @@ def cmd_agents(base, work, phase, seconds):
 
 
 # -- reading what happened ---------------------------------------------------------------
-ACD_FIELDS = ("call_id", "from", "tlcall", "tier", "queue", "status", "pos", "wait", "cb", "reason", "expect", "forged")
+ACD_FIELDS = (
+    "call_id",
+    "from",
+    "tlcall",
+    "tier",
+    "queue",
+    "status",
+    "pos",
+    "wait",
+    "cb",
+    "offer",
+    "reason",
+    "expect",
+    "forged",
+)
 
 
 def read_acd(work, phase):
@@ -389,7 +465,7 @@ def cmd_verify(base, work, phase, kind, bound_ms=None):
             routed += 1
         elif a["status"] == "unrouted":
             fallen += 1
-        if kind in ("routed", "overflow"):
+        if kind in ("routed", "overflow", "offer"):
             want = c["expect"]
             if a["status"] != want:
                 bad(
@@ -417,13 +493,25 @@ def cmd_verify(base, work, phase, kind, bound_ms=None):
                     bad("{}: overflowed {} caller with a callback {!r}".format(c["id"], c["tier"], a["cb"]))
             if a["reason"]:
                 bad("{}: routed call with X-Tierline-Reason {!r}".format(c["id"], a["reason"]))
+            # Only a waiting call of an offered tier may carry the offer (the caller's forged
+            # one must be gone); in the offer phase every such call is quoted past the threshold.
+            if a["offer"] and (a["offer"] != "true" or want != "waiting" or c["tier"] not in OFFER_TIERS):
+                bad(
+                    f"{c['id']}: {want} {c['tier']} caller with X-Tierline-Offer-Callback {a['offer']!r} "
+                    "(a forged header got through?)"
+                )
+            if kind == "offer" and c["tier"] in OFFER_TIERS and a["offer"] != "true":
+                bad(
+                    f"NO OFFER: {c['id']} from {c['caller']}: waiting {c['tier']} caller at position {a['pos']!r}, "
+                    f"X-Tierline-Wait {a['wait']!r}, without X-Tierline-Offer-Callback: true"
+                )
         else:
             if a["status"] != "unrouted":
                 bad("MISSED FALLBACK: {}: X-Tierline-Status {!r}, expected 'unrouted'".format(c["id"], a["status"]))
-            if a["tier"] or a["pos"] or a["queue"]:
+            if a["tier"] or a["pos"] or a["queue"] or a["offer"]:
                 bad(
-                    f"{c['id']}: unrouted call carries tier/queue/position "
-                    f"({a['tier']!r}/{a['queue']!r}/{a['pos']!r}): a forged header got through?"
+                    f"{c['id']}: unrouted call carries tier/queue/position/offer "
+                    f"({a['tier']!r}/{a['queue']!r}/{a['pos']!r}/{a['offer']!r}): a forged header got through?"
                 )
             rx = FALLBACK_REASON.get(phase)
             if rx and not (re.match(rx, a["reason"]) or a["reason"] == "breaker-open"):
@@ -438,7 +526,7 @@ def cmd_verify(base, work, phase, kind, bound_ms=None):
             bad(f"the breaker never opened in {phase}: every call asked a failing Tierline")
 
     # Tierline's view: the hang-ups were reported
-    if kind in ("routed", "overflow"):
+    if kind in ("routed", "overflow", "offer"):
         api = Api(base)
         want = {}
         for c in calls:
@@ -523,6 +611,15 @@ def cmd_verify(base, work, phase, kind, bound_ms=None):
         f"max {fmt(counts['rtt_max_ms'])} ms"
     )
     print(line)
+    if kind == "offer":
+        for tier in sorted({c["tier"] for c in calls}, key=TIERS.index):
+            mine = [acd[c["id"]] for c in calls if c["tier"] == tier and c["id"] in acd]
+            waits = sorted(int(a["wait"]) for a in mine if a["wait"].isdigit())
+            span = f"{waits[0]}-{waits[-1]} s" if waits else "none"
+            print(
+                f"{'':<11} {tier:<8} X-Tierline-Offer-Callback: true on {sum(a['offer'] == 'true' for a in mine)} "
+                f"of {sum(c['tier'] == tier for c in calls)} calls (X-Tierline-Wait {span})"
+            )
     for p in problems[:25]:
         print("  " + p)
     if len(problems) > 25:
@@ -704,6 +801,8 @@ def main(argv):
         cmd_plan(*args)
     elif cmd == "prefill":
         cmd_prefill(*args)
+    elif cmd == "prefill-offer":
+        cmd_prefill_offer(*args)
     elif cmd == "agents":
         cmd_agents(*args)
     elif cmd == "verify":
