@@ -94,11 +94,18 @@ async def get_live_table(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    await response.write(TABLE_HEADER)
-    if first is not None:
-        await response.write("".join(f"{caller},{tier}\n" for caller, tier in first).encode())
-        async for batch in rows:
-            await response.write("".join(f"{caller},{tier}\n" for caller, tier in batch).encode())
+    try:
+        await response.write(TABLE_HEADER)
+        if first is not None:
+            await response.write("".join(f"{caller},{tier}\n" for caller, tier in first).encode())
+            async for batch in rows:
+                await response.write("".join(f"{caller},{tier}\n" for caller, tier in batch).encode())
+    except Exception:
+        # The answer has begun: no error body can follow it. The connection is dropped before
+        # the last chunk, so the client reads a body cut short, never a smaller table.
+        if request.transport is not None:
+            request.transport.abort()
+        raise
     await response.write_eof()
     return response
 

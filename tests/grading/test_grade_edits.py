@@ -7,8 +7,10 @@ the service on a real port) and on a real Redis (straight with --store, and via 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 pytest.importorskip("duckdb")  # the extra tierline[grading]; the dev lock installs it
@@ -17,8 +19,9 @@ from tests.conftest import new_namespace
 from tests.grading.test_grade_cli import CONFIG, grade, population
 from tests.http.conftest import Api, ApiFactory, make_api  # noqa: F401  (the fixture)
 from tests.support.redis_servers import free_port
+from tierline.queue.errors import Unavailable
 from tierline.queue.redis_link import RedisLink, connect
-from tierline.tiers.model import TierRecord
+from tierline.tiers.model import Tier, TierRecord
 from tierline.tiers.redis_store import RedisTierStore
 
 AS_OF = "2026-11-30"
@@ -214,3 +217,36 @@ async def test_the_live_table_streams_as_csv(
     assert lines[0] == "caller,tier" and len(lines) == rows + 1
     found = dict(line.split(",") for line in lines[1:])
     assert len(found) == rows and found["+4915000000007"] == "blacklisted" and found["+4915000039996"] == "vip"
+
+
+async def test_a_live_table_cut_short_is_an_error_not_a_smaller_table(
+    make_api: ApiFactory,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The service's store fails after the table's first batch: the stream breaks off (no last
+    chunk), and `tierline grade --url` exits 3 rather than compare with part of the table."""
+    api = await make_api()
+    rows = "caller,tier\n" + "".join(f"+4915{i:09d},mid\n" for i in range(40_000))
+    status, _ = await api.post("/admin/tiers/reload", data=rows, headers={"Content-Type": "text/csv"})
+    assert status == 200
+    store = api.services.tiers
+    whole = store.table_rows
+
+    async def failing() -> AsyncIterator[list[tuple[str, Tier]]]:
+        async for batch in whole():
+            yield batch
+            raise Unavailable("the store went away")
+
+    store.table_rows = failing  # type: ignore[method-assign]
+    with pytest.raises(aiohttp.ClientPayloadError):
+        async with api.session.get(api.base + "/admin/grading/table") as resp:
+            assert resp.status == 200
+            await resp.read()
+    config = tmp_path / "grading.toml"
+    config.write_text(CONFIG)
+    customers, tx = population(tmp_path)
+    common = ["--config", str(config), "--customers", str(customers), "--transactions", str(tx)]
+    code, out, err = await grade(*common, "--as-of", AS_OF, "--apply", "--url", api.base)
+    assert code == 3, out + err
+    assert "cannot read the live tier table or its edits" in err and "migration" not in out
+    assert await store.count() == 40_000  # nothing applied
