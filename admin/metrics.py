@@ -385,25 +385,45 @@ class ProcessCollector(Collector):
         links = self.figures.redis
         if not links:
             return  # the memory store: no link, no breaker
-        yield GaugeMetricFamily(
+        # One series per link purpose: the call path's (`calls`) and, on a process that archives
+        # the call history, the archiver's own (`history`), whose slow batch never trips the
+        # call path's breaker and must not look as if it had.
+        by_purpose: dict[str, list[LinkFigures]] = {}
+        for link in links:
+            by_purpose.setdefault(link.purpose, []).append(link)
+        breaker = GaugeMetricFamily(
             "tierline_redis_breaker_open",
-            "1 while this process's Redis breaker is open (calls fail at once, no socket touched), else 0",
-            value=1.0 if any(link.breaker_open for link in links) else 0.0,
+            "1 while this process's Redis breaker of that link is open (calls fail at once, no socket touched), else 0",
+            labels=["link"],
         )
-        for name, value, help_text in (
-            (
-                "tierline_redis_failures",
-                sum(link.failures for link in links),
-                "Redis calls of this process that failed against Redis (errors, commands held past the timeout)",
-            ),
-            ("tierline_redis_breaker_trips", sum(link.trips for link in links), "Times this process's breaker opened"),
-            (
-                "tierline_redis_breaker_refused",
-                sum(link.refused for link in links),
-                "Redis calls this process failed at once while its breaker was open",
-            ),
-        ):
-            yield CounterMetricFamily(name, help_text, value=float(value))
+        counters = [
+            CounterMetricFamily(name, help_text, labels=["link"])
+            for name, help_text in (
+                (
+                    "tierline_redis_failures",
+                    "Redis calls of this process that failed against Redis (errors, commands held past the timeout)",
+                ),
+                ("tierline_redis_breaker_trips", "Times this process's breaker of that link opened"),
+                (
+                    "tierline_redis_breaker_refused",
+                    "Redis calls this process failed at once while that breaker was open",
+                ),
+            )
+        ]
+        for purpose, group in sorted(by_purpose.items()):
+            breaker.add_metric([purpose], 1.0 if any(link.breaker_open for link in group) else 0.0)
+            for family, values in zip(
+                counters,
+                (
+                    [link.failures for link in group],
+                    [link.trips for link in group],
+                    [link.refused for link in group],
+                ),
+                strict=True,
+            ):
+                family.add_metric([purpose], float(sum(values)))
+        yield breaker
+        yield from counters
 
 
 def render(

@@ -103,8 +103,10 @@ _CALL_AT: ContextVar[float | None] = ContextVar("tierline_redis_call_deadline", 
 
 
 class LinkFigures(NamedTuple):
-    """A link's breaker (open: calls fail at once) and its lifetime failure counts."""
+    """A link's breaker (open: calls fail at once) and its lifetime failure counts; `purpose`
+    tells the call path's link (`calls`) from the archiver's own (`history`)."""
 
+    purpose: str
     breaker_open: bool
     failures: int
     trips: int
@@ -362,8 +364,10 @@ class RedisLink:
         timeout_s: float = 0.25,
         cooldown_s: float = 1.0,
         wall: Callable[[], float] = time.time,
+        purpose: str = "calls",
     ) -> None:
         self.client = client
+        self.purpose = purpose  # /metrics' `link` label: whose calls go through this link
         self.timeout_s = timeout_s
         self.cooldown_s = cooldown_s
         self.wall = wall  # this router's wall clock (injected by the skew tests)
@@ -386,7 +390,7 @@ class RedisLink:
 
     def figures(self) -> LinkFigures:
         """This link's breaker and failure counts, for /metrics."""
-        return LinkFigures(not self.healthy, self.failures_total, self.trips_total, self.refused_total)
+        return LinkFigures(self.purpose, not self.healthy, self.failures_total, self.trips_total, self.refused_total)
 
     def script_deadline(self) -> str:
         """The current call's deadline on this router's wall clock, less the tolerated skew (epoch seconds).

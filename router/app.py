@@ -110,7 +110,7 @@ def history_source(settings: Settings, calls: CallStore) -> EventSource:
     if isinstance(calls, MemoryCallStore):
         return MemorySource(calls.events)
     server = settings.server
-    link = RedisLink(connect(server.store, HISTORY_REDIS_TIMEOUT_S), HISTORY_REDIS_TIMEOUT_S)
+    link = RedisLink(connect(server.store, HISTORY_REDIS_TIMEOUT_S), HISTORY_REDIS_TIMEOUT_S, purpose="history")
     return RedisStreamSource(link, server.redis_namespace, claim_idle_s=server.history_claim_idle_s)
 
 
@@ -120,7 +120,7 @@ def open_archiver(settings: Settings) -> Archiver:
     if archive is None or not is_redis_url(settings.server.store):
         raise ValueError("an archiver of its own needs a Redis store and a history archive")
     server = settings.server
-    link = RedisLink(connect(server.store, HISTORY_REDIS_TIMEOUT_S), HISTORY_REDIS_TIMEOUT_S)
+    link = RedisLink(connect(server.store, HISTORY_REDIS_TIMEOUT_S), HISTORY_REDIS_TIMEOUT_S, purpose="history")
     source = RedisStreamSource(link, server.redis_namespace, claim_idle_s=server.history_claim_idle_s)
     return Archiver(source, archive, batch=server.history_batch)
 

@@ -268,11 +268,11 @@ def test_redis_down_shows_in_the_breaker_and_store_error_series(serve: Any) -> N
         samples, _ = parse(resp.read().decode())
     lines = served.stop()
     assert at(samples, "tierline_ready") == 0
-    assert at(samples, "tierline_redis_breaker_open") == 1
-    failures = at(samples, "tierline_redis_failures_total")
-    refused = at(samples, "tierline_redis_breaker_refused_total")
+    assert at(samples, "tierline_redis_breaker_open", link="calls") == 1
+    failures = at(samples, "tierline_redis_failures_total", link="calls")
+    refused = at(samples, "tierline_redis_breaker_refused_total", link="calls")
     assert failures >= 3  # the breaker opens on the third failure in a row
-    assert at(samples, "tierline_redis_breaker_trips_total") >= 1
+    assert at(samples, "tierline_redis_breaker_trips_total", link="calls") >= 1
     assert refused >= 1
     assert at(samples, "tierline_store_errors_total", code="store_unavailable") >= 5
     assert at(samples, "tierline_http_requests_total", method="POST", route="/v1/calls", status_class="5xx") == 5

@@ -7,7 +7,9 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.http.conftest import Api, ApiFactory
+from tierline.admin.metrics import ProcessFigures, render
 from tierline.queue.clock import ManualClock
+from tierline.queue.redis_link import LinkFigures
 from tierline.router.app import build_app, open_services
 from tierline.router.config import load_settings
 
@@ -192,3 +194,20 @@ async def test_two_instances_on_one_store_scrape_the_same_figures() -> None:
     assert at(samples, "tierline_calls_answered_total", queue="default", tier="standard") == 1
     assert at(samples, "tierline_answered_wait_seconds_bucket", le="10", queue="default", tier="standard") == 1
     assert at(samples, "tierline_answered_wait_seconds_bucket", le="5", queue="default", tier="standard") == 0
+
+
+def test_the_archivers_redis_link_has_series_of_its_own() -> None:
+    """The archiver's link (`history`) beside the call path's (`calls`): an open breaker or
+    failures on one never show on the other's series; two links of one purpose add up."""
+    links = [
+        LinkFigures("calls", breaker_open=False, failures=1, trips=0, refused=0),
+        LinkFigures("calls", breaker_open=False, failures=2, trips=0, refused=0),
+        LinkFigures("history", breaker_open=True, failures=7, trips=2, refused=4),
+    ]
+    samples, _ = parse(render(None, ProcessFigures(ready=True, redis=links)).decode())
+    assert at(samples, "tierline_redis_breaker_open", link="calls") == 0
+    assert at(samples, "tierline_redis_breaker_open", link="history") == 1
+    assert at(samples, "tierline_redis_failures_total", link="calls") == 3
+    assert at(samples, "tierline_redis_failures_total", link="history") == 7
+    assert at(samples, "tierline_redis_breaker_trips_total", link="calls") == 0
+    assert at(samples, "tierline_redis_breaker_refused_total", link="history") == 4
