@@ -66,7 +66,18 @@
 
 local RANK, TIER_OF = RULES.rank, RULES.tier_of
 
-local function num(x) return string.format("%.17g", x) end
+-- A number as text that reads back as the same double. Formatting one costs ~6,000 instructions
+-- (glibc's exact %.17g), and a run formats the same few (its now above all) many times: each
+-- value is formatted once per run.
+local num_text = {}
+local function num(x)
+  local s = num_text[x]
+  if s == nil then
+    s = string.format("%.17g", x)
+    if x == x and x ~= 0 then num_text[x] = s end  -- NaN is no key; 0 and -0 are one key
+  end
+  return s
+end
 
 local K_CLOCK, K_SEQ, K_CBSEQ = KEY.clock, KEY.seq, KEY.cbseq
 local K_DUE, K_OFFERS, K_HOLD = KEY.due, KEY.offers, KEY.holding
@@ -80,7 +91,10 @@ local K_RESUME, K_RESUMEQ = KEY.resume, KEY.resumeq
 
 local function call_key(id) return KEY.call .. ":" .. id end
 local function cb_key(id) return KEY.callback .. ":" .. id end
-local function lane_key(queue, rank) return KEY.lane .. ":" .. queue .. ":" .. rank end
+-- A lane's rank as text: concatenating a number formats it as a double (%.14g, ~3,500
+-- instructions); the four ranks are written out once.
+local RANK_TEXT = { [0] = "0", "1", "2", "3" }
+local function lane_key(queue, rank) return KEY.lane .. ":" .. queue .. ":" .. (RANK_TEXT[rank] or rank) end
 local function arrivals_key(queue) return KEY.arrivals .. ":" .. queue end
 local function ready_key(queue) return KEY.ready .. ":" .. queue end
 -- Active callbacks of one queue × tier by deadline: ZCARD and ZCOUNT answer the dashboard's
@@ -120,7 +134,8 @@ local function emit(kind, at, call_id, callback_id, caller, tier, queue, agent, 
       redis.call("SET", K_EVSEQ, 0)
     end
   end
-  local args = { "XADD", K_EVENTS, "MAXLEN", "~", EVENT_CAP, ev_epoch .. "-" .. redis.call("INCR", K_EVSEQ),
+  local seq = string.format("%d", redis.call("INCR", K_EVSEQ))
+  local args = { "XADD", K_EVENTS, "MAXLEN", "~", EVENT_CAP, ev_epoch .. "-" .. seq,
     "kind", kind, "at", num(at) }
   local n = #args
   if call_id then args[n + 1] = "call_id"; args[n + 2] = call_id; n = n + 2 end
@@ -169,7 +184,7 @@ local function record(queue, tier, kind, at, value)
   for _, slot in ipairs(SLOTS) do
     local width, ttl = slot[2], slot[3]
     local k = slot[1] .. ":" .. queue .. ":" .. tier
-    if width > 0 then k = k .. ":" .. math.floor(at / width) end
+    if width > 0 then k = k .. ":" .. string.format("%d", math.floor(at / width)) end  -- %d: no %.14g
     for field, amount in pairs(inc) do
       if amount ~= 0 then redis.call("HINCRBYFLOAT", k, field, num(amount)) end
     end
@@ -185,7 +200,7 @@ local function record(queue, tier, kind, at, value)
       end
       redis.call("HINCRBY", k, "wait_le_" .. index, 1)
     end
-    if ttl > 0 then redis.call("EXPIRE", k, ttl) end
+    if ttl > 0 then redis.call("EXPIRE", k, string.format("%d", ttl)) end
   end
 end
 
@@ -232,7 +247,7 @@ local function is_aged(c, now)
 end
 
 local function lane_add(c)
-  redis.call("ZADD", lane_key(c.queue, c.rank), c.seqn, c.call_id)
+  redis.call("ZADD", lane_key(c.queue, c.rank), c.seq, c.call_id)
   local limit = CFG.overflow[c.tier]
   if limit then redis.call("ZADD", K_DUE, num(c.arrived + limit), c.call_id) end
   if CFG.aging > 0 and c.tier == "standard" then
@@ -260,7 +275,7 @@ local function aged_count(queue, now)
 end
 
 local function position(c, now)
-  local q, s = c.queue, "(" .. c.seqn
+  local q, s = c.queue, "(" .. c.seq  -- the seq as stored: no number to format
   local before = function(rank) return redis.call("ZCOUNT", lane_key(q, rank), "-inf", s) end
   local all = function(rank) return redis.call("ZCARD", lane_key(q, rank)) end
   if c.rank == 0 then return before(0) + 1 end
@@ -567,6 +582,16 @@ local function tick(given)
   return now
 end
 
+-- One request: `op` with ARGV's arguments, once the deadline is checked and the sweep done (see
+-- the dispatch at the end).
+local function run(op)
+  local time = redis.call("TIME")
+  if tonumber(time[1]) + tonumber(time[2]) / 1e6 > tonumber(ARGV[3]) then return { "late" } end
+  wall_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  local now = tick(tonumber(ARGV[2]))
+  return op(now, unpack(ARGV, 5))
+end
+
 -- --- replies --------------------------------------------------------------------------------
 
 -- The wait to quote a waiting call at `pos` (estimate.QueueLoad.estimate), nil before any AHT.
@@ -645,23 +670,22 @@ local function take_resume(c, rkey)
   return old
 end
 
--- `rkey`: the caller's resume key (calls.resume_key), "" when resume_window_s is off.
-function ops.route(now, call_id, caller, tier, queue, rec, rkey)
-  local c = load_call(call_id)
-  if c then
-    if c.caller ~= caller or c.queue ~= queue then
-      return fail("call_id_conflict", "call_id '" .. call_id .. "' is already used by a call from '" ..
-        c.caller .. "' in queue '" .. c.queue .. "'")
-    end
-    local reply = call_reply(c, now)
-    reply[1] = "existing"
-    return reply
-  end
+-- A new call (its call_id unused), routed. `rkey`: the caller's resume key (calls.resume_key), ""
+-- when resume_window_s is off.
+local function enqueue(now, call_id, caller, tier, queue, rec, rkey)
   local seq = redis.call("INCR", K_SEQ)
-  redis.call("HSET", call_key(call_id), "call_id", call_id, "caller", caller, "tier", tier, "queue", queue,
-    "status", "waiting", "arrived_at", num(now), "seq", seq, "record", rec)
-  if rkey and rkey ~= "" then redis.call("HSET", call_key(call_id), "rkey", rkey) end
-  c = load_call(call_id)
+  -- The call as load_call would read it back, kept rather than read (and its numbers parsed) again.
+  local c = { call_id = call_id, caller = caller, tier = tier, queue = queue, status = "waiting",
+    arrived_at = num(now), seq = string.format("%d", seq), record = rec }
+  local write = { "HSET", call_key(call_id), "call_id", call_id, "caller", caller, "tier", tier, "queue", queue,
+    "status", "waiting", "arrived_at", c.arrived_at, "seq", c.seq, "record", rec }
+  if rkey and rkey ~= "" then
+    c.rkey = rkey
+    write[#write + 1] = "rkey"
+    write[#write + 1] = rkey
+  end
+  redis.call(unpack(write))
+  c.arrived, c.seqn, c.rank = now, seq, RANK[tier]
   local limit = CFG.max_waiting[queue]
   local closed = not queue_open(queue, now)
   local away = closed or (limit and not RULES.admitted_when_full[tier] and waiting_count(queue) >= limit)
@@ -682,10 +706,10 @@ function ops.route(now, call_id, caller, tier, queue, rec, rkey)
   lane_add(c)
   local pos = position(c, now)
   local ek, rank = est_key(queue), c.rank
-  local last = redis.call("HMGET", ek, "a" .. rank, "t" .. rank)
-  redis.call("HSET", ek, "a" .. rank, num(est_bump(tonumber(last[1] or "0"), tonumber(last[2] or "0"), now)),
-    "t" .. rank, num(now))
-  emit_call("enter", now, c, nil, "position", pos)
+  local a, t = "a" .. RANK_TEXT[rank], "t" .. RANK_TEXT[rank]
+  local last = redis.call("HMGET", ek, a, t)
+  redis.call("HSET", ek, a, num(est_bump(tonumber(last[1] or "0"), tonumber(last[2] or "0"), now)), t, num(now))
+  emit_call("enter", now, c, nil, "position", string.format("%d", pos))
   if old then
     -- Counters move forward: the abandon stays, a `resumed` is added.
     local was = waited(old, now)  -- the abandon's wait: `short` tells the archive what record counted
@@ -696,6 +720,20 @@ function ops.route(now, call_id, caller, tier, queue, rec, rkey)
   local w = estimate_for(c, pos, now)
   if w then set_call(c, { quoted = num(w) }) end  -- compared with the real wait at answer
   return call_reply(c, now, pos, w)
+end
+
+function ops.route(now, call_id, caller, tier, queue, rec, rkey)
+  local c = load_call(call_id)
+  if c then
+    if c.caller ~= caller or c.queue ~= queue then
+      return fail("call_id_conflict", "call_id '" .. call_id .. "' is already used by a call from '" ..
+        c.caller .. "' in queue '" .. c.queue .. "'")
+    end
+    local reply = call_reply(c, now)
+    reply[1] = "existing"
+    return reply
+  end
+  return enqueue(now, call_id, caller, tier, queue, rec, rkey)
 end
 
 -- Single Redis only (a cluster keeps tier buckets in other slots): the tier look-up and the
@@ -715,13 +753,23 @@ function ops.route_lookup(now, call_id, caller, queue, bucket_key, fields_key, d
     local items = cmsgpack.unpack(blob)
     tier = TIER_OF[items[1]]
     if #items > 1 then
-      local names = redis.call("LRANGE", fields_key, 0, -1)
-      local crm = {}
+      -- Only the list's head up to the highest id this record names: a graded table's list
+      -- also holds every shared set (up to 65,536 entries), which a route must not read whole.
       local last = #items
+      local shared = nil
       if last % 2 == 0 then
-        local shared = cjson.decode(string.sub(names[items[last] + 1], 2))
-        for i = 1, #shared, 2 do crm[names[shared[i] + 1]] = shared[i + 1] end
+        shared = cjson.decode(string.sub(redis.call("LINDEX", fields_key, items[last]), 2))
         last = last - 1
+      end
+      local top = 0
+      for i = 2, last, 2 do top = math.max(top, items[i]) end
+      if shared then
+        for i = 1, #shared, 2 do top = math.max(top, shared[i]) end
+      end
+      local names = redis.call("LRANGE", fields_key, 0, top)
+      local crm = {}
+      if shared then
+        for i = 1, #shared, 2 do crm[names[shared[i] + 1]] = shared[i + 1] end
       end
       for i = 2, last, 2 do crm[names[items[i] + 1]] = items[i + 1] end
       if crm.customer_id then customer = tostring(crm.customer_id) end
@@ -733,7 +781,7 @@ function ops.route_lookup(now, call_id, caller, queue, bucket_key, fields_key, d
     rec = cmsgpack.pack({ caller = caller, tier = tier, known = false })
   end
   -- calls.resume_key, written a second time
-  return ops.route(now, call_id, caller, tier, queue, rec, CFG.resume > 0 and (caller .. "|" .. customer) or "")
+  return enqueue(now, call_id, caller, tier, queue, rec, CFG.resume > 0 and (caller .. "|" .. customer) or "")
 end
 
 function ops.get(now, call_id)
@@ -741,6 +789,13 @@ function ops.get(now, call_id)
   if not c then return err end
   return call_reply(c, now)
 end
+
+-- The call path's requests end here: the ops below (and their helpers) are not built for them.
+-- Every local function and table of this file is made again on each run, and making one costs
+-- more the more locals come before it (Lua 5.1 finds each upvalue by walking the open ones):
+-- the definitions below are about a fifth of a route's instructions.
+local early = ARGV[1]
+if early == "route_lookup" or early == "route" or early == "get" then return run(ops[early]) end
 
 function ops.answer(now, call_id, agent)
   local c, err = existing_call(call_id)
@@ -1161,10 +1216,7 @@ end
 -- off by the router), checked against Redis's own TIME, not the logical clock: a script that
 -- reaches Redis after its router gave up (a stall, a fork, a slow disk) changes nothing.
 -- Calling TIME before writes needs script effects replication, the default since Redis 5.
+-- (route, route_lookup and get were dispatched earlier, right after `ops.get`.)
 local op = ops[ARGV[1]]
 if not op then return fail("unknown_op", "no op " .. tostring(ARGV[1])) end
-local time = redis.call("TIME")
-if tonumber(time[1]) + tonumber(time[2]) / 1e6 > tonumber(ARGV[3]) then return { "late" } end
-wall_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local now = tick(tonumber(ARGV[2]))
-return op(now, unpack(ARGV, 5))
+return run(op)

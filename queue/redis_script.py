@@ -93,7 +93,9 @@ def lua_keys(namespace: str) -> str:
     names = {name: rk.engine_key(namespace, name) for name in rk.ENGINE}
     families = {name: rk.family_key(namespace, name) for name in rk.FAMILIES}
     slots = [(rk.family_key(namespace, family), width, ttl) for family, width, ttl in rk.TALLY_SLOTS]
-    return f"local KEY = {lua(names | families)}\nlocal SLOTS = {lua(slots)}\nlocal EVENT_CAP = {rk.EVENT_STREAM_CAP}\n"
+    # EVENT_CAP as text: a number passed to redis.call is formatted again on every run
+    cap = lua(str(rk.EVENT_STREAM_CAP))
+    return f"local KEY = {lua(names | families)}\nlocal SLOTS = {lua(slots)}\nlocal EVENT_CAP = {cap}\n"
 
 
 def lua_config(policy: Policy) -> str:
