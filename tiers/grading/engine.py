@@ -366,14 +366,15 @@ def _value_share(con: Any, settings: GradingSettings) -> ValueShareReport:
     else:
         value = "amount"
     # Only positive values make up the total; ties share a class because each distinct value is
-    # tested by the sum of the values strictly greater than it.
+    # tested by the sum of the values strictly greater than it. `fsum` where threads add in no set
+    # order (a plain double sum could move a class edge from one run to the next).
     con.execute(
         f"""CREATE TABLE share_t AS
             WITH v AS (SELECT ord, {value} AS v FROM cust),
-                 pos AS (SELECT v, sum(v) AS s FROM v WHERE v > 0 GROUP BY v),
+                 pos AS (SELECT v, fsum(v) AS s FROM v WHERE v > 0 GROUP BY v),
                  run AS (SELECT v, coalesce(sum(s) OVER (ORDER BY v DESC ROWS BETWEEN UNBOUNDED PRECEDING
                                 AND 1 PRECEDING), 0) AS greater FROM pos),
-                 total AS (SELECT coalesce(sum(s), 0) AS total FROM pos)
+                 total AS (SELECT coalesce(fsum(s), 0) AS total FROM pos)
             SELECT v.ord, v.v, CASE WHEN v.v <= 0 THEN 'C'
                    WHEN run.greater < {_number(share.a_share)} * total.total THEN 'A'
                    WHEN run.greater < {_number(share.b_share)} * total.total THEN 'B' ELSE 'C' END AS class
@@ -382,7 +383,7 @@ def _value_share(con: Any, settings: GradingSettings) -> ValueShareReport:
     counts: dict[str, int] = {}
     held: dict[str, float] = {}
     for letter, count, positive in con.execute(
-        "SELECT class, count(*), coalesce(sum(v) FILTER (WHERE v > 0), 0) FROM share_t GROUP BY class"
+        "SELECT class, count(*), coalesce(fsum(v) FILTER (WHERE v > 0), 0) FROM share_t GROUP BY class"
     ).fetchall():
         counts[letter], held[letter] = count, positive
     total = sum(held.values())
