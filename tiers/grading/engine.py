@@ -179,7 +179,13 @@ class Graded:
             if count
         ]
         select = ", ".join(["caller", "tier", *map(_quoted, present)])
-        self.con.execute(f"COPY (SELECT {select} FROM result) TO {_literal(str(path))} (HEADER, DELIMITER ',')")
+        # The file's row order means nothing (`result` comes out of a hash join): DuckDB need not
+        # hold rows back to keep it, which at 10⁶ saves a third of the COPY and ~150 MiB of peak.
+        self.con.execute("SET preserve_insertion_order = false")
+        try:
+            self.con.execute(f"COPY (SELECT {select} FROM result) TO {_literal(str(path))} (HEADER, DELIMITER ',')")
+        finally:
+            self.con.execute("SET preserve_insertion_order = true")
         return self.callers
 
 
