@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import random
 from pathlib import Path
 
@@ -61,6 +62,18 @@ def test_transactions_are_summed_per_customer_in_every_format(tmp_path: Path, su
     assert population.last_date[:2] == [dt.date(2026, 11, 20), dt.date(2026, 10, 1)]
     assert population.columns["blacklist"] == ["", "", "yes"]
     assert population.problems == []
+
+
+def test_money_is_summed_without_losing_to_the_order_of_addition(tmp_path: Path) -> None:
+    # Added in file order, 1e16 + 1 is 1e16 again and the total 0: a plain double sum answers
+    # by the order its threads add in, and at 10⁶ customers moved band edges between runs.
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,caller\nC1,+8613800000001\n")
+    values = ["1e16", "1", "-1e16"]
+    tx = write_transactions(tmp_path / "tx.csv", [("C1", "2026-11-01", value, value) for value in values])
+    population = read_transactions(tx, customers, SETTINGS).population()
+    assert population.amount == [math.fsum(map(float, values))] == [1.0]  # refunds = "count"
+    assert population.profit == [1.0]
 
 
 def test_aggregates_file_and_refunds_ignored(tmp_path: Path) -> None:
