@@ -18,8 +18,6 @@ from tierline.router.plumbing.bodies import json_response, read_json
 from tierline.router.plumbing.context import services
 from tierline.router.plumbing.endpoints import EndpointTable
 from tierline.router.plumbing.errors import ApiError
-from tierline.router.plumbing.gate import REQUEST_ID_HEADER
-from tierline.router.plumbing.logs import REQUEST
 from tierline.tiers.grading.run import GradingReport
 from tierline.tiers.model import Tier
 
@@ -94,8 +92,6 @@ async def get_live_table(request: web.Request) -> web.StreamResponse:
     rows = services(request).tiers.table_rows()
     first = await anext(rows, None)  # a store that cannot answer at all still gets its 503
     response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8"})
-    if (current := REQUEST.get()) is not None:  # the gate echoes it only on answers not yet begun
-        response.headers[REQUEST_ID_HEADER] = current[0]
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:

@@ -121,6 +121,7 @@ def error_answer(request: web.Request, exc: Exception) -> web.Response:
 # The request item naming the token a request of a "backoffice" route came with (its handler
 # may allow that token less than the IVR's).
 TOKEN: web.RequestKey[str] = web.RequestKey("tierline_token", str)
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("tierline_request_id", str)
 
 
 def authenticate(request: web.Request, role: Role, tokens: Mapping[TokenName, bytes]) -> TokenName:
@@ -204,17 +205,23 @@ def request_id(request: web.Request) -> str:
     return f"{_ID_PREFIX}{_next_id():x}"
 
 
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: every answer carries its request's id, a streamed one too (its
+    headers go out when its handler begins the body, before the gate sees it)."""
+    rid = request.get(REQUEST_ID)
+    if rid is not None:
+        response.headers[REQUEST_ID_HEADER] = rid
+
+
 def _record(
     request: web.Request, figures: RouteFigures, response: web.StreamResponse, started: float, rid: str
 ) -> None:
-    """Count the answer, file its time, echo the id (an answer already sent keeps its headers)."""
+    """Count the answer and file its time (`echo_request_id` puts the id on it)."""
     elapsed = perf_counter() - started
     status = response.status
     figures.by_class[status // 100] += 1
     figures.buckets[bisect_left(LATENCY_BOUNDS, elapsed)] += 1
     figures.seconds += elapsed
-    if not response.prepared:
-        response.headers[REQUEST_ID_HEADER] = rid
     if access.isEnabledFor(logging.DEBUG):
         access.debug(
             "%s %s %d %.2f ms",
@@ -278,6 +285,7 @@ class Gate:
         async def gated(request: web.Request) -> web.StreamResponse:
             started = perf_counter()
             rid = request_id(request)
+            request[REQUEST_ID] = rid
             context = REQUEST.set((rid, figures.route, request))
             try:
                 response: web.StreamResponse
