@@ -35,7 +35,7 @@ from tierline.router.grading_api import grading_api
 from tierline.router.plumbing.bodies import BODY_READ_TIMEOUT
 from tierline.router.plumbing.context import ARCHIVER, SERVICES, Services
 from tierline.router.plumbing.endpoints import Endpoint
-from tierline.router.plumbing.gate import REQUEST_FIGURES, SHED, Gate, echo_request_id, no_route
+from tierline.router.plumbing.gate import REQUEST_FIGURES, SHED, Gate, no_route
 from tierline.router.plumbing.openapi import build_openapi
 from tierline.router.public import OPENAPI, public
 from tierline.router.reports_api import reports_api
@@ -135,7 +135,6 @@ def build_app(svc: Services, sweeper: bool = True) -> web.Application:
         server.backoffice_token,
     )
     app = web.Application(client_max_size=server.max_body_bytes)
-    app.on_response_prepare.append(echo_request_id)
     app[SERVICES] = svc
     app[SHED] = gate.shed
     app[REQUEST_FIGURES] = gate.figures

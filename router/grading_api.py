@@ -18,6 +18,7 @@ from tierline.router.plumbing.bodies import json_response, read_json
 from tierline.router.plumbing.context import services
 from tierline.router.plumbing.endpoints import EndpointTable
 from tierline.router.plumbing.errors import ApiError
+from tierline.router.plumbing.gate import begin_stream
 from tierline.tiers.grading.run import GradingReport
 from tierline.tiers.model import Tier
 
@@ -93,7 +94,7 @@ async def get_live_table(request: web.Request) -> web.StreamResponse:
     first = await anext(rows, None)  # a store that cannot answer at all still gets its 503
     response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8"})
     response.enable_chunked_encoding()
-    await response.prepare(request)
+    await begin_stream(request, response)
     try:
         await response.write(TABLE_HEADER)
         if first is not None:

@@ -205,19 +205,24 @@ def request_id(request: web.Request) -> str:
     return f"{_ID_PREFIX}{_next_id():x}"
 
 
-async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: every answer carries its request's id, a streamed one too (its
-    headers go out when its handler begins the body, before the gate sees it)."""
+async def begin_stream(request: web.Request, response: web.StreamResponse) -> None:
+    """Send a streamed answer's headers, its request's id among them: the gate puts the id on
+    the answers its handlers return, and by then a streamed one has begun."""
     rid = request.get(REQUEST_ID)
     if rid is not None:
         response.headers[REQUEST_ID_HEADER] = rid
+    await response.prepare(request)
 
 
 def _record(
     request: web.Request, figures: RouteFigures, response: web.StreamResponse, started: float, rid: str
 ) -> None:
-    """Count the answer and file its time (`echo_request_id` puts the id on it)."""
+    """Count the answer, file its time and put the request's id on it (a streamed answer
+    carries it already: `begin_stream`). Not an `on_response_prepare` hook: a signal sent for
+    every answer costs the route about 2 % of its requests/s."""
     elapsed = perf_counter() - started
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = rid
     status = response.status
     figures.by_class[status // 100] += 1
     figures.buckets[bisect_left(LATENCY_BOUNDS, elapsed)] += 1
