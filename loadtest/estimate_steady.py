@@ -13,8 +13,10 @@ real ones are seen. Each answered call's quote on arrival (`estimated_wait_s` of
 answer) is compared with its wait, per tier and position bucket (1, 2–5, 6–20, >20), after a
 warm-up hour; the engine's own per-tier figures (`metrics().estimate_accuracy`) are printed
 beside, and ("old rule") the median ratio the rule before issue 16 had on the same calls:
-position × (15 min or less) / calls answered in it. No sleeping: the clock jumps from event
-to event.
+position × (15 min or less) / calls answered in it. "true inputs": the same model given the
+scenario's true arrival rates and handle time instead of the store's measured ones (a
+diagnosis: what is left there is the model's own error, the rest is measurement). No
+sleeping: the clock jumps from event to event.
 
 The goal (issue 16): per tier and bucket, the median ratio real/quoted within 0.8–1.25.
 tests/queue/test_estimate_steady.py runs a short seeded version.
@@ -35,10 +37,11 @@ from agenda import Agenda
 from tiermix import MIX
 
 from tierline.queue.clock import ManualClock
+from tierline.queue.estimate import estimated_wait
 from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.policy import Policy, TierPolicy
 from tierline.queue.wait_accuracy import POSITION_BUCKETS, Accuracy, figures, position_bucket
-from tierline.tiers.model import TIERS, Tier, TierRecord
+from tierline.tiers.model import TIER_RANK, TIERS, Tier, TierRecord
 
 T0 = 1_800_000_000.0
 GOAL = (0.8, 1.25)
@@ -51,14 +54,20 @@ class Outcome:
     quoted_wait: dict[tuple[Tier, str], Accuracy] = field(default_factory=dict)  # the calls quoted > 0
     # The rule before issue 16 on the same calls: position × (15 min or less) / answers in it.
     before: dict[tuple[Tier, str], Accuracy] = field(default_factory=dict)
+    # The model with the scenario's true rates and handle time (the calls quoted > 0).
+    true_inputs: dict[tuple[Tier, str], Accuracy] = field(default_factory=dict)
     engine: dict[Tier, Accuracy] = field(default_factory=dict)
     answered: int = 0
     unquoted: int = 0
 
-    def add(self, tier: Tier, position: int, real: float, quoted: float, before: float | None = None) -> None:
+    def add(
+        self, tier: Tier, position: int, real: float, quoted: float, before: float | None = None, true: float = 0.0
+    ) -> None:
         key = (tier, position_bucket(position))
         if before is not None:
             self.before.setdefault(key, Accuracy()).record(real, before)
+        if true > 0:
+            self.true_inputs.setdefault(key, Accuracy()).record(real, true)
         self.by_bucket.setdefault(key, Accuracy()).record(real, quoted)
         if quoted == 0:
             self.quoted_zero[key] = self.quoted_zero.get(key, 0) + 1
@@ -89,8 +98,14 @@ async def run(
     push = events.push
 
     idle: set[str] = set()
-    # call -> tier, position, quote, arrival, the old rule's quote
-    quotes: dict[str, tuple[Tier, int, float | None, float, float | None]] = {}
+    # The true rates of the tiers above each tier, for the "true inputs" quote.
+    percent = sum(share for _, share in MIX)
+    push_true = {
+        tier: rate * sum(share for above, share in MIX if TIER_RANK[above] < TIER_RANK[tier]) / percent
+        for tier in TIERS
+    }
+    # call -> tier, position, quote, arrival, the old rule's quote, the true inputs' quote
+    quotes: dict[str, tuple[Tier, int, float | None, float, float | None, float | None]] = {}
     answers: deque[float] = deque()  # answer times, for the old rule
     out = Outcome()
 
@@ -103,14 +118,14 @@ async def run(
         idle.discard(agent)
         call_id = work.call.call.call_id
         await store.answer(call_id, agent)
-        tier, position, quoted, arrived, before = quotes.pop(call_id)
+        tier, position, quoted, arrived, before, true = quotes.pop(call_id)
         real = clock.now() - arrived
         answers.append(clock.now())
         out.answered += 1
         if quoted is None:
             out.unquoted += 1
         elif arrived >= T0 + warmup_s:
-            out.add(tier, position, real, quoted, before)
+            out.add(tier, position, real, quoted, before, true or 0.0)
         push(clock.now() + rng.expovariate(1 / aht), "end", f"{agent}|{call_id}")
 
     for i in range(agents):
@@ -131,7 +146,10 @@ async def run(
             while answers and answers[0] <= at - 900:
                 answers.popleft()
             before = snap.position * min(at - T0, 900) / len(answers) if answers else None
-            quotes[call_id] = (tier, snap.position, snap.estimated_wait_s, at, before)
+            # Agents on a call of the queue, and idle ones: as the store counts them (it forgets
+            # an idle agent after IDLE_AGENT_TTL_S, longer than `poll`).
+            true = estimated_wait(snap.position, agents - len(idle), len(idle), aht, push_true[tier])
+            quotes[call_id] = (tier, snap.position, snap.estimated_wait_s, at, before, true)
             if idle:
                 await ask(min(idle))
             push(at + rng.expovariate(rate), "arrive", "")
@@ -150,7 +168,7 @@ async def run(
 def table(out: Outcome) -> list[str]:
     lines = [
         f"{'tier':<12} {'position':>8} {'calls':>6} {'quoted 0':>8} {'median real/quoted':>18} "
-        f"{'(quoted > 0)':>12} {'MAE s':>8} {'±50%':>6} {'old rule':>8}  goal"
+        f"{'(quoted > 0)':>12} {'MAE s':>8} {'±50%':>6} {'old rule':>8} {'true inputs':>11}  goal"
     ]
     for tier in TIERS:
         for bucket in POSITION_BUCKETS:
@@ -168,9 +186,11 @@ def table(out: Outcome) -> list[str]:
             positive = positive if isinstance(positive, str) else f"{positive:.3f}"
             old = out.before.get((tier, bucket))
             old_median = "-" if old is None else f"{old.median_ratio():.3f}"
+            true = out.true_inputs.get((tier, bucket))
+            true_median = "-" if true is None else f"{true.median_ratio():.3f}"
             lines.append(
                 f"{tier:<12} {bucket:>8} {fig.calls:>6} {zero:>8} {median:>18} {positive:>12} "
-                f"{fig.mean_abs_error_s:>8} {fig.within_50pct:>6} {old_median:>8}  {ok}"
+                f"{fig.mean_abs_error_s:>8} {fig.within_50pct:>6} {old_median:>8} {true_median:>11}  {ok}"
             )
     lines.append("engine, per tier (all answered calls, warm-up included):")
     for tier, acc in out.engine.items():
@@ -204,6 +224,8 @@ def main() -> None:
             total.quoted_wait.setdefault(key, Accuracy()).merge(acc)
         for key, acc in out.before.items():
             total.before.setdefault(key, Accuracy()).merge(acc)
+        for key, acc in out.true_inputs.items():
+            total.true_inputs.setdefault(key, Accuracy()).merge(acc)
         for tier, acc in out.engine.items():
             total.engine.setdefault(tier, Accuracy()).merge(acc)
     print(
