@@ -210,14 +210,18 @@ def cpu_seconds(pid: int | None) -> float | None:
 def pin_children(pid: int, core: int) -> None:
     """The server's own child processes (the memory store's archive worker) to `core`, beside
     wrk and redis-server: they inherit the server's pinning, and on its core they would take
-    the time being measured. Started lazily, so pinned before each run."""
+    the time being measured. Started lazily, so pinned before each run; every thread of theirs
+    (the worker's SQLite writes run in threads, which kept the server's core when only the
+    process's main thread was moved)."""
     if not pinned(core):
         return
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():
             for child in (task / "children").read_text().split():
                 with contextlib.suppress(OSError):
-                    os.sched_setaffinity(int(child), {core})
+                    for thread in Path(f"/proc/{child}/task").iterdir():
+                        with contextlib.suppress(OSError):
+                            os.sched_setaffinity(int(thread.name), {core})
 
 
 def wrk(url: str, script: str, args: list[str], seconds: int, pid: int | None = None) -> dict[str, Any]:
