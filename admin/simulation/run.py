@@ -13,9 +13,12 @@ steps each one to completion by hand: no event loop, so none can be blocked by i
 Agents: a shift change adds agents at once; a smaller shift lets idle agents go first and
 busy ones when their current work ends. An idle agent asks for work (`next_work`) whenever
 work may have appeared: a call arrives, a shift starts, a callback is created or its retry
-falls due. A call offered is answered at once (no ring time); a callback takes
-`callback_handle_s` (exponential) and reaches the customer with probability `callback_reach`,
-else `no_answer` (the store retries it as configured). At the plan's end agents finish what
+falls due. One with nothing to do also asks when it becomes idle and then every
+`IDLE_POLL_S`, as an agent's client polls: the store counts an agent idle (one of the wait
+estimate's inputs, queue/estimate.py) only while its last empty-handed ask is recent. A
+call offered is answered at once (no ring time); a callback takes `callback_handle_s`
+(exponential) and reaches the customer with probability `callback_reach`, else `no_answer`
+(the store retries it as configured). At the plan's end agents finish what
 they hold and leave; calls still waiting then are counted in `waiting_at_end`.
 
 A waiting call of a tier with `overflow_after_s` gets a sweep at exactly arrival + limit, so
@@ -27,7 +30,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import msgspec
 
@@ -37,7 +40,10 @@ from tierline.queue import service_level as sl
 from tierline.queue.callbacks import Callback
 from tierline.queue.calls import Call, CallStatus
 from tierline.queue.clock import ManualClock
+from tierline.queue.estimate import IDLE_AGENT_TTL_S
 from tierline.queue.memory_store import MemoryCallStore
+from tierline.queue.store import Work
+from tierline.queue.wait_accuracy import Accuracy
 from tierline.tiers.model import TIERS, Tier, TierRecord
 
 T = TypeVar("T")
@@ -45,7 +51,9 @@ T = TypeVar("T")
 QUEUE: Final = "default"
 # The loop's own agenda kinds, in the order they go at one instant: work ends (and its agent
 # asks for more) before a shift change counts who is idle; overflow before a hang-up.
-_END, _CALLBACK_DONE, _SHIFT, _OVERFLOW, _PATIENCE, _POKE = range(6)
+_END, _CALLBACK_DONE, _SHIFT, _OVERFLOW, _PATIENCE, _POKE, _POLL = range(7)
+# An idle agent's ask while nothing arrives: well within the store's IDLE_AGENT_TTL_S.
+IDLE_POLL_S: Final = IDLE_AGENT_TTL_S / 2
 
 
 def step(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -80,6 +88,9 @@ class Replication(msgspec.Struct, kw_only=True):
     waiting_at_end: dict[Tier, int]
     calls: int
     end: float  # the virtual time the run stopped
+    # The engine's own count of how right its quoted waits were (queue/wait_accuracy.py), per
+    # tier over every queue, for the whole run (the warm-up included: the store keeps no intervals).
+    estimates: dict[Tier, Accuracy] = msgspec.field(default_factory=dict)
 
 
 def arrivals(scenario: Scenario, rng: random.Random) -> list[tuple[float, Tier]]:
@@ -150,6 +161,7 @@ class _Loop:
         self.agenda: list[tuple[float, int, int, str, str]] = []
         self.order = 0
         self.idle: list[str] = []
+        self.polling: set[str] = set()  # idle agents with an ask due (`_POLL`)
         self.on_duty = 0
         self.wanted = 0
         self.agent_serial = 0
@@ -231,6 +243,10 @@ class _Loop:
                     self.left(gone, "abandoned", snap.callback)
                     if self.idle and snap.callback is not None:
                         self.dispatch()
+            elif kind == _POLL:
+                self.polling.discard(subject)
+                if subject in self.idle:
+                    self.poll(subject)
             else:  # _POKE: a callback retry fell due
                 self.ready += 1
                 if self.idle:
@@ -263,12 +279,27 @@ class _Loop:
                 self.ready = 0
                 return
             idle.pop()
-            if work.call is not None:
-                self.take(agent, work.call.call, now)
-            elif work.callback is not None:
-                self.ready -= 1
-                took = self.handles.expovariate(1.0 / self.s.callback_handle_s)
-                self.push(now + took, _CALLBACK_DONE, work.callback.callback_id, agent)
+            self.work_on(agent, work, now)
+
+    def work_on(self, agent: str, work: Work, now: float) -> None:
+        if work.call is not None:
+            self.take(agent, work.call.call, now)
+        elif work.callback is not None:
+            self.ready -= 1
+            took = self.handles.expovariate(1.0 / self.s.callback_handle_s)
+            self.push(now + took, _CALLBACK_DONE, work.callback.callback_id, agent)
+
+    def poll(self, agent: str) -> None:
+        """An idle agent asks for work although nothing seems there; it asks again in
+        `IDLE_POLL_S` while it stays idle."""
+        now = self.clock.now()
+        work = step(self.store.next_work(agent, None))
+        if work is not None:
+            self.idle.remove(agent)
+            self.work_on(agent, work, now)
+        elif agent not in self.polling:
+            self.polling.add(agent)
+            self.push(now + IDLE_POLL_S, _POLL, agent)
 
     def take(self, agent: str, call: Call, now: float) -> None:
         """`agent` answers `call` (offered to it, or the one call waiting) and talks for a while."""
@@ -284,6 +315,8 @@ class _Loop:
             return
         self.idle.append(agent)
         self.dispatch()
+        if self.idle and self.idle[-1] == agent:  # nothing for it: idle, asking now and then
+            self.poll(agent)
 
     def callback_done(self, agent: str, callback_id: str) -> None:
         reached = self.handles.random() < self.s.callback_reach
@@ -307,6 +340,8 @@ class _Loop:
             self.idle.append(f"a{self.agent_serial}")
         if self.idle:
             self.dispatch()
+        for agent in [a for a in self.idle if a not in self.polling]:
+            self.poll(agent)
 
     # --- figures --------------------------------------------------------------------------
 
@@ -315,10 +350,14 @@ class _Loop:
         for call in self.waiting.values():
             if call.status == "waiting":
                 left[call.tier] += 1
+        estimates: dict[Tier, Accuracy] = {}
+        for row in step(self.store.metrics()).estimate_accuracy:
+            estimates.setdefault(cast(Tier, row.tier), Accuracy()).merge(row.accuracy)
         return Replication(
             tallies=self.tallies,
             callbacks=list(self.fates.values()),
             waiting_at_end=left,
             calls=sum(t.arrived for t in self.tallies.values()),
             end=end,
+            estimates=estimates,
         )

@@ -189,6 +189,19 @@ def render(outcome: Outcome, console: Console, words: Words | None = None) -> No
             in_time,
         )
     console.print(totals)
+    if outcome.estimate_accuracy:
+        rows = "; ".join(
+            w.t(
+                "cli.sim_estimate_row",
+                tier=w.t("tier." + row.tier),
+                calls=w.number(row.calls),
+                median="-" if row.median_ratio is None else w.number(row.median_ratio, 2),
+                within=w.percent(row.within_50pct),
+                error=seconds(row.mean_abs_error_s, w),
+            )
+            for row in outcome.estimate_accuracy
+        )
+        console.print(w.t("cli.sim_estimates", rows=rows))
     still = {t: n for t, n in outcome.waiting_at_end.items() if n}
     if still:
         waiting = ", ".join(f"{w.t('tier.' + t)} {w.number(n, 1)}" for t, n in still.items())

@@ -48,10 +48,13 @@ def test_simulate_prints_figures_and_json(tierline: Tierline, files: dict[str, P
     table = tierline(*common, "--patience-s", "120", "--overflow-after-s", "mid=30", "--replications", "2")
     assert table.returncode == 0, table.stderr
     assert "08:15" in table.stdout and "standard" in table.stdout and "95% interval" in table.stdout
+    assert "median real/quoted" in table.stdout  # how right the engine's quoted waits were
     raw = tierline(*common, "--seed", "9", "--replications", "2", "--date", "2026-12-01", "--json")
     assert raw.returncode == 0, raw.stderr
     figures = json.loads(raw.stdout)
     assert figures["seed"] == 9 and figures["replications"] == 2 and len(figures["intervals"]) == 2
+    quoted = {row["tier"]: row for row in figures["estimate_accuracy"]}
+    assert "standard" in quoted and quoted["standard"]["calls"] > 0 and quoted["standard"]["median_ratio"] > 0
     assert (
         json.loads(tierline(*common, "--seed", "9", "--replications", "2", "--date", "2026-12-01", "--json").stdout)
         == figures
