@@ -33,7 +33,7 @@ from tierline.queue.clock import SystemClock
 from tierline.queue.memory_store import MemoryCallStore
 from tierline.queue.policy import Policy, QueuePolicy
 from tierline.queue.redis_link import RedisLink, connect
-from tierline.queue.redis_script import engine_script
+from tierline.queue.redis_script import engine_library, engine_script
 from tierline.queue.redis_store import RedisCallStore
 from tierline.queue.store import CallStore
 from tierline.router.cli.serve import GC_YOUNG_THRESHOLD
@@ -53,7 +53,7 @@ def events_off(store: CallStore) -> None:
     assert isinstance(store, RedisCallStore)
     text = engine_script(store.policy, store._namespace)
     assert text.count(EMIT) == 1, "the engine's emit moved: update this benchmark"
-    store._engine = store._link.client.register_script(text.replace(EMIT, NO_EMIT))
+    store._engine = engine_library(store.policy, store._namespace, text.replace(EMIT, NO_EMIT))
 
 
 async def one_call(store: CallStore, n: int, tag: str) -> None:

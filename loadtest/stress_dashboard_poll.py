@@ -170,7 +170,8 @@ async def longest_command(redis_url: str) -> str:
         return "none over 1 ms"
     top = max(entries, key=lambda e: e["duration"])
     words = [w.decode(errors="replace") if isinstance(w, bytes) else str(w) for w in top["command"].split()]
-    what = f"EVALSHA op {words[4]}" if words[0].upper() == "EVALSHA" and len(words) > 4 else " ".join(words[:3])
+    engine = words[0].upper() in ("FCALL", "EVALSHA") and len(words) > 4
+    what = f"{words[0].upper()} op {words[4]}" if engine else " ".join(words[:3])
     return f"{top['duration'] / 1000:.2f} ms ({what}); {len(entries)} commands over 1 ms"
 
 

@@ -1,14 +1,18 @@
--- The Redis store's engine: every change to queues, calls, callbacks and tallies, as one script.
+-- The Redis store's engine: every change to queues, calls, callbacks and tallies, as one Redis
+-- function library.
 --
--- Each request is one EVALSHA of this script (op name in ARGV[1], the caller's clock in ARGV[2],
--- its deadline in ARGV[3]: see the dispatch at the end),
--- so each is atomic: no call is popped twice, none half-moved, and every counter moves with the
--- state it counts. Before acting, every op does what has fallen due (ring-no-answer, overflows
--- at exactly arrival + limit, callback retries, forgetting finished items), as the memory store
--- does on each call.
+-- Each request is one FCALL of its one function (op name in ARGV[1], the caller's clock in
+-- ARGV[2], its deadline in ARGV[3]: see the dispatch at the end), so each is atomic: no call is
+-- popped twice, none half-moved, and every counter moves with the state it counts. Everything
+-- above the dispatch (the tables and functions) is built once, when Redis loads the library
+-- (FUNCTION LOAD, queue/redis_script.py and queue/redis_link.py's `fcall`); as an EVALSHA
+-- script it was built again on every request, about 30 µs of Redis's time each.
+-- Before acting, every op does what has fallen due (ring-no-answer, overflows at exactly
+-- arrival + limit, callback retries, forgetting finished items), as the memory store does on
+-- each call.
 --
--- What it is told comes first, prepended by queue/redis_script.py when the store registers
--- the script (rendered once; a request sends only its op and arguments):
+-- What it is told comes first, prepended by queue/redis_script.py when the store makes the
+-- library (rendered once; a request sends only its op and arguments):
 -- - `KEY`, `SLOTS`, `EVENT_CAP`: every key name and tally slot, and the event stream's
 --   approximate cap, from queue/redis_keys.py. All queue-state
 --   keys share one hash tag, so one cluster slot, on purpose: `next` across queues and "one
@@ -66,9 +70,12 @@
 
 local RANK, TIER_OF = RULES.rank, RULES.tier_of
 
+-- This request's arguments: set by the dispatch for each request (the library's locals outlive it).
+local ARGV
+
 -- A number as text that reads back as the same double. Formatting one costs ~6,000 instructions
 -- (glibc's exact %.17g), and a run formats the same few (its now above all) many times: each
--- value is formatted once per run.
+-- value is formatted once per run (the dispatch empties the memo).
 local num_text = {}
 local function num(x)
   local s = num_text[x]
@@ -120,7 +127,7 @@ local function quoted(id) return "'" .. (id or "") .. "'" end
 
 -- --- events ---------------------------------------------------------------------------------
 
-local ev_epoch = nil  -- read once per script run
+local ev_epoch = nil  -- read once per request
 local wall_ms = 0  -- Redis's TIME in ms, set by the dispatch: the epoch when none is set
 
 -- One event: kind, time, its subject's ids, then its figures as name, text pairs.
@@ -642,7 +649,7 @@ end
 -- The move `action` makes on `c` (RULES.call): nil and the reply to send for a no-op or a
 -- refusal, else the decision to apply.
 local function decide(action, c, agent, now)
-  local d = RULES.call[action]()[c.status][poster(agent, c.agent_id)]
+  local d = RULES.call[action][c.status][poster(agent, c.agent_id)]
   if d.kind == "noop" then return nil, call_reply(c, now) end
   if d.kind == "refuse" then
     return nil, refusal(d, { call = quoted(c.call_id), status = c.status, holder = quoted(c.agent_id),
@@ -789,13 +796,6 @@ function ops.get(now, call_id)
   if not c then return err end
   return call_reply(c, now)
 end
-
--- The call path's requests end here: the ops below (and their helpers) are not built for them.
--- Every local function and table of this file is made again on each run, and making one costs
--- more the more locals come before it (Lua 5.1 finds each upvalue by walking the open ones):
--- the definitions below are about a fifth of a route's instructions.
-local early = ARGV[1]
-if early == "route_lookup" or early == "route" or early == "get" then return run(ops[early]) end
 
 function ops.answer(now, call_id, agent)
   local c, err = existing_call(call_id)
@@ -1024,7 +1024,7 @@ function ops.outcome(now, id, outcome, agent, note, has_note, call_at)
   local b = load_cb(id)
   if not b then return fail("callback_not_found", "no callback '" .. id .. "'") end
   local k = cb_key(id)
-  local d = RULES.outcome[outcome]()[b.status][outcome_poster(agent, outcome, b)]
+  local d = RULES.outcome[outcome][b.status][outcome_poster(agent, outcome, b)]
   if d.kind == "noop" then
     return { "callback", redis.call("HGETALL", k) }  -- a retried outcome: the callback as it is
   end
@@ -1210,13 +1210,22 @@ function ops.cbsummary(now)
   return { "summary", redis.call("HGETALL", K_CBSTAT), overdue }
 end
 
--- ARGV: op name, the caller's (logical) clock, the request's deadline, the opening-hour windows
--- (see `window`), then the op's own arguments.
+-- --- the dispatch ------------------------------------------------------------------------------
+
+-- One request. ARGV: op name, the caller's (logical) clock, the request's deadline, the
+-- opening-hour windows (see `window`), then the op's own arguments.
 -- The deadline is real wall-clock time (epoch seconds, the tolerated clock skew already taken
--- off by the router), checked against Redis's own TIME, not the logical clock: a script that
+-- off by the router), checked against Redis's own TIME, not the logical clock: a request that
 -- reaches Redis after its router gave up (a stall, a fork, a slow disk) changes nothing.
--- Calling TIME before writes needs script effects replication, the default since Redis 5.
--- (route, route_lookup and get were dispatched earlier, right after `ops.get`.)
-local op = ops[ARGV[1]]
-if not op then return fail("unknown_op", "no op " .. tostring(ARGV[1])) end
-return run(op)
+-- The per-request state above starts empty: the library's locals live on between requests, and
+-- what one request memoised (its now, the epoch it read, the hours it unpacked) must not leak
+-- into the next.
+local function dispatch(_, args)
+  ARGV = args
+  num_text, ev_epoch, wall_ms, hours_map, NOW = {}, nil, 0, nil, 0
+  local op = ops[ARGV[1]]
+  if not op then return fail("unknown_op", "no op " .. tostring(ARGV[1])) end
+  return run(op)
+end
+
+redis.register_function(ENGINE_FUNCTION, dispatch)

@@ -28,7 +28,7 @@ hundred milliseconds at most, never redis-py's default seconds of retries.
   primary, and the link asks them again every `PRIMARY_POLL_S`: once they name another one,
   idle connections close at once and busy ones as they come back, so commands stop going to
   a demoted primary (which may keep accepting writes until the Sentinels reconfigure it).
-  A new primary knows no scripts: NOSCRIPT loads the script on it (`evalsha`).
+  A new primary that lacks the engine's library is given it (`fcall`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
-from redis.exceptions import DataError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import DataError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tierline.queue.errors import Overloaded, Unavailable
@@ -230,6 +230,17 @@ class _SentinelPool(SentinelConnectionPool, _Pool):
         await super().release(connection)
 
 
+async def _loading_once(call: Callable[[], Awaitable[Any]], load: Callable[[], Awaitable[Any]]) -> Any:
+    """`call()`; if Redis answers that the function is not there, `load()` it and call again."""
+    try:
+        return await call()
+    except ResponseError as exc:
+        if not str(exc).startswith("Function not found"):
+            raise
+    await load()
+    return await call()
+
+
 def connect(url: str, timeout_s: float) -> Client:
     """A client for `redis://host:port/db` (one server), `redis+cluster://host:port` (a seed node)
     or `redis+sentinel://host:26379,…/service/db` (the service's primary); see redis_urls.py."""
@@ -404,28 +415,40 @@ class RedisLink:
         left = self.timeout_s * 2 if at is None else at - loop.time()
         return repr(self.wall() + left - CLOCK_SKEW_S)
 
-    async def evalsha(self, script: Any, keys: Sequence[str], args: Callable[[str], Sequence[str | bytes]]) -> Any:
-        """Run a registered script with `args(script_deadline)`; call it inside `run`.
+    async def fcall(
+        self, name: str, code: str, keys: Sequence[str], args: Callable[[str], Sequence[str | bytes]]
+    ) -> Any:
+        """Call function `name` of the library `code` with `args(script_deadline)`; call it inside `run`.
 
-        On a single Redis the deadline is read once a live connection is in hand, right before
-        the write: opening a connection in a burst, on a loop that is behind, can take longer
-        than the deadline leaves, and a deadline read before that would make Redis refuse a
-        command this router still waits for. (A Cluster client runs the script its own way.)
+        Where Redis lacks the library (a restarted or new server), it is loaded (FUNCTION LOAD
+        REPLACE, on every primary of a Cluster) and the call made again: the refused call
+        changed nothing. On a single Redis the deadline is read once a live connection is in
+        hand, right before the write: opening a connection in a burst, on a loop that is behind,
+        can take longer than the deadline leaves, and a deadline read before that would make
+        Redis refuse a command this router still waits for.
         """
-        if self._pool is None:
-            return await script(keys=keys, args=args(self.script_deadline()))
+        if self._pool is None:  # a Cluster client routes the call by its key
+            client = self.client
+
+            async def call() -> Any:
+                return await client.fcall(name, len(keys), *keys, *args(self.script_deadline()))
+
+            async def load() -> Any:
+                return await client.function_load(code, replace=True)
+
+            return await _loading_once(call, load)
         connection = await self._pool.get_connection()
+
+        async def call_here() -> Any:
+            await connection.send_command("FCALL", name, len(keys), *keys, *args(self.script_deadline()))
+            return await connection.read_response()
+
+        async def load_here() -> Any:
+            await connection.send_command("FUNCTION", "LOAD", "REPLACE", code)
+            return await connection.read_response()
+
         try:
-            for attempt in range(2):
-                await connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args(self.script_deadline()))
-                try:
-                    return await connection.read_response()
-                except NoScriptError:
-                    if attempt:
-                        raise
-                    # A restarted Redis knows no scripts: load it on this connection, then run it.
-                    await connection.send_command("SCRIPT", "LOAD", script.script)
-                    await connection.read_response()
+            return await _loading_once(call_here, load_here)
         finally:
             await self._pool.release(connection)
 

@@ -1,23 +1,24 @@
-"""The Redis engine's script text: redis_engine.lua behind a prelude rendered from Python.
+"""The Redis engine's library text: redis_engine.lua behind a prelude rendered from Python.
 
-The prelude gives the script everything it is told rather than decides, as Lua table
+The prelude gives the engine everything it is told rather than decides, as Lua table
 literals: the key names (`KEY`, `SLOTS`, from queue/redis_keys.py), the policy (`CFG`) and
 the decision tables (`RULES`, from queue/decisions.py). It is rendered once, when the store
-registers the script (one script, one SHA, per configuration and namespace): a request sends
-only its op and arguments, as before.
+is made: a request sends only its op and arguments.
 
-The decision tables are built inside each run of the script, as every local of it is. So
-that a request builds only the table it consults, `RULES.call[action]` and
-`RULES.outcome[outcome]` are functions returning the table (`call_moves(action)` and
-`outcome_rules(outcome)` in the engine); the rest are small.
+The whole is a Redis function library (Redis 7's FUNCTION LOAD) with one function, named
+after a digest of the text: one name per configuration and namespace, so routers with the
+same configuration share it and a changed one never runs another's rules. Redis builds the
+tables and functions once, when it loads the library; each request (FCALL) runs only the
+dispatch. queue/redis_link.py loads it where it is missing (a restarted Redis, a new primary).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from tierline.queue import decisions as d
 from tierline.queue import estimate
@@ -129,7 +130,7 @@ def lua_config(policy: Policy) -> str:
 
 
 def rules_view() -> dict[str, object]:
-    """The decision tables as the engine reads them (before each big table is wrapped in a function)."""
+    """The decision tables as the engine reads them."""
     return {
         "rank": d.RANK,
         "tier_of": d.TIER_OF,
@@ -154,18 +155,10 @@ def rules_view() -> dict[str, object]:
 @functools.cache
 def lua_tables() -> str:
     """`RULES`: the decision tables of queue/decisions.py. The same text for every store."""
-    view = rules_view()
-    deferred = ("call", "outcome")
-    small = ",\n".join(f"  {name} = {lua(value)}" for name, value in view.items() if name not in deferred)
-    lazy = []
-    for name in deferred:
-        table = view[name]
-        assert isinstance(table, Mapping)
-        entries = ",\n".join(f"    {_lua_key(k)} = function() return {lua(v)} end" for k, v in table.items())
-        lazy.append(f"  {name} = {{\n{entries},\n  }}")
+    body = ",\n".join(f"  {name} = {lua(value)}" for name, value in rules_view().items())
     return (
         "-- Rendered from tierline.queue.decisions by queue/redis_script.py: edit the Python.\n"
-        "local RULES = {\n" + small + ",\n" + ",\n".join(lazy) + ",\n}\n"
+        "local RULES = {\n" + body + ",\n}\n"
     )
 
 
@@ -184,4 +177,20 @@ def lua_estimate() -> str:
 
 
 def engine_script(policy: Policy, namespace: str) -> str:
+    """The engine's Lua: the prelude, then redis_engine.lua (which registers `ENGINE_FUNCTION`)."""
     return lua_keys(namespace) + lua_config(policy) + lua_tables() + lua_estimate() + ENGINE_SOURCE
+
+
+class EngineLibrary(NamedTuple):
+    """The engine as Redis loads it: `name` is the library's and its one function's."""
+
+    name: str
+    code: str
+
+
+def engine_library(policy: Policy, namespace: str, script: str | None = None) -> EngineLibrary:
+    """The library of `engine_script(policy, namespace)` (or of `script`, a variant of it)."""
+    text = engine_script(policy, namespace) if script is None else script
+    name = "tierline_" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:20]
+    header = f"#!lua name={name}\nlocal ENGINE_FUNCTION = {lua(name)}\n"
+    return EngineLibrary(name, header + text)

@@ -1,7 +1,8 @@
 """The Redis call store: queues, calls, callbacks and tallies shared by every Tierline process.
 
-Every change is one EVALSHA of `redis_engine.lua` (atomic, one round trip; the script text,
-with its rendered prelude, is queue/redis_script.py's); this module only packs arguments,
+Every change is one FCALL of `redis_engine.lua`, loaded as a function library (atomic, one
+round trip; the library text, with its rendered prelude, is queue/redis_script.py's); this
+module only packs arguments,
 unpacks replies into the same structs the memory store returns, and reads the service-level
 tallies (plain hash counters, summed here with `service_level.total`). All keys
 (queue/redis_keys.py) carry the hash tag `{namespace}`, so the same code runs on Redis Cluster.
@@ -30,7 +31,7 @@ from tierline.queue.history.engine_events import from_fields
 from tierline.queue.policy import Policy
 from tierline.queue.redis_keys import DEFAULT_NAMESPACE
 from tierline.queue.redis_link import DeadlinePassed, RedisLink
-from tierline.queue.redis_script import engine_script
+from tierline.queue.redis_script import engine_library
 from tierline.queue.settled import SettledDay
 from tierline.queue.store import (
     CallbackFilter,
@@ -143,7 +144,7 @@ class RedisCallStore:
         self.clock = clock
         self._link = link
         self._namespace = namespace
-        self._engine = link.client.register_script(engine_script(policy, namespace))
+        self._engine = engine_library(policy, namespace)
         self._keys = [rk.engine_key(namespace, "clock")]
         self._started_at: float | None = None
         self._settled = SettledDay(policy)
@@ -192,7 +193,7 @@ class RedisCallStore:
             return [args[0], repr(now), deadline, self._hours_at(now), *args[1:]]
 
         async def engine() -> list[Any]:
-            reply: list[Any] = await link.evalsha(self._engine, self._keys, argv)
+            reply: list[Any] = await link.fcall(self._engine.name, self._engine.code, self._keys, argv)
             if reply[0] == b"late":
                 raise DeadlinePassed("the engine refused: the request reached Redis after its deadline")
             return reply

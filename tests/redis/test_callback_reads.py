@@ -34,7 +34,7 @@ PAGE = MAX_PAGE
 def quiet_redis() -> Iterator[RedisServer]:
     """A server of this module's own: the tests count the commands the whole server ran
     (INFO commandstats), which another test's leftover task on the session's server would
-    add to (seen once: 4 EVALSHA where this module's reads made 2)."""
+    add to (seen once: 4 engine calls where this module's reads made 2)."""
     server = RedisServer().start()
     yield server
     server.cleanup()
@@ -68,7 +68,7 @@ async def test_a_page_reads_only_its_own_callbacks(backlog: tuple[RedisCallStore
     second = await store.callback_page("open", PAGE, first.next_cursor)
     calls = await calls_made(client)
     assert len(first.callbacks) == len(second.callbacks) == PAGE
-    assert calls["evalsha"] == 2
+    assert calls["fcall"] == 2
     assert calls["hgetall"] == 2 * PAGE  # one read per callback listed, none for the rest
     # 1,200 equal deadlines: the cursor's place is a binary search, not a scan.
     assert calls["zrange"] <= 2 + math.ceil(math.log2(BACKLOG)) + 1
@@ -90,4 +90,4 @@ async def test_the_dashboard_counts_touch_no_callback(backlog: tuple[RedisCallSt
     # (queue × tier × interval hashes): nothing scales with the callback backlog.
     tallies = len(report.rows) * len(report.rows[0].intervals or [])
     assert calls["hgetall"] <= 1 + tallies + len(report.rows)  # + each row's estimate-accuracy counters
-    assert calls["evalsha"] == 2
+    assert calls["fcall"] == 2

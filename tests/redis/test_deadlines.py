@@ -97,7 +97,7 @@ async def test_a_call_answered_503_during_a_stall_never_appears(
     # This router's wall clock is off from Redis's by up to the tolerated skew, either way.
     http.link.wall = lambda: time.time() + skew_s
     status, _, _ = await http.call("POST", "/v1/calls", {"call_id": "before", "caller": "+8613800000001"})
-    assert status == 201  # also reads the tier meta and loads the script: the next route is one EVALSHA
+    assert status == 201  # also reads the tier meta and loads the library: the next route is one FCALL
     stalled = await stall(own_redis, 1.0)
     status, body, _ = await http.call("POST", "/v1/calls", {"call_id": "ghost", "caller": "+8613800000002"})
     assert (status, body["error"]["code"]) == (503, "store_unavailable")

@@ -75,13 +75,13 @@ async def test_a_route_decision_is_one_round_trip_on_a_single_redis(redis: Redis
         async with http.get(f"{base}/v1/calls/c7") as resp:
             unknown = await resp.json()
     await server.close()
-    # One EVALSHA per call (tier look-up, sweep, enqueue, position and estimate in one script),
+    # One FCALL per call (tier look-up, sweep, enqueue, position and estimate in one script),
     # plus the tier meta re-read at most once a second while this ran (HGET ×2, LRANGE), and on
     # those requests the look-up as a separate HGET.
     meta_reads = counts.pop("lrange", 0)
     assert meta_reads <= 3
     assert counts.pop("hget", 0) <= 3 * meta_reads
-    assert counts == {"evalsha": 50}, counts
+    assert counts == {"fcall": 50}, counts
     assert work["caller"] == {
         "caller": "+8613800000001",
         "tier": "vip",
@@ -114,3 +114,27 @@ async def test_aof_keeps_the_queue_over_a_redis_restart(redis: RedisServer) -> N
     work = await store.next_work("agent-1", None)
     assert work is not None and work.call is not None and work.call.call.call_id == "c1"
     await link.close()
+
+
+async def test_a_server_that_lost_the_engine_is_given_it_again(redis: RedisServer) -> None:
+    """The engine is a function library: a server without it (flushed, or restarted with no
+    persistence) gets it loaded by the call it refused, and that call then runs, once."""
+    clock = ManualClock(1_700_000_000.0)
+    link = RedisLink(connect(redis.url, 1.0), timeout_s=1.0)
+    store = RedisCallStore(link, Policy(), clock, new_namespace())
+    client = link.client
+    try:
+        await store.route("c1", TierRecord(caller="+49301", tier="standard"), "default")
+        assert await client.function_list(library="tierline_*")
+        assert await client.function_flush() in (True, b"OK", "OK")
+        assert await client.function_list(library="tierline_*") == []
+        await client.config_resetstat()
+        second, created = await store.route("c2", TierRecord(caller="+49302", tier="vip"), "default")
+        stats = await client.info("commandstats")
+        assert created and second.position == 1
+        assert stats["cmdstat_fcall"]["calls"] == 2  # the one refused, then the one that ran
+        assert stats["cmdstat_fcall"]["failed_calls"] + stats["cmdstat_fcall"]["rejected_calls"] == 1
+        assert stats["cmdstat_function|load"]["calls"] == 1
+        assert (await store.get_call("c1")).position == 2  # the queue did not notice
+    finally:
+        await link.close()
