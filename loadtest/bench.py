@@ -35,9 +35,12 @@ Tiers: loadtest/bench_tiers.py in a fresh process (so the memory figure is the t
 table's alone): reload rows/s, process memory per customer, look-up µs, at 10⁶ rows
 (10⁵ with --quick).
 
-`--profile DIR`: after the measured runs, samples the Tierline server with py-spy during one
-more route run and one more pop run, writes the collapsed stacks to DIR and prints the
-functions with the most samples.
+`--profile DIR`: after the measured runs, samples the Tierline servers and the json ceiling with
+py-spy during one more route run and one more pop run each, writes the collapsed stacks to DIR,
+prints Tierline's functions with the most samples, and the CPU µs per request by layer (aiohttp,
+asyncio with the socket's system calls, Tierline) of the memory store beside the ceiling's.
+`--ceiling-work compute:N|memory:N` (a diagnosis, with `--profile`): the json ceiling does N µs of
+computation, or N random dict updates, per route (ceiling.py `--extra-work`).
 """
 
 from __future__ import annotations
@@ -329,8 +332,9 @@ def bench_targets(
             if t.profile and t.pid is not None:
                 profile = py_spy_profiler(t.pid, profile_dir, t.name.replace(" ", "-"), plan.seconds, profiles)
                 profile("route", lambda t=t: wrk(t.url, "route.lua", route_args(plan, "p"), plan.seconds))
-                best_route_rate = by_name[t.name, "route"].rps
-                top_up(t, 2 * by_name[t.name, "pop"].rps * plan.seconds, best_route_rate, plan)  # for the profiled pops
+                if t.waiting is not None:  # a server with a queue: fill it for the profiled pops
+                    best_route_rate = by_name[t.name, "route"].rps
+                    top_up(t, 2 * by_name[t.name, "pop"].rps * plan.seconds, best_route_rate, plan)
                 profile("pop", lambda t=t: wrk(t.url, "pop.lua", ["pa"], plan.seconds))
     return figures
 
@@ -384,11 +388,26 @@ def is_tierline(frame: str) -> bool:
     return path.split("/")[0] in TIERLINE_DIRS or ("/" not in path and path in TIERLINE_FILES)
 
 
+# Own time by layer: py-spy counts a C function's time (a system call, a C parser) as its
+# Python caller's own time, so the socket's sends and receives are in "asyncio".
+LAYERS = {"aiohttp": "aiohttp", "multidict": "aiohttp", "yarl": "aiohttp", "propcache": "aiohttp",
+          "asyncio": "asyncio", "selectors.py": "asyncio", "_weakrefset.py": "asyncio"}  # fmt: skip
+
+
+def layer_of(frame: str) -> str:
+    if is_tierline(frame):
+        return "Tierline"
+    path = frame.rpartition("(")[2].partition(":")[0]
+    return LAYERS.get(path.split("/")[0], "the rest")
+
+
 def summarise_profile(path: Path, top: int = 14) -> dict[str, Any]:
     """Sample shares per function from py-spy's collapsed stacks, event-loop thread only (idle
-    executor threads left out): most own time, and Tierline's own functions by inclusive time."""
+    executor threads left out): most own time, Tierline's own functions by inclusive time, and
+    own time by layer (`layer_of`)."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    layers: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -398,6 +417,7 @@ def summarise_profile(path: Path, top: int = 14) -> dict[str, Any]:
         count = int(count_text)
         total += count
         own[frames[-1]] += count
+        layers[layer_of(frames[-1])] += count
         for frame in set(frames):
             inclusive[frame] += count
     entry = ("main ", "serve ")  # the CLI frames under which everything runs
@@ -406,6 +426,7 @@ def summarise_profile(path: Path, top: int = 14) -> dict[str, Any]:
         "samples": total,
         "self": [(name, n / total) for name, n in own.most_common(top)] if total else [],
         "inclusive": [(name, n / total) for name, n in ours[:top]] if total else [],
+        "layers": {name: n / total for name, n in layers.items()} if total else {},
     }
 
 
@@ -429,10 +450,16 @@ def http_section(plan: Plan, args: argparse.Namespace, logs: Path, notes: list[s
             url = f"http://127.0.0.1:{port}"
             proc = stack.enter_context(running(name, [*server, *cmd, "--port", str(port)], logs))
             proc.wait_until(lambda: http_ok(f"{url}{ready_path}"))
-            return Target(name.replace("-", " "), url, pid=proc.pid, profile=name.startswith("tierline"))
+            # The json ceiling is sampled too: where its time goes is what Tierline's is compared with.
+            profiled = name.startswith("tierline") or name == "ceiling-json"
+            return Target(name.replace("-", " "), url, pid=proc.pid, profile=profiled)
 
-        # 1. The bare-handler ceiling: decode + encode with msgspec, nothing else.
-        targets.append(start("ceiling-json", [PYTHON, str(HERE / "ceiling.py")]))
+        # 1. The bare-handler ceiling: decode + encode with msgspec, nothing else (unless a
+        # diagnosis adds work to it: --ceiling-work).
+        extra = ["--extra-work", args.ceiling_work] if args.ceiling_work else []
+        if extra:
+            notes.append(f"the json ceiling ran with --extra-work {args.ceiling_work}: its goals mean nothing here")
+        targets.append(start("ceiling-json", [PYTHON, str(HERE / "ceiling.py"), *extra]))
 
         # 2. Tierline on the memory store.
         memory = start("tierline-memory", [str(BIN / "tierline"), "serve", "--config", str(config)])
@@ -804,7 +831,10 @@ def render(report: dict[str, Any]) -> str:
             )
     for note in report["notes"]:
         lines.append(f"note: {note}")
-    for name, prof in report.get("profiles", {}).items():
+    profiles = report.get("profiles", {})
+    for name, prof in profiles.items():
+        if name.startswith("ceiling"):
+            continue
         lines.append("")
         lines.append(f"Profile {name} (py-spy, {prof['samples']} event-loop samples): most own time")
         for frame, share in prof["self"]:
@@ -812,7 +842,26 @@ def render(report: dict[str, Any]) -> str:
         lines.append("  Tierline functions, inclusive time:")
         for frame, share in prof["inclusive"]:
             lines.append(f"  {share:6.1%}  {frame}")
+    lines += layer_table(profiles, http)
     return "\n".join(lines)
+
+
+def layer_table(profiles: dict[str, Any], http: list[HttpFigure]) -> list[str]:
+    """CPU µs per request by layer (a layer's share of the samples × the best run's CPU µs/req),
+    Tierline beside the json ceiling: how much of the gap is Tierline's code, and how much is
+    aiohttp, asyncio and the kernel doing the same work more slowly in Tierline's process."""
+    lines = []
+    for op in ("route", "pop"):
+        names = ("ceiling json", "tierline memory")
+        layers = [profiles.get(f"{name.replace(' ', '-')} {op}", {}).get("layers") for name in names]
+        cpu = [figure.cpu_us_per_req if (figure := find(http, name, op)) else None for name in names]
+        if not (layers[0] and layers[1] and cpu[0] and cpu[1]):
+            continue
+        lines += ["", f"CPU µs per {op} by layer (py-spy share × CPU µs/req)   ceiling json   tierline memory"]
+        for layer in ("aiohttp", "asyncio", "Tierline", "the rest"):
+            a, b = layers[0].get(layer, 0.0) * cpu[0], layers[1].get(layer, 0.0) * cpu[1]
+            lines.append(f"  {layer:<52}{a:>12.1f}{b:>18.1f}")
+    return lines
 
 
 # --- the machine ------------------------------------------------------------------------------
@@ -867,7 +916,8 @@ def main() -> int:
     ap.add_argument("--sections", default="http,queue,tiers", help="comma-separated subset of http,queue,tiers")
     ap.add_argument("--store", default="memory", help="also bench Tierline on this store: redis://… or 'redis'")
     ap.add_argument("--redis-url", default=None, help="Redis for the ceiling (default: a throwaway redis-server)")
-    ap.add_argument("--profile", metavar="DIR", help="py-spy the Tierline server during one extra run per op")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy the servers during one extra run per op")
+    ap.add_argument("--ceiling-work", metavar="compute:N|memory:N", help="a diagnosis: ceiling.py --extra-work")
     ap.add_argument("--seconds", type=int, default=None, help="override seconds per HTTP run")
     ap.add_argument("--repeat", type=int, default=None, help="override HTTP runs per figure")
     args = ap.parse_args()

@@ -5,7 +5,11 @@
 Serves the two benchmarked routes with bodies of the same shape as Tierline's:
 - POST /v1/calls {call_id, caller}: decode with msgspec, encode a call (as Tierline's CallView);
 - POST /v1/agents/{agent_id}/next {}: decode, encode a work item (call + caller record).
-`--mode json` does only that: decode and encode. `--mode redis` adds one pipelined redis-py
+`--mode json` does only that: decode and encode. `--extra-work compute:N` adds N µs of pure
+computation to each json route, `--extra-work memory:N` N updates of random entries of a
+2,000,000-entry dict and one small object kept: a diagnosis of how a handler's own work slows
+aiohttp and the kernel around it (BENCHMARKS.md, issue 14), never a ceiling for a goal.
+`--mode redis` adds one pipelined redis-py
 asyncio round trip per request: HGET of the caller in a bucketed tier hash + ZADD of the call
 into a queue sorted set for a route; ZPOPMIN of the queue + HGET for a pop. At start it loads
 `--customers` callers into the bucketed hashes (numbers and tiers as loadtest/tiermix.py).
@@ -15,6 +19,7 @@ Same event loop as `tierline serve` (asyncio's default; no uvloop), no access lo
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -99,7 +104,36 @@ class Counter:
     value = 0
 
 
+class ExtraWork:
+    """What `--extra-work` adds to each json route."""
+
+    def __init__(self, spec: str) -> None:
+        kind, _, amount = spec.partition(":")
+        if kind not in ("compute", "memory") or not amount.isdigit():
+            raise SystemExit(f"--extra-work: compute:N or memory:N, not {spec!r}")
+        self.kind, self.amount = kind, int(amount)
+        self.table = {i: [i, i] for i in range(2_000_000)} if kind == "memory" else {}
+        self.kept: list[dict[str, object]] = []
+        self.draw = random.Random(1).randrange
+
+    def do(self) -> None:
+        if self.kind == "compute":
+            end = time.perf_counter() + self.amount / 1e6
+            while time.perf_counter() < end:
+                pass
+            return
+        table, size = self.table, len(self.table)
+        for _ in range(self.amount):
+            table[self.draw(size)][0] += 1
+        self.kept.append({"n": len(self.kept), "items": [1, 2, 3]})
+
+
+EXTRA: list[ExtraWork] = []  # set by --extra-work
+
+
 async def route_json(request: web.Request) -> web.Response:
+    for extra in EXTRA:
+        extra.do()
     body = ROUTE.decode(await request.read())
     Counter.value += 1
     return json_response(call_view(body, "standard", "waiting", None, Counter.value), 201)
@@ -187,7 +221,10 @@ def main() -> None:
     ap.add_argument("--mode", choices=("json", "redis"), default="json")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--customers", type=int, default=100_000)
+    ap.add_argument("--extra-work", metavar="compute:N|memory:N", help="a diagnosis: work added to each json route")
     args = ap.parse_args()
+    if args.extra_work:
+        EXTRA.append(ExtraWork(args.extra_work))
     if args.mode == "json":
         app = web.Application()
         app.router.add_post("/v1/calls", route_json)
