@@ -6,7 +6,7 @@
 -- popped twice, none half-moved, and every counter moves with the state it counts. Everything
 -- above the dispatch (the tables and functions) is built once, when Redis loads the library
 -- (FUNCTION LOAD, queue/redis_script.py and queue/redis_link.py's `fcall`); as an EVALSHA
--- script it was built again on every request, about 30 µs of Redis's time each.
+-- script it was built again on every request (a route: 27 % of its instructions, BENCHMARKS.md).
 -- Before acting, every op does what has fallen due (ring-no-answer, overflows at exactly
 -- arrival + limit, callback retries, forgetting finished items), as the memory store does on
 -- each call.
@@ -75,7 +75,7 @@ local ARGV
 
 -- A number as text that reads back as the same double. Formatting one costs ~6,000 instructions
 -- (glibc's exact %.17g), and a run formats the same few (its now above all) many times: each
--- value is formatted once per run (the dispatch empties the memo).
+-- value is formatted once per request (the dispatch empties the memo).
 local num_text = {}
 local function num(x)
   local s = num_text[x]

@@ -2,10 +2,10 @@
 
 Every change is one FCALL of `redis_engine.lua`, loaded as a function library (atomic, one
 round trip; the library text, with its rendered prelude, is queue/redis_script.py's); this
-module only packs arguments,
-unpacks replies into the same structs the memory store returns, and reads the service-level
-tallies (plain hash counters, summed here with `service_level.total`). All keys
-(queue/redis_keys.py) carry the hash tag `{namespace}`, so the same code runs on Redis Cluster.
+module only packs arguments, unpacks replies into the same structs the memory store returns,
+and reads the service-level tallies (plain hash counters, summed here with
+`service_level.total`). All keys (queue/redis_keys.py) carry the hash tag `{namespace}`, so the
+same code runs on Redis Cluster.
 """
 
 from __future__ import annotations
