@@ -4,10 +4,10 @@
 
 Drives `--routes` route decisions (bench.py's configuration and 10,000-customer tier file,
 callers drawn as loadtest/wrk/route.lua draws them, 8 at a time) through the real stores
-(`open_services`: one engine script per route on a single Redis) into a throwaway
-redis-server, and prints per route: the engine script's time from `INFO commandstats`
+(`open_services`: one engine call, FCALL, per route on a single Redis) into a throwaway
+redis-server, and prints per route: the engine's time from `INFO commandstats`
 (usec_per_call of fcall), the driving Python process's CPU time, and the Redis commands the
-script ran. With `--instructions` the redis-server runs under `valgrind --tool=callgrind` and
+engine ran. With `--instructions` the redis-server runs under `valgrind --tool=callgrind` and
 the instructions it executes per route are counted instead (exact to about ±1 %: other jobs
 do not change them). Each repeat is a fresh namespace; the medians are printed last.
 """

@@ -338,7 +338,7 @@ async def test_each_event_moves_the_counters_the_table_names(make_store: MakeSto
 
 # --- what the Lua engine receives -------------------------------------------------------------------
 
-# Calls every deferred table and hands the whole of RULES back as msgpack.
+# Hands the whole of RULES back as msgpack.
 _DUMP_RULES = """
 return cmsgpack.pack(RULES)
 """

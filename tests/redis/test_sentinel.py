@@ -111,9 +111,10 @@ async def test_calls_are_routed_through_a_sentinel_failover_without_a_restart(gr
         for n in range(20):
             await route(n)
         assert len(acked) == 20
-        # The engine's library reached the replica with the data (a replica refuses FUNCTION
-        # FLUSH; tests/redis/test_hot_path_and_restart.py has a server lose it).
-        await asyncio.sleep(0.2)
+        # The engine's library reaches the replica with the data (a replica refuses FUNCTION
+        # FLUSH; tests/redis/test_hot_path_and_restart.py has a server lose it). WAIT: until
+        # every replica has acknowledged what the primary was sent, the library included.
+        assert int(cli(group.primary.port, "wait", str(len(group.replicas)), "5000")) == len(group.replicas)
         for replica in group.replicas:
             assert engine_libraries(replica.port) == 1
         watch = Watch(group)
